@@ -1,0 +1,147 @@
+/**
+ * The command line: yargs declarations only (commands, flags, help text). Each handler
+ * passes the parsed flags to its command; main.ts turns the outcome into an exit code.
+ */
+import yargs, { type Argv } from 'yargs';
+import { UsageError } from './errors.js';
+import type { CommandDeps } from './commands/run.js';
+
+export interface Commands {
+  run(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  verify(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  rollback(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  sandbox(raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+}
+
+const CONNECTION = 'PingOne connection (flags win over the environment; --env-file is read first):';
+const RUN = 'Run options:';
+const REPORTS = 'Reports:';
+
+function connectionOptions(y: Argv): Argv {
+  return y
+    .option('env-file', { type: 'string', group: CONNECTION, describe: 'read KEY=value lines (PINGONE_…) from this file' })
+    .option('environment-id', { type: 'string', group: CONNECTION, describe: 'PingOne environment id [PINGONE_ENVIRONMENT_ID]' })
+    .option('client-id', { type: 'string', group: CONNECTION, describe: 'worker app client id [PINGONE_CLIENT_ID]' })
+    .option('client-secret-file', { type: 'string', group: CONNECTION, describe: 'file holding the worker app client secret [PINGONE_CLIENT_SECRET]' })
+    .option('client-secret', { type: 'string', hidden: true })
+    .option('region', { type: 'string', group: CONNECTION, describe: 'NA|CA|EU|AU|SG|AP [PINGONE_REGION] (default NA)' })
+    .option('api-url', { type: 'string', group: CONNECTION, describe: 'API base, overrides --region [PINGONE_API_URL]' })
+    .option('auth-url', { type: 'string', group: CONNECTION, describe: 'auth host, overrides --region [PINGONE_AUTH_URL]' })
+    .option('token-auth', { type: 'string', group: CONNECTION, describe: 'basic|post: how the worker app authenticates [PINGONE_TOKEN_AUTH] (default basic)' });
+}
+
+function engineOptions(y: Argv): Argv {
+  return y
+    .option('concurrency', { type: 'number', group: RUN, describe: 'requests in flight at most', default: undefined, defaultDescription: '8' })
+    .option('rate', { type: 'number', group: RUN, describe: 'requests per second at most, all requests counted', defaultDescription: '20' })
+    .option('max-attempts', { type: 'number', group: RUN, describe: 'attempts per request', defaultDescription: '8' })
+    .option('timeout', { type: 'number', group: RUN, describe: 'per request, in ms', defaultDescription: '30000' })
+    .option('max-consecutive-failures', { type: 'number', group: RUN, describe: 'stop when this many rows in a row fail for the same non-row reason', defaultDescription: '25' })
+    .option('backoff-base', { type: 'number', group: RUN, describe: 'first retry delay in ms (doubles each attempt, with jitter)', defaultDescription: '1000' })
+    .option('backoff-max', { type: 'number', group: RUN, describe: 'longest retry delay in ms', defaultDescription: '30000' });
+}
+
+function reportOptions(y: Argv): Argv {
+  return y
+    .option('out-dir', { type: 'string', group: REPORTS, describe: 'where reports and the journal go', defaultDescription: 'reports' })
+    .option('progress', { type: 'boolean', group: REPORTS, describe: 'live progress on stderr (--no-progress to hide)', defaultDescription: 'on for a TTY' })
+    .option('quiet', { type: 'boolean', group: REPORTS, describe: 'print only errors' })
+    .option('log-level', { type: 'string', group: REPORTS, describe: 'fatal|error|warn|info|debug|trace|silent', defaultDescription: 'info' })
+    .option('debug', { type: 'boolean', group: REPORTS, describe: 'show stack traces of internal errors' });
+}
+
+function refuseSecretFlag(argv: Record<string, unknown>): void {
+  if (argv['client-secret'] !== undefined) {
+    throw new UsageError('--client-secret: not accepted, because a secret on the command line shows in `ps` and shell history; use --client-secret-file <path> or PINGONE_CLIENT_SECRET');
+  }
+}
+
+/** Parses argv and runs the command. Resolves with the exit code. */
+export async function dispatch(argv: string[], commands: Commands, deps: CommandDeps): Promise<number> {
+  let exitCode = 0;
+  let helpShown = true;
+  const parser = yargs(argv)
+    .scriptName('oath-bulk')
+    .usage('$0 <command> [options]\n\nAssigns shipments of hardware OATH tokens to PingOne users.')
+    .command(
+      'run <input>',
+      'assign the tokens in the CSV file',
+      (y) =>
+        reportOptions(engineOptions(connectionOptions(y)))
+          .positional('input', { type: 'string', describe: 'CSV with userID (or email/username) and serialNumber columns' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'validate the file and the credentials; write nothing to PingOne' })
+          .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
+          .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none; reruns then cannot resume)', defaultDescription: '<out-dir>/<name>.journal.jsonl' })
+          .example('$0 run shipment.csv --env-file pingone.env', 'assign a shipment')
+          .example('$0 run shipment.csv --env-file pingone.env --dry-run', 'check the file and credentials first'),
+      async (a) => {
+        helpShown = false;
+        refuseSecretFlag(a);
+        exitCode = await commands.run(String(a['input']), a, deps);
+      },
+    )
+    .command(
+      'verify <input>',
+      "read back each user's devices and report which assignments are in place",
+      (y) =>
+        reportOptions(engineOptions(connectionOptions(y)))
+          .positional('input', { type: 'string', describe: 'a results CSV of a run, or the input CSV' })
+          .example('$0 verify reports/shipment.20261128T170802Z.results.csv --env-file pingone.env', 'prove a run'),
+      async (a) => {
+        helpShown = false;
+        refuseSecretFlag(a);
+        exitCode = await commands.verify(String(a['input']), a, deps);
+      },
+    )
+    .command(
+      'rollback <results>',
+      'delete the devices that a run created (outcome CREATED)',
+      (y) =>
+        reportOptions(engineOptions(connectionOptions(y)))
+          .positional('results', { type: 'string', describe: 'the results CSV of the run to undo' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'list what would be deleted; delete nothing' })
+          .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation' })
+          .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --env-file pingone.env --dry-run', 'see what would be undone'),
+      async (a) => {
+        helpShown = false;
+        refuseSecretFlag(a);
+        exitCode = await commands.rollback(String(a['results']), a, deps);
+      },
+    )
+    .command(
+      'sandbox',
+      'start the built-in PingOne simulator on loopback (demos, tests, drills)',
+      (y) =>
+        y
+          .option('port', { type: 'number', describe: 'port to listen on (0 = any free port)', default: 0 })
+          .option('rate-limit', { type: 'number', describe: 'requests per second it accepts before answering 429 (0 = no limit)', default: 0 })
+          .option('latency', { type: 'number', describe: 'ms added to every answer', default: 0 })
+          .option('faults', { type: 'string', describe: 'fault mix, e.g. 5xx=0.03,html502=0.01,reset=0.01,lost=0.03,slow=0.01,expire=0.01', default: '' })
+          .option('seed', { type: 'number', describe: 'seed for the fault draws', default: 1 })
+          .option('slow-ms', { type: 'number', describe: 'how late a "slow" answer comes, in ms', default: 2000 })
+          .option('token-ttl', { type: 'number', describe: 'access token lifetime in seconds', default: 3600 })
+          .option('max-devices', { type: 'number', describe: 'MFA devices a user may hold', default: 5 })
+          .option('forbidden', { type: 'boolean', describe: 'answer every API call 403 (a worker app without its role)', default: false })
+          .option('users', { type: 'string', describe: 'CSV of id,username,email for email/username lookups' })
+          .option('env-out', { type: 'string', describe: 'also write the KEY=value settings to this file (mode 0600)' })
+          .example('$0 sandbox --port 8443 --faults lost=0.05 --env-out sandbox.env', 'rehearse a rollout'),
+      async (a) => {
+        helpShown = false;
+        exitCode = await commands.sandbox(a, deps);
+      },
+    )
+    .demandCommand(1, 'name a command: run, verify, rollback or sandbox')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new UsageError(`${message} (see oath-bulk --help)`);
+    });
+  await parser.parseAsync();
+  return helpShown ? 0 : exitCode;
+}

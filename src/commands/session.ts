@@ -1,0 +1,58 @@
+/**
+ * The PingOne connection a command works through: one transport, one pacer (all requests
+ * counted against --rate), one token provider, one client, and the counters they share.
+ */
+import type { Logger } from 'pino';
+import type { Connection, EngineOptions } from '../config.js';
+import { abortableSleep, Pacer } from '../engine/pacer.js';
+import { TokenProvider } from '../pingone/auth.js';
+import { PingOneClient } from '../pingone/client.js';
+import { newRequestStats, type RequestStats } from '../pingone/gate.js';
+import { createTransport, type Transport } from '../pingone/http.js';
+
+export interface Session {
+  readonly client: PingOneClient;
+  readonly tokens: TokenProvider;
+  readonly pacer: Pacer;
+  readonly stats: RequestStats;
+}
+
+export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport): Session {
+  const stats = newRequestStats();
+  const base = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
+  const logged: Transport = async (request) => {
+    const t0 = performance.now();
+    const path = new URL(request.url).pathname;
+    try {
+      const answer = await base(request);
+      logger.debug({ event: 'http', method: request.method, path, httpStatus: answer.status, ms: Math.round(performance.now() - t0) });
+      return answer;
+    } catch (error) {
+      logger.debug({ event: 'http', method: request.method, path, error: (error as Error).message, ms: Math.round(performance.now() - t0) });
+      throw error;
+    }
+  };
+  const pacer = new Pacer({
+    ceiling: engine.rate,
+    now: () => performance.now(),
+    sleep: abortableSleep,
+    onAdjust: (from, to, reason) => logger.info({ event: 'rate', from: round(from), to: round(to), reason }),
+  });
+  const tokens = new TokenProvider({
+    connection,
+    transport: logged,
+    gate: pacer,
+    stats,
+    timeoutMs: engine.timeoutMs,
+    events: {
+      refreshed: (reason, expiresInS) => logger.info({ event: 'token', reason, expiresInS }),
+      retrying: (attempt, reason, delayMs) => logger.warn({ event: 'token.retry', attempt, reason, delayMs }),
+    },
+  });
+  const client = new PingOneClient({ connection, transport: logged, tokens, gate: pacer, stats, timeoutMs: engine.timeoutMs });
+  return { client, tokens, pacer, stats };
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}

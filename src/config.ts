@@ -1,0 +1,245 @@
+/**
+ * Flags + environment + --env-file -> one validated, immutable configuration.
+ * Every problem is collected and reported at once, before any network call (exit 2).
+ * Precedence: flag > --env-file > process environment.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { UsageError } from './errors.js';
+import { REGIONS, isLoopbackHost, isRegion, type Region } from './pingone/regions.js';
+
+export type TokenAuth = 'basic' | 'post';
+
+export interface Connection {
+  readonly environmentId: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly region: Region;
+  readonly apiUrl: string;
+  readonly authUrl: string;
+  readonly tokenAuth: TokenAuth;
+}
+
+export interface EngineOptions {
+  readonly concurrency: number;
+  readonly rate: number;
+  readonly maxAttempts: number;
+  readonly timeoutMs: number;
+  readonly maxConsecutiveFailures: number;
+}
+
+export interface ReportOptions {
+  readonly outDir: string;
+  readonly progress: boolean;
+  readonly logLevel: LogLevel;
+  readonly quiet: boolean;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Raw values as yargs hands them over: anything may be missing or of the wrong type. */
+export type RawOptions = Readonly<Record<string, unknown>>;
+
+export interface ConfigSources {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly isTTY: boolean;
+}
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Parses `KEY=value` lines (optional `export `, quotes, `#` comments). */
+export function parseEnvFile(text: string, file: string): { values: Record<string, string>; problems: string[] } {
+  const values: Record<string, string> = {};
+  const problems: string[] = [];
+  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((rawLine, index) => {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!match) {
+      problems.push(`--env-file: ${file} line ${index + 1}: expected KEY=value, got ${describe(line.slice(0, 40))}`);
+      return;
+    }
+    let value = match[2]!;
+    const quoted = /^(['"])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2]!;
+    else value = value.replace(/\s+#.*$/, '');
+    values[match[1]!] = value;
+  });
+  return { values, problems };
+}
+
+function describe(value: unknown): string {
+  return JSON.stringify(String(value));
+}
+
+class Collector {
+  readonly problems: string[] = [];
+  add(flag: string, expected: string, got: unknown): void {
+    this.problems.push(`${flag}: expected ${expected}, got ${got === undefined ? 'nothing' : describe(got)}`);
+  }
+  throwIfAny(): void {
+    if (this.problems.length > 0) {
+      throw new UsageError(this.problems.join('\n'), this.problems);
+    }
+  }
+}
+
+/** Loads --env-file (if any) and merges it over the process environment. */
+export function environmentFrom(raw: RawOptions, sources: ConfigSources): Record<string, string | undefined> {
+  const envFile = raw['env-file'];
+  if (envFile === undefined) return { ...sources.env };
+  let text: string;
+  try {
+    text = readFileSync(String(envFile), 'utf8');
+  } catch (error) {
+    throw new UsageError(`--env-file: cannot read ${describe(envFile)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  const { values, problems } = parseEnvFile(text, String(envFile));
+  if (problems.length > 0) throw new UsageError(problems.join('\n'), problems);
+  return { ...sources.env, ...values };
+}
+
+function pick(raw: RawOptions, flag: string, env: Record<string, string | undefined>, variable: string): string | undefined {
+  const fromFlag = raw[flag];
+  if (fromFlag !== undefined && fromFlag !== null && String(fromFlag) !== '') return String(fromFlag).trim();
+  const fromEnv = env[variable];
+  return fromEnv === undefined || fromEnv.trim() === '' ? undefined : fromEnv.trim();
+}
+
+function checkUrl(c: Collector, flag: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    c.add(flag, 'an absolute URL such as https://api.pingone.eu/v1', value);
+    return value;
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
+    c.add(flag, 'an https:// URL (plain http is allowed only on loopback hosts)', value);
+  }
+  if (url.username || url.password) c.add(flag, 'a URL without credentials in it', `${url.protocol}//***@${url.host}`);
+  return value.replace(/\/+$/, '');
+}
+
+function readSecretFile(c: Collector, path: string): string | undefined {
+  try {
+    const stat = statSync(path);
+    if (!stat.isFile()) {
+      c.add('--client-secret-file', 'a file holding the worker app client secret', path);
+      return undefined;
+    }
+    const secret = readFileSync(path, 'utf8').replace(/^\uFEFF/, '').trim();
+    if (secret === '') c.add('--client-secret-file', 'a file holding the client secret', `${path} (empty)`);
+    return secret;
+  } catch (error) {
+    c.add('--client-secret-file', 'a readable file holding the client secret', `${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    return undefined;
+  }
+}
+
+/** Connection settings; `needSecret` is false for commands that never talk to PingOne. */
+export function resolveConnection(raw: RawOptions, sources: ConfigSources): Connection {
+  const c = new Collector();
+  const env = environmentFrom(raw, sources);
+
+  const environmentId = pick(raw, 'environment-id', env, 'PINGONE_ENVIRONMENT_ID');
+  if (environmentId === undefined) c.add('--environment-id', 'the PingOne environment id (or PINGONE_ENVIRONMENT_ID)', undefined);
+  else if (!UUID_RE.test(environmentId)) c.add('--environment-id', 'a UUID such as 9c4a1e2b-…', environmentId);
+
+  const clientId = pick(raw, 'client-id', env, 'PINGONE_CLIENT_ID');
+  if (clientId === undefined) c.add('--client-id', 'the worker app client id (or PINGONE_CLIENT_ID)', undefined);
+  else if (!/^[A-Za-z0-9._~-]{1,200}$/.test(clientId)) c.add('--client-id', 'a client id of letters, digits and -._~', clientId);
+
+  let clientSecret: string | undefined;
+  const secretFile = raw['client-secret-file'];
+  if (secretFile !== undefined && secretFile !== null && String(secretFile) !== '') clientSecret = readSecretFile(c, String(secretFile));
+  else clientSecret = env['PINGONE_CLIENT_SECRET'];
+  if (clientSecret === undefined || clientSecret === '') {
+    if (!c.problems.some((p) => p.startsWith('--client-secret-file'))) {
+      c.add('--client-secret-file', 'a file holding the client secret (or PINGONE_CLIENT_SECRET in the environment)', undefined);
+    }
+  }
+
+  const regionRaw = (pick(raw, 'region', env, 'PINGONE_REGION') ?? 'NA').toUpperCase();
+  let region: Region = 'NA';
+  if (isRegion(regionRaw)) region = regionRaw;
+  else c.add('--region', `one of ${Object.keys(REGIONS).join('|')}`, regionRaw);
+
+  const apiRaw = pick(raw, 'api-url', env, 'PINGONE_API_URL');
+  const authRaw = pick(raw, 'auth-url', env, 'PINGONE_AUTH_URL');
+  const apiUrl = apiRaw === undefined ? REGIONS[region].apiUrl : checkUrl(c, '--api-url', apiRaw);
+  const authUrl = authRaw === undefined ? REGIONS[region].authUrl : checkUrl(c, '--auth-url', authRaw);
+
+  const tokenAuthRaw = (pick(raw, 'token-auth', env, 'PINGONE_TOKEN_AUTH') ?? 'basic').toLowerCase();
+  if (tokenAuthRaw !== 'basic' && tokenAuthRaw !== 'post') c.add('--token-auth', 'basic or post', tokenAuthRaw);
+
+  c.throwIfAny();
+  return Object.freeze({
+    environmentId: environmentId!.toLowerCase(),
+    clientId: clientId!,
+    clientSecret: clientSecret!,
+    region,
+    apiUrl,
+    authUrl,
+    tokenAuth: tokenAuthRaw as TokenAuth,
+  });
+}
+
+function numberOption(c: Collector, raw: RawOptions, flag: string, fallback: number, min: number, max: number, integer: boolean): number {
+  const value = raw[flag];
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === 'number' ? value : Number(String(value).trim());
+  if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+    c.add(`--${flag}`, `${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`, value);
+    return fallback;
+  }
+  return n;
+}
+
+export function resolveEngineOptions(raw: RawOptions): EngineOptions {
+  const c = new Collector();
+  const options = {
+    concurrency: numberOption(c, raw, 'concurrency', 8, 1, 256, true),
+    rate: numberOption(c, raw, 'rate', 20, 0.1, 10000, false),
+    maxAttempts: numberOption(c, raw, 'max-attempts', 8, 1, 20, true),
+    timeoutMs: numberOption(c, raw, 'timeout', 30000, 100, 600000, true),
+    maxConsecutiveFailures: numberOption(c, raw, 'max-consecutive-failures', 25, 1, 1000000, true),
+  };
+  c.throwIfAny();
+  return Object.freeze(options);
+}
+
+export function resolveReportOptions(raw: RawOptions, sources: ConfigSources): ReportOptions {
+  const c = new Collector();
+  const level = String(raw['log-level'] ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) c.add('--log-level', LOG_LEVELS.join('|'), raw['log-level']);
+  const outDir = String(raw['out-dir'] ?? 'reports');
+  if (outDir.trim() === '') c.add('--out-dir', 'a directory path', outDir);
+  c.throwIfAny();
+  const quiet = raw['quiet'] === true;
+  const progressFlag = raw['progress'];
+  return Object.freeze({
+    outDir,
+    logLevel: level as LogLevel,
+    quiet,
+    progress: !quiet && (typeof progressFlag === 'boolean' ? progressFlag : sources.isTTY),
+  });
+}
+
+/** Runs every resolver and reports all of their problems together. */
+export function resolveAll<T extends unknown[]>(...resolvers: { [K in keyof T]: () => T[K] }): T {
+  const problems: string[] = [];
+  const results = resolvers.map((resolve) => {
+    try {
+      return resolve();
+    } catch (error) {
+      if (error instanceof UsageError) {
+        problems.push(...error.problems);
+        return undefined;
+      }
+      throw error;
+    }
+  });
+  if (problems.length > 0) throw new UsageError(problems.join('\n'), problems);
+  return results as T;
+}

@@ -1,0 +1,38 @@
+/**
+ * How a run is stopped. `stopping` ends the taking of rows and of further attempts; `hard`
+ * cuts requests still in flight once the drain period is over. The first reason given wins.
+ */
+import { StopError } from '../errors.js';
+
+export class RunControl {
+  private readonly soft = new AbortController();
+  private readonly hardController = new AbortController();
+  private timer?: NodeJS.Timeout;
+  reason?: StopError;
+
+  constructor(private readonly drainMs = 5000) {}
+
+  get stopping(): AbortSignal {
+    return this.soft.signal;
+  }
+
+  get hard(): AbortSignal {
+    return this.hardController.signal;
+  }
+
+  get stopped(): boolean {
+    return this.soft.signal.aborted;
+  }
+
+  stop(reason: StopError): void {
+    if (this.stopped) return;
+    this.reason = reason;
+    this.soft.abort(reason);
+    this.timer = setTimeout(() => this.hardController.abort(reason), this.drainMs);
+    this.timer.unref();
+  }
+
+  dispose(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Row rules (SPEC "Input"). A row that breaks one becomes INVALID with a stable code and a
+ * message that says what was expected and what was got; nothing is sent for it.
+ */
+import { UUID_RE } from '../config.js';
+import { show } from './input-error.js';
+import type { InputLayout, RawRow } from './reader.js';
+
+export interface RowProblem {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** How the row names its user. */
+export type UserRef =
+  | { readonly kind: 'id'; readonly value: string }
+  | { readonly kind: 'email' | 'username'; readonly value: string };
+
+export interface CheckedRow {
+  readonly row: number;
+  readonly line: number;
+  /** As written in the file (trimmed), for the results. */
+  readonly userText: string;
+  readonly user?: UserRef;
+  readonly serialNumber: string;
+  readonly extras: readonly string[];
+  readonly problem?: RowProblem;
+}
+
+const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
+/** What Excel makes of a long digit string: 2.30873E+13. */
+const SCIENTIFIC_RE = /^\d+(?:[.,]\d+)?E\+?\d+$/i;
+const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
+
+export function checkSerial(serial: string): RowProblem | undefined {
+  if (serial === '') return { code: 'SERIAL_MISSING', message: 'expected a serial number, got an empty cell' };
+  if (SCIENTIFIC_RE.test(serial)) {
+    return {
+      code: 'SERIAL_MANGLED',
+      message: `expected the token's serial number, got ${show(serial)}: a spreadsheet turned it into a number; format the column as Text and export again`,
+    };
+  }
+  if (serial.length > 50) return { code: 'SERIAL_TOO_LONG', message: `expected at most 50 letters and digits, got ${serial.length} characters (${show(serial)})` };
+  if (!SERIAL_RE.test(serial)) {
+    const bad = [...serial].find((ch) => !/[A-Za-z0-9]/.test(ch))!;
+    return { code: 'SERIAL_INVALID', message: `expected only ASCII letters and digits, got ${show(serial)} (contains ${show(bad)})` };
+  }
+  return undefined;
+}
+
+function checkUser(layout: InputLayout, fields: readonly string[]): { text: string; user?: UserRef; problem?: RowProblem } {
+  const { columns } = layout;
+  const at = (index: number | undefined): string => (index === undefined ? '' : (fields[index] ?? ''));
+  const id = at(columns.userID);
+  if (id !== '' || (columns.email === undefined && columns.username === undefined)) {
+    if (id === '') return { text: id, problem: { code: 'USER_ID_MISSING', message: 'expected a userID (a UUID), got an empty cell' } };
+    if (!UUID_RE.test(id)) {
+      return { text: id, problem: { code: 'USER_ID_INVALID', message: `expected a userID such as 5f8c2a4e-1b7d-4c3e-9a2f-0d6e8b1c7a93, got ${show(id)}` } };
+    }
+    return { text: id, user: { kind: 'id', value: id.toLowerCase() } };
+  }
+  const email = at(columns.email);
+  if (email !== '') {
+    if (!EMAIL_RE.test(email) || email.length > 254) return { text: email, problem: { code: 'EMAIL_INVALID', message: `expected an email address, got ${show(email)}` } };
+    return { text: email, user: { kind: 'email', value: email } };
+  }
+  const username = at(columns.username);
+  if (username !== '') {
+    if (username.length > 128 || /[\u0000-\u001f]/.test(username)) {
+      return { text: username, problem: { code: 'USERNAME_INVALID', message: `expected a username, got ${show(username)}` } };
+    }
+    return { text: username, user: { kind: 'username', value: username } };
+  }
+  return { text: '', problem: { code: 'USER_ID_MISSING', message: 'expected a userID, email or username, got empty cells' } };
+}
+
+export function checkRow(layout: InputLayout, raw: RawRow): CheckedRow {
+  const { fields } = raw;
+  const serialNumber = fields[layout.columns.serialNumber] ?? '';
+  const extras = layout.extras.map((e) => fields[e.index] ?? '');
+  const user = checkUser(layout, fields);
+  const base = { row: raw.row, line: raw.line, userText: user.text, serialNumber, extras };
+
+  const width = layout.header.length;
+  if (fields.length > width && fields.slice(width).some((f) => f !== '')) {
+    return {
+      ...base,
+      problem: {
+        code: 'TOO_MANY_FIELDS',
+        message: `expected ${width} fields as in the header, got ${fields.length}: a value with a "${layout.delimiter === '\t' ? 'tab' : layout.delimiter}" in it must be quoted`,
+      },
+    };
+  }
+  if (user.problem) return { ...base, problem: user.problem };
+  const serialProblem = checkSerial(serialNumber);
+  if (serialProblem) return { ...base, user: user.user, problem: serialProblem };
+  return { ...base, user: user.user };
+}
+
+/** The identity used for conflict detection and the journal: case-insensitive. */
+export function userKey(user: UserRef): string {
+  return user.kind === 'id' ? user.value.toLowerCase() : `${user.kind}:${user.value.toLowerCase()}`;
+}

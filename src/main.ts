@@ -1,0 +1,62 @@
+/**
+ * The one place that maps outcomes and errors to exit codes and calls process.exit.
+ * 0 all rows CREATED/EXISTING · 1 finished with FAILED/INVALID rows · 2 nothing attempted ·
+ * 3 stopped (systemic failure or signal). Never prints a stack trace unless --debug.
+ */
+import { dispatch, type Commands } from './cli.js';
+import { runCommand, type CommandDeps } from './commands/run.js';
+import { verifyCommand } from './commands/verify.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { sandboxCommand } from './commands/sandbox.js';
+import { RunControl } from './engine/control.js';
+import { StopError, UsageError } from './errors.js';
+
+const COMMANDS: Commands = { run: runCommand, verify: verifyCommand, rollback: rollbackCommand, sandbox: sandboxCommand };
+
+export async function main(argv: string[]): Promise<void> {
+  const control = new RunControl(5000);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      process.stderr.write(`\noath-bulk: ${signal} again: exiting now; the journal stays valid and a rerun resumes\n`);
+      process.exit(3);
+    }
+    process.stderr.write(`\noath-bulk: ${signal}: finishing requests in flight, then writing the reports (${signal} again to exit at once)\n`);
+    control.stop(new StopError('INTERRUPTED', `stopped by ${signal}: rows not started are NOT_ATTEMPTED; run the same command again to finish`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const deps: CommandDeps = {
+    env: process.env,
+    isTTY: process.stderr.isTTY === true,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    control,
+  };
+  const debug = argv.includes('--debug');
+  let code: number;
+  try {
+    code = await dispatch(argv, COMMANDS, deps);
+  } catch (error) {
+    code = report(error, debug);
+  }
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(code);
+}
+
+function report(error: unknown, debug: boolean): number {
+  if (error instanceof UsageError) {
+    process.stderr.write(`oath-bulk: ${error.message}\n`);
+    return 2;
+  }
+  if (error instanceof StopError) {
+    process.stderr.write(`oath-bulk: stopped (${error.code}): ${error.message}\n`);
+    return 3;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`oath-bulk: internal error: ${message.split('\n')[0]}${debug ? '' : ' (--debug shows details)'}\n`);
+  if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  return 3;
+}

@@ -1,0 +1,176 @@
+/**
+ * Typed PingOne calls. Knows HTTP and PingOne's shapes; knows nothing of CSV rows.
+ * Every failure leaves as an ApiError whose `verdict` tells the engine what to do.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Connection } from '../config.js';
+import { UUID_RE } from '../config.js';
+import { StopError } from '../errors.js';
+import type { TokenProvider } from './auth.js';
+import { ApiError, failureFromBody } from './errors.js';
+import type { RequestGate, RequestStats } from './gate.js';
+import type { HttpAnswer, Transport } from './http.js';
+
+export interface Device {
+  readonly id: string;
+  readonly type: string;
+  readonly status: string;
+  readonly serialNumber?: string;
+  readonly createdAt?: string;
+}
+
+export interface User {
+  readonly id: string;
+  readonly username?: string;
+  readonly email?: string;
+}
+
+type CallKind = 'create' | 'list' | 'delete' | 'lookup';
+
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  /** Sent as X-Ping-External-Transaction-ID so PingOne's logs join ours. */
+  readonly correlationId?: string;
+}
+
+export interface DeviceApi {
+  createOathDevice(userId: string, serialNumber: string, options?: CallOptions): Promise<Device>;
+  listDevices(userId: string, options?: CallOptions): Promise<Device[]>;
+  deleteDevice(userId: string, deviceId: string, options?: CallOptions): Promise<void>;
+  findUsers(attribute: 'email' | 'username', value: string, options?: CallOptions): Promise<User[]>;
+}
+
+export interface ClientOptions {
+  readonly connection: Connection;
+  readonly transport: Transport;
+  readonly tokens: TokenProvider;
+  readonly gate: RequestGate;
+  readonly stats: RequestStats;
+  readonly timeoutMs: number;
+}
+
+const ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+
+/** SCIM filter string literal: backslashes and quotes escaped (PINGONE.md "Other endpoints"). */
+export function scimString(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+export class PingOneClient implements DeviceApi {
+  private readonly envBase: string;
+
+  constructor(private readonly options: ClientOptions) {
+    this.envBase = `${options.connection.apiUrl}/environments/${encodeURIComponent(options.connection.environmentId)}`;
+  }
+
+  /**
+   * The only way a user id reaches a URL: it must be a UUID, then it is encoded anyway.
+   * No input can make a request leave /environments/{env}/users/{user}/devices.
+   */
+  devicesUrl(userId: string, deviceId?: string): string {
+    if (!UUID_RE.test(userId)) throw new TypeError(`not a user id: ${JSON.stringify(userId.slice(0, 60))}`);
+    if (deviceId !== undefined && !ID_RE.test(deviceId)) throw new TypeError(`not a device id: ${JSON.stringify(deviceId.slice(0, 60))}`);
+    const base = `${this.envBase}/users/${encodeURIComponent(userId)}/devices`;
+    return deviceId === undefined ? base : `${base}/${encodeURIComponent(deviceId)}`;
+  }
+
+  async createOathDevice(userId: string, serialNumber: string, options: CallOptions = {}): Promise<Device> {
+    const answer = await this.call('create', 'POST', this.devicesUrl(userId), options, JSON.stringify({ type: 'OATH_TOKEN', serialNumber }));
+    if (answer.status === 201 || answer.status === 200) {
+      const device = toDevice(answer.body);
+      if (device) return device;
+    }
+    throw this.failure(answer);
+  }
+
+  async listDevices(userId: string, options: CallOptions = {}): Promise<Device[]> {
+    const answer = await this.call('list', 'GET', `${this.devicesUrl(userId)}?limit=100`, options);
+    if (answer.status === 200) {
+      const embedded = (answer.body as { _embedded?: { devices?: unknown[] } } | undefined)?._embedded?.devices;
+      if (Array.isArray(embedded)) return embedded.map(toDevice).filter((d): d is Device => d !== undefined);
+    }
+    throw this.failure(answer);
+  }
+
+  async deleteDevice(userId: string, deviceId: string, options: CallOptions = {}): Promise<void> {
+    const answer = await this.call('delete', 'DELETE', this.devicesUrl(userId, deviceId), options);
+    if (answer.status === 204 || answer.status === 200) return;
+    throw this.failure(answer);
+  }
+
+  async findUsers(attribute: 'email' | 'username', value: string, options: CallOptions = {}): Promise<User[]> {
+    const filter = `${attribute} eq ${scimString(value)}`;
+    const url = `${this.envBase}/users?filter=${encodeURIComponent(filter)}&limit=2`;
+    const answer = await this.call('lookup', 'GET', url, options);
+    if (answer.status === 200) {
+      const users = (answer.body as { _embedded?: { users?: unknown[] } } | undefined)?._embedded?.users;
+      if (Array.isArray(users)) {
+        return users
+          .filter((u): u is Record<string, unknown> => typeof u === 'object' && u !== null && typeof (u as { id?: unknown }).id === 'string')
+          .map((u) => ({ id: String(u['id']), username: u['username'] as string | undefined, email: u['email'] as string | undefined }));
+      }
+    }
+    throw this.failure(answer);
+  }
+
+  private failure(answer: HttpAnswer): ApiError {
+    if (answer.status >= 200 && answer.status < 300) {
+      return new ApiError({ status: answer.status, message: `unexpected answer (HTTP ${answer.status}) without the expected body`, maybeSent: true });
+    }
+    return new ApiError(failureFromBody(answer.status, answer.body, answer.retryAfterMs));
+  }
+
+  /** One paced request; a 401 refreshes the token once (shared) and is sent once more. */
+  private async call(kind: CallKind, method: 'GET' | 'POST' | 'DELETE', url: string, options: CallOptions, body?: string): Promise<HttpAnswer> {
+    const { tokens } = this.options;
+    let token = await tokens.token();
+    let answer = await this.send(kind, method, url, token, options, body);
+    if (answer.status === 401) {
+      token = await tokens.afterUnauthorized(token);
+      answer = await this.send(kind, method, url, token, options, body);
+      if (answer.status === 401) {
+        throw new StopError('ACCESS_TOKEN_REJECTED', 'PingOne rejected a freshly issued access token (401 twice): check the worker app is enabled and its roles; then rerun');
+      }
+    }
+    return answer;
+  }
+
+  private async send(kind: CallKind, method: string, url: string, token: string, options: CallOptions, body?: string): Promise<HttpAnswer> {
+    const { gate, stats, transport, timeoutMs } = this.options;
+    await gate.acquire(options.signal);
+    stats.total++;
+    stats[kind]++;
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      accept: 'application/json',
+      'x-ping-external-transaction-id': (options.correlationId ?? randomUUID()).slice(0, 100),
+    };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, timeoutMs });
+      if (answer.status === 429) {
+        stats.rateLimited++;
+        gate.rateLimited(answer.retryAfterMs);
+      } else gate.answered();
+      return answer;
+    } catch (error) {
+      if (error instanceof ApiError && error.verdict.kind === 'systemic') {
+        throw new StopError(error.verdict.code, `${error.message} (${new URL(url).origin})`);
+      }
+      throw error;
+    }
+  }
+}
+
+function toDevice(value: unknown): Device | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v['id'] !== 'string') return undefined;
+  return {
+    id: v['id'],
+    type: String(v['type'] ?? ''),
+    status: String(v['status'] ?? ''),
+    serialNumber: typeof v['serialNumber'] === 'string' ? v['serialNumber'] : undefined,
+    createdAt: typeof v['createdAt'] === 'string' ? v['createdAt'] : undefined,
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * What the PingOne layer asks of the request scheduler: permission to send one request, and
+ * news of how the last one went so that the pace can adapt. Every request goes through it,
+ * token requests included (SPEC: "--rate … all requests counted").
+ */
+export interface RequestGate {
+  acquire(signal?: AbortSignal): Promise<void>;
+  rateLimited(retryAfterMs: number | undefined): void;
+  answered(): void;
+}
+
+/** Counts of what was sent, for the summary and the log. */
+export interface RequestStats {
+  total: number;
+  token: number;
+  create: number;
+  list: number;
+  delete: number;
+  lookup: number;
+  rateLimited: number;
+  retries: number;
+  tokenRefreshes: number;
+}
+
+export function newRequestStats(): RequestStats {
+  return { total: 0, token: 0, create: 0, list: 0, delete: 0, lookup: 0, rateLimited: 0, retries: 0, tokenRefreshes: 0 };
+}
+
+/** A gate that lets everything through: for commands and tests that need no pacing. */
+export const OPEN_GATE: RequestGate = {
+  acquire: async () => undefined,
+  rateLimited: () => undefined,
+  answered: () => undefined,
+};

@@ -1,0 +1,121 @@
+/**
+ * One HTTP transport for every PingOne call. Axios errors are reduced here to FailureInfo:
+ * a raw axios error carries the request config and with it the Authorization header, so it
+ * must never travel further (STYLE.md "Never log a raw axios error").
+ */
+import http from 'node:http';
+import https from 'node:https';
+import axios, { type AxiosInstance, type Method } from 'axios';
+import { ApiError, failureFromBody } from './errors.js';
+import { isLoopbackHost } from './regions.js';
+import { parseRetryAfter } from './retry-after.js';
+
+export interface HttpRequest {
+  readonly method: Method;
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  readonly signal?: AbortSignal;
+  readonly timeoutMs: number;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly retryAfterMs?: number;
+}
+
+/** Sends a request; resolves with any HTTP answer, rejects with ApiError when there is none. */
+export type Transport = (request: HttpRequest) => Promise<HttpAnswer>;
+
+/** Thrown when the caller's signal stopped the request. */
+export class RequestAborted extends Error {
+  constructor() {
+    super('request aborted');
+    this.name = 'RequestAborted';
+  }
+}
+
+/** Errors that prove nothing reached the server: the request can be sent again safely. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_INVALID_URL']);
+
+export function createTransport(options: { maxSockets: number; retryAfterUnitMs?: number; baseUrls: string[] }): Transport {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: options.maxSockets };
+  const loopbackOnly = options.baseUrls.every((u) => isLoopbackHost(new URL(u).hostname));
+  const instance: AxiosInstance = axios.create({
+    httpAgent: new http.Agent(agentOptions),
+    httpsAgent: new https.Agent(agentOptions),
+    validateStatus: () => true,
+    responseType: 'text',
+    transformResponse: [(data: unknown) => data],
+    maxRedirects: 0,
+    // Corporate proxies come from HTTPS_PROXY/NO_PROXY; loopback (the sandbox) never goes through one.
+    proxy: loopbackOnly ? false : undefined,
+    transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: false },
+  });
+
+  return async (request) => {
+    let response;
+    try {
+      response = await instance.request<string>({
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        data: request.body,
+        signal: request.signal,
+        timeout: request.timeoutMs,
+      });
+    } catch (error) {
+      if (request.signal?.aborted || axios.isCancel(error)) throw new RequestAborted();
+      const code = networkCode(error);
+      throw new ApiError({
+        network: code,
+        message: networkMessage(code),
+        maybeSent: !NOT_SENT.has(code),
+      });
+    }
+    const body = parseBody(response.data);
+    return {
+      status: response.status,
+      body,
+      retryAfterMs: parseRetryAfter(response.headers['retry-after'], { now: Date.now(), unitMs: options.retryAfterUnitMs }),
+    };
+  };
+}
+
+function networkCode(error: unknown): string {
+  const e = error as { code?: unknown; cause?: { code?: unknown } };
+  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : 'NETWORK_ERROR';
+  return code === 'ERR_BAD_RESPONSE' || code === 'ERR_NETWORK' ? (typeof e?.cause?.code === 'string' ? e.cause.code : code) : code;
+}
+
+function networkMessage(code: string): string {
+  switch (code) {
+    case 'ETIMEDOUT':
+    case 'ECONNABORTED':
+      return 'no answer within --timeout';
+    case 'ECONNRESET':
+    case 'ERR_SOCKET_CONNECTION_TIMEOUT':
+      return 'connection reset before the answer arrived';
+    case 'ECONNREFUSED':
+      return 'connection refused';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name not found (DNS)';
+    default:
+      return code.includes('CERT') || code === 'EPROTO'
+        ? `TLS certificate not trusted (${code}); for a corporate proxy CA set NODE_EXTRA_CA_CERTS`
+        : `network error (${code})`;
+  }
+}
+
+function parseBody(text: unknown): unknown {
+  if (typeof text !== 'string' || text === '') return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text.slice(0, 2000);
+  }
+}
+
+export { failureFromBody };

@@ -1,0 +1,58 @@
+/**
+ * Where a run's reports go: `<out-dir>/<name>.<runId>.<kind>`, files 0600 because they name
+ * users. The out-dir is created if missing and checked writable before any request.
+ */
+import { constants } from 'node:fs';
+import { access, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { UsageError } from '../errors.js';
+
+export interface ReportPaths {
+  readonly runId: string;
+  readonly results: string;
+  readonly log: string;
+  readonly summary: string;
+}
+
+/** 20261128T170802Z: sorts by time, safe in a file name. */
+export function runIdFor(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function stem(inputPath: string): string {
+  const base = basename(inputPath);
+  return (base.slice(0, base.length - extname(base).length) || base).replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+export async function prepareOutDir(outDir: string): Promise<void> {
+  try {
+    await mkdir(outDir, { recursive: true, mode: 0o700 });
+    await access(outDir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw new UsageError(`--out-dir: cannot write reports to ${JSON.stringify(outDir)} (${(error as NodeJS.ErrnoException).code ?? 'error'}): choose a writable directory`);
+  }
+}
+
+/** Picks a run id whose files do not exist yet (two runs in one second get -1, -2 …). */
+export async function reportPaths(outDir: string, inputPath: string, command: string, started: Date): Promise<ReportPaths> {
+  const name = stem(inputPath);
+  const base = runIdFor(started);
+  for (let n = 0; n < 100; n++) {
+    const runId = n === 0 ? base : `${base}-${n}`;
+    const prefix = join(outDir, `${name}${command === 'run' ? '' : `.${command}`}.${runId}`);
+    const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json` };
+    try {
+      await access(paths.results);
+    } catch {
+      return paths;
+    }
+  }
+  throw new UsageError(`--out-dir: too many runs of ${name} at ${base}`);
+}
+
+/** Creates (or truncates) a report file that only its owner can read. */
+export async function openPrivate(path: string, flags = 'w'): Promise<FileHandle> {
+  const handle = await open(path, flags, 0o600);
+  await handle.chmod(0o600);
+  return handle;
+}

@@ -1,0 +1,81 @@
+/**
+ * The structured log: pino JSON lines in a file of its own (0600). Errors are reduced before
+ * they reach it (pingone/errors.ts); the redact paths are the second line of defence should
+ * anything carrying headers or secrets ever be passed in (pino docs/redaction.md).
+ */
+import pino, { type Logger } from 'pino';
+import { openPrivate } from './files.js';
+import type { LogLevel } from '../config.js';
+
+export const REDACT_PATHS = [
+  'authorization',
+  '*.authorization',
+  'headers',
+  '*.headers',
+  'config',
+  '*.config',
+  'request',
+  '*.request',
+  'response',
+  '*.response',
+  'clientSecret',
+  '*.clientSecret',
+  'client_secret',
+  '*.client_secret',
+  'access_token',
+  '*.access_token',
+  'accessToken',
+  '*.accessToken',
+  'token',
+  '*.token',
+];
+
+export interface RunLog {
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+export async function openRunLog(path: string, level: LogLevel, base: Record<string, unknown>): Promise<RunLog> {
+  const handle = await openPrivate(path);
+  const fd = handle.fd;
+  const destination = pino.destination({ dest: fd, sync: false, minLength: 0 });
+  const logger = pino(
+    {
+      level,
+      base,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: (e: unknown) => reduceError(e) },
+    },
+    destination,
+  );
+  return {
+    logger,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        destination.flush((error) => {
+          void error;
+          resolve();
+        });
+      });
+      destination.flushSync?.();
+      await handle.sync().catch(() => undefined);
+      await handle.close().catch(() => undefined);
+    },
+  };
+}
+
+/** The only shape in which an error is ever logged: name, code, message. */
+export function reduceError(error: unknown): Record<string, unknown> {
+  if (error && typeof error === 'object') {
+    const e = error as { name?: unknown; code?: unknown; message?: unknown; status?: unknown };
+    return {
+      name: typeof e.name === 'string' ? e.name : 'Error',
+      code: typeof e.code === 'string' ? e.code : undefined,
+      status: typeof e.status === 'number' ? e.status : undefined,
+      message: typeof e.message === 'string' ? e.message.slice(0, 500) : undefined,
+    };
+  }
+  return { message: String(error).slice(0, 500) };
+}

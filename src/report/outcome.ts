@@ -1,0 +1,20 @@
+/** What happened to one input row: one line of the results CSV, one "row" event in the log. */
+export type Outcome = 'CREATED' | 'EXISTING' | 'FAILED' | 'INVALID' | 'NOT_ATTEMPTED';
+
+export const OUTCOMES: readonly Outcome[] = ['CREATED', 'EXISTING', 'FAILED', 'INVALID', 'NOT_ATTEMPTED'];
+
+export interface RowResult {
+  readonly row: number;
+  readonly userID: string;
+  readonly serialNumber: string;
+  readonly outcome: Outcome;
+  readonly deviceId?: string;
+  readonly deviceStatus?: string;
+  readonly httpStatus?: number;
+  readonly errorCode?: string;
+  readonly errorDetail?: string;
+  readonly message?: string;
+  readonly attempts: number;
+  readonly durationMs: number;
+  readonly extras: readonly string[];
+}
