@@ -31,6 +31,8 @@ export interface TokenProviderOptions {
 interface Held {
   readonly token: string;
   readonly expiresAt: number;
+  /** Refresh this long before expiry: 5 minutes, or a quarter of a short lifetime. */
+  readonly marginMs: number;
 }
 
 export class TokenProvider {
@@ -47,7 +49,7 @@ export class TokenProvider {
   /** A token valid for at least the margin. */
   async token(): Promise<string> {
     const held = this.held;
-    if (held && held.expiresAt - (this.options.marginMs ?? 300_000) > this.now()) return held.token;
+    if (held && held.expiresAt - held.marginMs > this.now()) return held.token;
     return this.refresh(held ? 'expiry' : 'initial');
   }
 
@@ -96,7 +98,7 @@ export class TokenProvider {
         if (answer.status === 200 && body && typeof body['access_token'] === 'string') {
           gate.answered();
           const expiresIn = typeof body['expires_in'] === 'number' ? body['expires_in'] : 3600;
-          this.held = { token: body['access_token'], expiresAt: this.now() + expiresIn * 1000 };
+          this.held = { token: body['access_token'], expiresAt: this.now() + expiresIn * 1000, marginMs: Math.min(this.options.marginMs ?? 300_000, (expiresIn * 1000) / 4) };
           if (reason !== 'initial') stats.tokenRefreshes++;
           this.options.events?.refreshed?.(reason, expiresIn);
           return this.held.token;

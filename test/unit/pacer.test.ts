@@ -1,0 +1,88 @@
+import { Pacer } from '../../src/engine/pacer.js';
+import { FakeClock, maxInWindow } from '../support/fake-clock.js';
+
+async function drive(pacer: Pacer, clock: FakeClock, requests: number, workers: number, after?: (i: number) => void): Promise<number[]> {
+  const times: number[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < requests) {
+      const i = next++;
+      await pacer.acquire();
+      times.push(clock.now());
+      after?.(i);
+      await clock.sleep(5); // the request itself
+    }
+  };
+  await clock.run(Promise.all(Array.from({ length: workers }, worker)));
+  return times;
+}
+
+describe('the pacer', () => {
+  test.each([20, 40, 100, 200])('never lets more than --rate %p requests into any one-second window', async (rate) => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: rate, now: clock.now, sleep: clock.sleep });
+    const times = await drive(pacer, clock, Math.ceil(rate * 10), 16);
+    expect(maxInWindow(times)).toBeLessThanOrEqual(Math.floor(rate));
+    // …and uses nearly all of it: 10 seconds' worth takes about 10 seconds.
+    const span = (times[times.length - 1]! - times[0]!) / 1000;
+    expect(span).toBeGreaterThan(9.5);
+    expect(span).toBeLessThan(10.3);
+  });
+
+  test('a fractional rate rounds the per-second count down', async () => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: 7.5, now: clock.now, sleep: clock.sleep });
+    expect(maxInWindow(await drive(pacer, clock, 60, 8))).toBe(7);
+  });
+
+  test('a 429 pauses for Retry-After and cuts the pace, once per burst', async () => {
+    const clock = new FakeClock();
+    const adjustments: Array<[number, number, string]> = [];
+    const pacer = new Pacer({ ceiling: 100, now: clock.now, sleep: clock.sleep, onAdjust: (f, t, r) => adjustments.push([f, t, r]) });
+    await clock.run(pacer.acquire());
+    pacer.rateLimited(2000);
+    pacer.rateLimited(2000);
+    pacer.rateLimited(2000);
+    expect(pacer.currentRate).toBeCloseTo(70);
+    expect(adjustments).toEqual([[100, 70, 'rate-limited']]);
+    const before = clock.now();
+    await clock.run(pacer.acquire());
+    expect(clock.now() - before).toBeGreaterThanOrEqual(2000);
+  });
+
+  test('clean answers bring the pace back up to the ceiling, never above', async () => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: 50, now: clock.now, sleep: clock.sleep });
+    pacer.rateLimited(1000);
+    pacer.rateLimited(undefined);
+    expect(pacer.currentRate).toBeLessThan(50);
+    const seen: number[] = [];
+    await drive(pacer, clock, 1500, 8, () => {
+      pacer.answered();
+      seen.push(pacer.currentRate);
+    });
+    expect(Math.max(...seen)).toBeLessThanOrEqual(50);
+    expect(pacer.currentRate).toBe(50);
+  });
+
+  test('against a server limit below the ceiling it settles near that limit', async () => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: 120, now: clock.now, sleep: clock.sleep });
+    const accepted: number[] = [];
+    let limited = 0;
+    await drive(pacer, clock, 900, 8, () => {
+      const t = clock.now();
+      const inWindow = accepted.filter((a) => a > t - 1000).length;
+      if (inWindow >= 30) {
+        limited++;
+        pacer.rateLimited(1000);
+      } else {
+        accepted.push(t);
+        pacer.answered();
+      }
+    });
+    const seconds = clock.now() / 1000;
+    expect(accepted.length / seconds).toBeGreaterThan(30 * 0.75);
+    expect(limited / 900).toBeLessThan(0.1);
+  });
+});
