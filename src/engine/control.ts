@@ -2,6 +2,7 @@
  * How a run is stopped. `stopping` ends the taking of rows and of further attempts; `hard`
  * cuts requests still in flight once the drain period is over. The first reason given wins.
  */
+import { setMaxListeners } from 'node:events';
 import { StopError } from '../errors.js';
 
 export class RunControl {
@@ -10,7 +11,10 @@ export class RunControl {
   private timer?: NodeJS.Timeout;
   reason?: StopError;
 
-  constructor(private readonly drainMs = 5000) {}
+  constructor(private readonly drainMs = 5000) {
+    // Every request in flight listens for the stop: as many listeners as rows in flight.
+    setMaxListeners(0, this.soft.signal, this.hardController.signal);
+  }
 
   get stopping(): AbortSignal {
     return this.soft.signal;
