@@ -3,7 +3,8 @@
  * Per (userID, serialNumber) pair it records that a create was started and how it ended.
  *
  * - A crash at any byte leaves it readable: every record is one line written whole; a torn
- *   last line (no newline, or not JSON) is ignored when read back.
+ *   record (the start of one, not JSON) is ignored when read back, and the next record
+ *   starts on a line of its own.
  * - A "start" is on disk before the create it announces is sent (group commit: records that
  *   arrive while a flush is under way share the next write + fsync, so throughput holds).
  * - Finished records are flushed the same way but nobody waits for them: if one is lost, the
@@ -178,7 +179,8 @@ async function readJournal(path: string, environmentId: string, pairs: Map<strin
   }
 
   let lineNo = 0;
-  let bad: number[] = [];
+  const bad: number[] = [];
+  let torn = 0;
   let sawHeader = false;
   let lastLineComplete = true;
   let bytesSeen = 0;
@@ -194,7 +196,9 @@ async function readJournal(path: string, environmentId: string, pairs: Map<strin
       record = JSON.parse(line) as Record<string, unknown>;
       if (typeof record !== 'object' || record === null) throw new Error('not an object');
     } catch {
-      bad.push(lineNo);
+      // A record cut short by a crash (kill -9, power loss): the start of one of ours.
+      if (line.startsWith('{"v":')) torn++;
+      else bad.push(lineNo);
       continue;
     }
     if (!sawHeader) {
@@ -216,13 +220,10 @@ async function readJournal(path: string, environmentId: string, pairs: Map<strin
     }
     apply(record, pairs);
   }
-  // A torn line can only be the last: anything unreadable before it means the file was edited.
-  const tornTail = bad.length > 0 && bad[bad.length - 1] === lineNo && !lastLineComplete;
-  if (tornTail) bad = bad.slice(0, -1);
   if (bad.length > 0) {
     throw new UsageError(`journal ${path}: line ${bad[0]} is not a journal record (${bad.length} such line${bad.length > 1 ? 's' : ''}); the journal was edited or damaged: restore it or move it away to start afresh`);
   }
-  return { exists: true, empty: bytesSeen === 0, report: { pairs: pairs.size, tornTail: tornTail || (!lastLineComplete && bytesSeen > 0), skippedLines: tornTail ? 1 : 0 } };
+  return { exists: true, empty: bytesSeen === 0, report: { pairs: pairs.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn } };
 }
 
 function apply(record: Record<string, unknown>, pairs: Map<string, PairState>): void {

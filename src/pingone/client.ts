@@ -113,11 +113,13 @@ export class PingOneClient implements DeviceApi {
     throw this.failure(answer);
   }
 
-  private failure(answer: HttpAnswer): ApiError {
+  private failure(answer: HttpAnswer): Error {
     if (answer.status >= 200 && answer.status < 300) {
       return new ApiError({ status: answer.status, message: `unexpected answer (HTTP ${answer.status}) without the expected body`, maybeSent: true });
     }
-    return new ApiError(failureFromBody(answer.status, answer.body, answer.retryAfterMs));
+    const error = new ApiError(failureFromBody(answer.status, answer.body, answer.retryAfterMs));
+    if (error.verdict.kind === 'systemic') return new StopError(error.verdict.code, systemicMessage(error, this.options.connection));
+    return error;
   }
 
   /** One paced request; a 401 refreshes the token once (shared) and is sent once more. */
@@ -173,4 +175,13 @@ function toDevice(value: unknown): Device | undefined {
     serialNumber: typeof v['serialNumber'] === 'string' ? v['serialNumber'] : undefined,
     createdAt: typeof v['createdAt'] === 'string' ? v['createdAt'] : undefined,
   };
+}
+
+/** What a systemic refusal means and what the operator does about it. */
+function systemicMessage(error: ApiError, connection: Connection): string {
+  const said = `PingOne answered ${error.status} ${error.detail}`;
+  if (error.verdict.kind === 'systemic' && error.verdict.code === 'LICENSE_EXCEEDED') {
+    return `${said}: the license does not allow this; contact your Ping Identity account team`;
+  }
+  return `${said}: the worker app needs a role that can manage MFA devices (Identity Data Admin, or a custom role with device permissions) on environment ${connection.environmentId}; grant it, then rerun`;
 }

@@ -1,0 +1,119 @@
+import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Journal, pairKey } from '../../src/engine/journal.js';
+import { acquireLock } from '../../src/engine/lock.js';
+import { UsageError } from '../../src/errors.js';
+
+const ENV = '5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d';
+const U = '5f8c2a4e-1b7d-4c3e-9a2f-0d6e8b1c7a93';
+const dir = () => mkdtempSync(join(tmpdir(), 'journal-'));
+
+async function written(path: string): Promise<void> {
+  const j = await Journal.open(path, ENV);
+  await j.started(pairKey(U, 'A1'), 1, 1000);
+  j.finished(pairKey(U, 'A1'), 1, { outcome: 'CREATED', deviceId: 'dev-a1', deviceStatus: 'ACTIVE' });
+  await j.started(pairKey(U, 'B2'), 2, 2000);
+  await j.close();
+}
+
+describe('the journal', () => {
+  test('what one run records, the next reads back', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    const j = await Journal.open(path, ENV);
+    expect(j.lookup(pairKey(U, 'A1'))).toEqual({ startedAt: 1000, outcome: 'CREATED', deviceId: 'dev-a1', deviceStatus: 'ACTIVE' });
+    expect(j.lookup(pairKey(U, 'B2'))).toEqual({ startedAt: 2000 });
+    expect(j.lookup(pairKey(U, 'C3'))).toBeUndefined();
+    await j.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  test('a torn last line is ignored and the next record starts on a line of its own', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    appendFileSync(path, '{"v":1,"e":"done","k":"' + pairKey(U, 'B2') + '","o":"CREA');
+    const j = await Journal.open(path, ENV);
+    expect(j.lookup(pairKey(U, 'B2'))).toEqual({ startedAt: 2000 });
+    expect(j.report.tornTail).toBe(true);
+    j.finished(pairKey(U, 'B2'), 2, { outcome: 'CREATED', deviceId: 'dev-b2' });
+    await j.close();
+    const again = await Journal.open(path, ENV);
+    expect(again.lookup(pairKey(U, 'B2'))?.deviceId).toBe('dev-b2');
+    await again.close();
+    expect(readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{"v":1,"e":"done"') && l.endsWith('}')).length).toBe(2);
+  });
+
+  test('a journal of an unknown version is refused with what to do', async () => {
+    const path = join(dir(), 'j.jsonl');
+    writeFileSync(path, JSON.stringify({ journal: 'oath-bulk', v: 2, environmentId: ENV }) + '\n');
+    const error = await Journal.open(path, ENV).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toMatch(/journal version 2, this oath-bulk reads version 1; use the oath-bulk release that wrote it, or start a fresh journal/);
+  });
+
+  test('a journal of another environment is refused', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    const error = await Journal.open(path, '11111111-2222-4333-8444-555555555555').catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(/belongs to environment 5d1e0000-.*use another --out-dir or --journal/);
+  });
+
+  test('a damaged line in the middle is refused, not skipped silently', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines.splice(2, 0, 'garbage');
+    writeFileSync(path, lines.join('\n'));
+    expect(((await Journal.open(path, ENV).catch((e: unknown) => e)) as Error).message).toMatch(/line 3 is not a journal record/);
+  });
+
+  test('pairs are keyed by user and serial, not row: an edited file resumes by pair', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    const j = await Journal.open(path, ENV);
+    // Row numbers moved, the user id changed case, and a serial was corrected.
+    expect(j.lookup(pairKey(U.toUpperCase(), 'A1'))?.outcome).toBe('CREATED');
+    expect(j.lookup(pairKey(U, 'A1X'))).toBeUndefined();
+    await j.close();
+  });
+
+  test('a rolled-back pair is open again', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    const j = await Journal.open(path, ENV);
+    await j.removed(pairKey(U, 'A1'), 1, 'dev-a1');
+    await j.close();
+    const again = await Journal.open(path, ENV);
+    expect(again.lookup(pairKey(U, 'A1'))).toBeUndefined();
+    await again.close();
+  });
+
+  test('starts are grouped: many rows share one write', async () => {
+    const path = join(dir(), 'j.jsonl');
+    const j = await Journal.open(path, ENV);
+    await Promise.all(Array.from({ length: 500 }, (_, i) => j.started(pairKey(U, `S${i}`), i + 1, i)));
+    await j.close();
+    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(501);
+  });
+});
+
+describe('the run lock', () => {
+  test('a second holder is refused with the owner named', async () => {
+    const path = join(dir(), 'j.lock');
+    const lock = await acquireLock(path);
+    const error = await acquireLock(path).catch((e: unknown) => e);
+    expect((error as Error).message).toMatch(new RegExp(`another run holds the lock .* \\(pid ${process.pid}, started 20`));
+    await lock.release();
+    const again = await acquireLock(path);
+    await again.release();
+  });
+
+  test('a lock left by a dead process is taken over', async () => {
+    const path = join(dir(), 'j.lock');
+    writeFileSync(path, JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), startedAt: '2026-01-01T00:00:00Z' }));
+    const lock = await acquireLock(path);
+    expect(lock.tookOver?.pid).toBe(2 ** 22 + 12345);
+    await lock.release();
+  });
+});
