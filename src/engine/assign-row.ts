@@ -4,7 +4,7 @@
  * row is ever called FAILED after a refusal or a lost answer — read the user's devices to
  * see whether the token is there after all (SPEC "Exactly once").
  */
-import pRetry from 'p-retry';
+import pRetry, { AbortError } from 'p-retry';
 import { StopError } from '../errors.js';
 import type { CheckedRow } from '../input/validate.js';
 import { ApiError } from '../pingone/errors.js';
@@ -77,8 +77,11 @@ export function notAttempted(row: CheckedRow & { userId?: string }, message = 't
   };
 }
 
+/** The run is stopping and this row was cut short by it (not refused by PingOne). */
 function isAbort(error: unknown, ctx: AssignContext): boolean {
-  return error instanceof RequestAborted || (ctx.stopping.aborted && !(error instanceof ApiError) && !(error instanceof StopError));
+  if (error instanceof RequestAborted) return true;
+  if (!ctx.stopping.aborted) return false;
+  return error === ctx.stopping.reason || (!(error instanceof ApiError) && !(error instanceof StopError));
 }
 
 export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<RowResult> {
@@ -143,11 +146,9 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<R
     });
     return finish(device, firstSentAt);
   } catch (error) {
+    if (isAbort(error, ctx)) return notAttempted(row, attempts > 0 ? 'stopped before PingOne answered; the next run checks this user\'s devices first' : undefined, attempts);
     if (error instanceof StopError) return systemic(error);
-    if (isAbort(error, ctx) || !(error instanceof ApiError)) {
-      if (isAbort(error, ctx)) return notAttempted(row, attempts > 0 ? 'stopped before PingOne answered; the next run checks this user\'s devices first' : undefined, attempts);
-      throw error;
-    }
+    if (!(error instanceof ApiError)) throw error;
     const verdict = error.verdict;
     const refused = verdict.kind === 'refused';
     if ((refused && verdict.code !== 'USER_NOT_FOUND') || uncertain) {
@@ -156,8 +157,8 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<R
         const since = prior?.startedAt ?? (uncertain ? firstSentAt : undefined);
         if (found) return finish(found, since, 'created; the answer was lost and the device was found on the user');
       } catch (checkError) {
-        if (checkError instanceof StopError) return systemic(checkError);
         if (isAbort(checkError, ctx)) return notAttempted(row, 'stopped while checking the user\'s devices; the next run checks again', attempts);
+        if (checkError instanceof StopError) return systemic(checkError);
         return failed(error, refused ? verdict.code : 'RETRIES_EXHAUSTED', `${error.message}; the user's devices could not be read to confirm`);
       }
     }
@@ -178,13 +179,17 @@ async function findOnUser(row: ResolvedRow, ctx: AssignContext): Promise<Device 
  * retried: p-retry would otherwise retry everything but TypeErrors.
  */
 export function withRetries<T>(ctx: AssignContext, row: number, attempt: () => Promise<T>): Promise<T> {
-  return pRetry(attempt, {
+  // No `signal` for p-retry: it would throw away an answer that arrives after the stop
+  // (a device created, reported as not attempted). A stop prevents the next attempt instead.
+  return pRetry(async (n) => {
+    if (n > 1 && ctx.stopping.aborted) throw new AbortError(ctx.stopping.reason as Error);
+    return attempt();
+  }, {
     retries: ctx.maxAttempts - 1,
     minTimeout: 0,
     maxTimeout: 0,
     factor: 1,
     randomize: false,
-    signal: ctx.stopping,
     shouldRetry: ({ error }) => error instanceof ApiError && error.verdict.kind === 'retry',
     onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
       if (!(error instanceof ApiError) || error.verdict.kind !== 'retry' || retriesLeft <= 0) return;

@@ -75,6 +75,7 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
       }
       userId = resolution.userId;
     } catch (error) {
+      if (control.stopped && error === control.stopping.reason) return notAttempted(row);
       if (error instanceof StopError) {
         ctx.onSystemic(error);
         return { ...notAttempted(row), outcome: 'FAILED', errorCode: error.code, message: error.message };

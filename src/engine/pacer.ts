@@ -1,10 +1,14 @@
 /**
  * Spaces requests out so that no one-second window ever holds more than the ceiling
- * (SPEC "--rate … all requests counted"), and adapts the pace to the server:
- * on a 429 it waits Retry-After and cuts the pace (multiplicative decrease), then, while
- * answers are clean, raises it again (additive increase) — quickly back to just under the
- * pace that last drew a 429, slowly beyond it. Concurrency is not a rate limit: this is the
- * rate limit; p-limit only bounds how many requests are in flight.
+ * (SPEC "--rate … all requests counted"), and adapts the pace to the server.
+ *
+ * On a 429 the pace is cut (multiplicative decrease) to just under what the server has
+ * been accepting over the last second — the best estimate of its real limit — and then,
+ * while answers are clean, raised every second (additive increase) back towards the
+ * ceiling — in small steps near the pace that last drew a 429. Only a 429 for a request sent at the current pace cuts it again: the ones
+ * already in flight were sent at the old pace and say nothing new (as TCP cuts once per
+ * window). Concurrency is not a rate limit: this is the rate limit; p-limit only bounds
+ * how many requests are in flight.
  */
 import type { RequestGate } from '../pingone/gate.js';
 
@@ -35,7 +39,10 @@ export class Pacer implements RequestGate {
   private pausedUntil = 0;
   private lastCut = -Infinity;
   private lastRaise = -Infinity;
-  private lastBadRate = Infinity;
+  /** The pace that last drew a 429: approached carefully. */
+  private lastBad = Infinity;
+  /** Times of the answers (other than 429) of the last second. */
+  private answers: number[] = [];
 
   constructor(private readonly options: PacerOptions) {
     this.rate = options.ceiling;
@@ -48,42 +55,57 @@ export class Pacer implements RequestGate {
     return this.rate;
   }
 
-  async acquire(signal?: AbortSignal): Promise<void> {
+  /** Resolves with the time the request may go, which rateLimited() takes back. */
+  async acquire(signal?: AbortSignal): Promise<number> {
     for (;;) {
       signal?.throwIfAborted();
       const now = this.options.now();
       const at = this.earliest();
       if (at <= now) {
         this.record(now);
-        return;
+        return now;
       }
       await this.options.sleep(at - now, signal);
     }
   }
 
-  rateLimited(retryAfterMs: number | undefined): void {
+  rateLimited(retryAfterMs: number | undefined, sentAt = this.options.now()): void {
     const now = this.options.now();
-    this.pausedUntil = Math.max(this.pausedUntil, now + (retryAfterMs ?? 1000));
-    // One cut per burst: the requests already in flight will all come back 429 too.
-    if (now - this.lastCut < 1000) return;
+    // A long Retry-After (a quota) holds everybody back. A short one ("1": somewhere within
+    // the second) is honoured by the request that drew it; the others go on at the cut pace.
+    if (retryAfterMs !== undefined && retryAfterMs >= 2000) this.pausedUntil = Math.max(this.pausedUntil, now + retryAfterMs);
+    // The server counts over a second: for a second after a cut its window still holds
+    // what was sent before, so only later 429s are news.
+    if (sentAt < this.lastCut || now - this.lastCut < 1000) return;
     const from = this.rate;
-    this.lastBadRate = from;
-    this.rate = Math.max(this.options.floor ?? 0.5, from * (this.options.decrease ?? 0.7));
+    const accepted = this.acceptedLastSecond(now);
+    // Without enough answers to go by (the very first requests), halve.
+    const estimate = accepted >= 5 ? accepted * 0.95 : from * 0.5;
+    this.rate = Math.max(this.options.floor ?? 0.5, Math.min(from * (this.options.decrease ?? 0.9), estimate));
+    this.lastBad = from;
     this.lastCut = now;
     this.lastRaise = now;
     this.options.onAdjust?.(from, this.rate, 'rate-limited');
   }
 
   answered(): void {
-    if (this.rate >= this.options.ceiling) return;
     const now = this.options.now();
+    this.answers.push(now);
+    if (this.answers.length > 4 * this.cap + 16) this.acceptedLastSecond(now);
+    if (this.rate >= this.options.ceiling) return;
     if (now - this.lastRaise < 1000 || now < this.pausedUntil) return;
     const from = this.rate;
-    const fast = from < 0.9 * this.lastBadRate;
-    const step = fast ? Math.max(1, this.options.ceiling / 20) : Math.max(0.2, from * 0.02);
-    this.rate = Math.min(this.options.ceiling, fast ? Math.min(from + step, Math.max(from, 0.9 * this.lastBadRate)) : from + step);
+    const step = from >= 0.9 * this.lastBad ? Math.max(0.25, from * 0.01) : Math.max(0.5, this.options.ceiling / 50, from * 0.03);
+    this.rate = Math.min(this.options.ceiling, from + step);
     this.lastRaise = now;
     this.options.onAdjust?.(from, this.rate, 'recovering');
+  }
+
+  private acceptedLastSecond(now: number): number {
+    let drop = 0;
+    while (drop < this.answers.length && this.answers[drop]! <= now - 1000) drop++;
+    if (drop > 0) this.answers = this.answers.slice(drop);
+    return this.answers.length;
   }
 
   private earliest(): number {

@@ -88,7 +88,7 @@ export class TokenProvider {
     const maxAttempts = this.options.maxAttempts ?? 5;
 
     for (let attempt = 1; ; attempt++) {
-      await gate.acquire();
+      const sentAt = await gate.acquire();
       stats.total++;
       stats.token++;
       let failure: ApiError;
@@ -106,7 +106,7 @@ export class TokenProvider {
         failure = new ApiError(failureFromBody(answer.status, answer.body, answer.retryAfterMs));
         if (answer.status === 429) {
           stats.rateLimited++;
-          gate.rateLimited(answer.retryAfterMs);
+          gate.rateLimited(answer.retryAfterMs, sentAt);
         } else gate.answered();
       } catch (error) {
         if (error instanceof RequestAborted) throw error;

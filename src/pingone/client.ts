@@ -124,26 +124,28 @@ export class PingOneClient implements DeviceApi {
 
   /** One paced request; a 401 refreshes the token once (shared) and is sent once more. */
   private async call(kind: CallKind, method: 'GET' | 'POST' | 'DELETE', url: string, options: CallOptions, body?: string): Promise<HttpAnswer> {
-    const { tokens } = this.options;
-    let token = await tokens.token();
-    let answer = await this.send(kind, method, url, token, options, body);
-    if (answer.status === 401) {
-      token = await tokens.afterUnauthorized(token);
-      answer = await this.send(kind, method, url, token, options, body);
-      if (answer.status === 401) {
-        throw new StopError('ACCESS_TOKEN_REJECTED', 'PingOne rejected a freshly issued access token (401 twice): check the worker app is enabled and its roles; then rerun');
-      }
+    const first = await this.send(kind, method, url, undefined, options, body);
+    if (first.answer.status !== 401) return first.answer;
+    const token = await this.options.tokens.afterUnauthorized(first.token);
+    const second = await this.send(kind, method, url, token, options, body);
+    if (second.answer.status === 401) {
+      throw new StopError('ACCESS_TOKEN_REJECTED', 'PingOne rejected a freshly issued access token (401 twice): check the worker app is enabled and its roles; then rerun');
     }
-    return answer;
+    return second.answer;
   }
 
-  private async send(kind: CallKind, method: string, url: string, token: string, options: CallOptions, body?: string): Promise<HttpAnswer> {
-    const { gate, stats, transport, timeoutMs } = this.options;
-    await gate.acquire(options.signal);
+  /**
+   * Waits for the pacer first and takes the token after: a token taken before a wait in the
+   * pacer could expire in that wait.
+   */
+  private async send(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string): Promise<{ answer: HttpAnswer; token: string }> {
+    const { gate, stats, transport, timeoutMs, tokens } = this.options;
+    const sentAt = await gate.acquire(options.signal);
+    const bearer = token ?? (await tokens.token());
     stats.total++;
     stats[kind]++;
     const headers: Record<string, string> = {
-      authorization: `Bearer ${token}`,
+      authorization: `Bearer ${bearer}`,
       accept: 'application/json',
       'x-ping-external-transaction-id': (options.correlationId ?? randomUUID()).slice(0, 100),
     };
@@ -152,9 +154,9 @@ export class PingOneClient implements DeviceApi {
       const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, timeoutMs });
       if (answer.status === 429) {
         stats.rateLimited++;
-        gate.rateLimited(answer.retryAfterMs);
+        gate.rateLimited(answer.retryAfterMs, sentAt);
       } else gate.answered();
-      return answer;
+      return { answer, token: bearer };
     } catch (error) {
       if (error instanceof ApiError && error.verdict.kind === 'systemic') {
         throw new StopError(error.verdict.code, `${error.message} (${new URL(url).origin})`);

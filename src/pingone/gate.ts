@@ -4,8 +4,10 @@
  * token requests included (SPEC: "--rate … all requests counted").
  */
 export interface RequestGate {
-  acquire(signal?: AbortSignal): Promise<void>;
-  rateLimited(retryAfterMs: number | undefined): void;
+  /** Resolves with the time the request goes out (the gate's own clock). */
+  acquire(signal?: AbortSignal): Promise<number>;
+  /** A 429 for the request that acquire() let go at `sentAt`. */
+  rateLimited(retryAfterMs: number | undefined, sentAt?: number): void;
   answered(): void;
 }
 
@@ -28,7 +30,7 @@ export function newRequestStats(): RequestStats {
 
 /** A gate that lets everything through: for commands and tests that need no pacing. */
 export const OPEN_GATE: RequestGate = {
-  acquire: async () => undefined,
+  acquire: async () => 0,
   rateLimited: () => undefined,
   answered: () => undefined,
 };

@@ -1,16 +1,16 @@
 import { Pacer } from '../../src/engine/pacer.js';
 import { FakeClock, maxInWindow } from '../support/fake-clock.js';
 
-async function drive(pacer: Pacer, clock: FakeClock, requests: number, workers: number, after?: (i: number) => void): Promise<number[]> {
+async function drive(pacer: Pacer, clock: FakeClock, requests: number, workers: number, after?: (i: number, sentAt: number) => void): Promise<number[]> {
   const times: number[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < requests) {
       const i = next++;
-      await pacer.acquire();
+      const sentAt = await pacer.acquire();
       times.push(clock.now());
-      after?.(i);
       await clock.sleep(5); // the request itself
+      after?.(i, sentAt);
     }
   };
   await clock.run(Promise.all(Array.from({ length: workers }, worker)));
@@ -35,19 +35,28 @@ describe('the pacer', () => {
     expect(maxInWindow(await drive(pacer, clock, 60, 8))).toBe(7);
   });
 
-  test('a 429 pauses for Retry-After and cuts the pace, once per burst', async () => {
+  test('a 429 cuts the pace to just under what the server accepted, once per burst', async () => {
     const clock = new FakeClock();
     const adjustments: Array<[number, number, string]> = [];
     const pacer = new Pacer({ ceiling: 100, now: clock.now, sleep: clock.sleep, onAdjust: (f, t, r) => adjustments.push([f, t, r]) });
+    const sent = await drive(pacer, clock, 50, 4, () => pacer.answered());
+    const inFlightSentAt = sent[sent.length - 1]!;
+    pacer.rateLimited(1000);
+    // 429s for requests sent before the cut say nothing new.
+    pacer.rateLimited(1000, inFlightSentAt);
+    pacer.rateLimited(1000, inFlightSentAt);
+    expect(adjustments).toEqual([[100, 47.5, 'rate-limited']]);
+    expect(pacer.currentRate).toBe(47.5);
+  });
+
+  test('a long Retry-After holds every request back', async () => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: 100, now: clock.now, sleep: clock.sleep });
     await clock.run(pacer.acquire());
-    pacer.rateLimited(2000);
-    pacer.rateLimited(2000);
-    pacer.rateLimited(2000);
-    expect(pacer.currentRate).toBeCloseTo(70);
-    expect(adjustments).toEqual([[100, 70, 'rate-limited']]);
+    pacer.rateLimited(5000);
     const before = clock.now();
     await clock.run(pacer.acquire());
-    expect(clock.now() - before).toBeGreaterThanOrEqual(2000);
+    expect(clock.now() - before).toBeGreaterThanOrEqual(5000);
   });
 
   test('clean answers bring the pace back up to the ceiling, never above', async () => {
@@ -70,19 +79,19 @@ describe('the pacer', () => {
     const pacer = new Pacer({ ceiling: 120, now: clock.now, sleep: clock.sleep });
     const accepted: number[] = [];
     let limited = 0;
-    await drive(pacer, clock, 900, 8, () => {
+    await drive(pacer, clock, 900, 8, (_i, sentAt) => {
       const t = clock.now();
       const inWindow = accepted.filter((a) => a > t - 1000).length;
       if (inWindow >= 30) {
         limited++;
-        pacer.rateLimited(1000);
+        pacer.rateLimited(1000, sentAt);
       } else {
         accepted.push(t);
         pacer.answered();
       }
     });
     const seconds = clock.now() / 1000;
-    expect(accepted.length / seconds).toBeGreaterThan(30 * 0.75);
-    expect(limited / 900).toBeLessThan(0.1);
+    expect(accepted.length / seconds).toBeGreaterThan(30 * 0.85);
+    expect(limited / 900).toBeLessThan(0.05);
   });
 });
