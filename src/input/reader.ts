@@ -118,10 +118,11 @@ export async function openInput(path: string): Promise<InputLayout> {
 
   const found: Partial<Record<keyof Columns, number>> = {};
   const extras: Array<{ name: string; index: number }> = [];
+  const lastNamed = header.reduce((last, cell, index) => (cell === '' ? last : index), -1);
   header.forEach((cell, index) => {
     const role = ALIASES[normaliseHeader(cell)];
     if (role === undefined) {
-      if (cell === '' && index === header!.length - 1) return; // trailing separator on the header line
+      if (index > lastNamed) return; // trailing separators on the header line
       const name = cell === '' ? `column${index + 1}` : (RESULT_COLUMNS as readonly string[]).includes(cell) ? `input.${cell}` : cell;
       extras.push({ name, index });
       return;
@@ -184,7 +185,11 @@ async function* decoded(path: string, encoding: Encoding): AsyncGenerator<string
     try {
       text = decoder.decode(chunk as Buffer, { stream: true });
     } catch {
-      throw new InputError(path, `line ${line}`, `is not valid ${encoding.toUpperCase()} text: save the file as "CSV UTF-8"`);
+      // Find the line of the first bad byte: a lenient decode marks it with U+FFFD.
+      const lenient = new TextDecoder(encoding).decode(chunk as Buffer);
+      const at = lenient.indexOf('\uFFFD');
+      const badLine = line + (at < 0 ? 0 : (lenient.slice(0, at).match(/\n/g)?.length ?? 0));
+      throw new InputError(path, `line ${badLine}`, `is not valid ${encoding.toUpperCase()} text: save the file as "CSV UTF-8"`);
     }
     if (text.includes('\u0000')) {
       const nul = text.indexOf('\u0000');
