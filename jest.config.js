@@ -9,5 +9,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }],
   },
   testTimeout: 60000,
-  maxWorkers: 2,
+  // One test file at a time: the end-to-end tests measure rates and timings over loopback,
+  // which a second worker competing for this machine's two cores would distort.
+  maxWorkers: 1,
 };

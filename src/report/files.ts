@@ -33,12 +33,15 @@ export async function prepareOutDir(outDir: string): Promise<void> {
   }
 }
 
-/** Picks a run id whose files do not exist yet (two runs in one second get -1, -2 …). */
+/**
+ * Picks a run id whose files do not exist yet. Two runs in one second get _02, _03 …, which
+ * sort after the first ("Z." < "Z_"), so the newest reports are always last by name.
+ */
 export async function reportPaths(outDir: string, inputPath: string, command: string, started: Date): Promise<ReportPaths> {
   const name = stem(inputPath);
   const base = runIdFor(started);
   for (let n = 0; n < 100; n++) {
-    const runId = n === 0 ? base : `${base}-${n}`;
+    const runId = n === 0 ? base : `${base}_${String(n + 1).padStart(2, '0')}`;
     const prefix = join(outDir, `${name}${command === 'run' ? '' : `.${command}`}.${runId}`);
     const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json` };
     try {

@@ -79,3 +79,16 @@ describe('conflicts inside a file', () => {
     expect(index.invalidRows).toBe(3);
   });
 });
+
+describe('spreadsheet-safe cells', () => {
+  test.each(['=1+2', '+1', '-1', '@x', '\tx', '\rx'])('%j is escaped', async (value) => {
+    const { safeCell } = await import('../../src/report/csv-safe.js');
+    expect(safeCell(value)).toBe(`'${value}`);
+  });
+  test('ordinary values are untouched', async () => {
+    const { safeCell } = await import('../../src/report/csv-safe.js');
+    expect(safeCell('00123')).toBe('00123');
+    expect(safeCell(201)).toBe('201');
+    expect(safeCell(undefined)).toBe('');
+  });
+});
