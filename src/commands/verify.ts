@@ -1,6 +1,145 @@
-import { UsageError } from '../errors.js';
+/**
+ * `oath-bulk verify <results.csv|input.csv>`: reads each user's devices (paced and retried
+ * like run) and reports, per row, whether that serial is on that user.
+ *
+ * Two passes: the first lists the devices of every distinct user in the file (so that a
+ * serial found on another user of the file can be named), the second writes the rows.
+ * Memory grows with the users and tokens in the file, which verify needs to tell
+ * ON_OTHER_USER apart from MISSING.
+ */
+import type { RawOptions } from '../config.js';
+import { StopError } from '../errors.js';
+import { withRetries } from '../engine/assign-row.js';
+import { orderedPool } from '../engine/ordered-pool.js';
+import { UserResolver } from '../engine/user-resolver.js';
+import { finalRows, scanInput } from '../input/scan.js';
+import { userKey, type CheckedRow } from '../input/validate.js';
+import { ApiError } from '../pingone/errors.js';
+import type { Device } from '../pingone/client.js';
+import { ResultsWriter } from '../report/results-writer.js';
+import { writeSummary } from '../report/summary.js';
+import { openCommand } from './context.js';
 import type { CommandDeps } from './run.js';
 
-export async function verifyCommand(_input: string, _raw: Record<string, unknown>, _deps: CommandDeps): Promise<number> {
-  throw new UsageError('verify: not built yet');
+export const VERIFY_STATUSES = ['PRESENT', 'MISSING', 'ON_OTHER_USER', 'USER_NOT_FOUND', 'INVALID', 'UNKNOWN'] as const;
+export type VerifyStatus = (typeof VERIFY_STATUSES)[number];
+
+const COLUMNS = ['row', 'userID', 'serialNumber', 'status', 'deviceId', 'deviceStatus', 'foundOnUser', 'message', 'runOutcome'];
+
+type Listing = { readonly devices: Device[] } | { readonly status: 'USER_NOT_FOUND' | 'UNKNOWN'; readonly message: string };
+
+interface VerifyRow {
+  readonly row: number;
+  readonly cells: unknown[];
+  readonly status: VerifyStatus;
+}
+
+export async function verifyCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
+  const scan = await scanInput(input);
+  const ctx = await openCommand('verify', input, raw, deps);
+  const { logger, session, paths } = ctx;
+  const retry = ctx.retryContext();
+  const resolver = new UserResolver();
+  const outcomeColumn = scan.layout.extras.find((e) => e.name === 'input.outcome' || e.name === 'outcome');
+  const outcomeIndex = outcomeColumn ? scan.layout.extras.indexOf(outcomeColumn) : -1;
+  const t0 = performance.now();
+  logger.info({ event: 'verify.start', input, rows: scan.rows });
+
+  // Pass 1: each distinct user's devices, once.
+  const listings = new Map<string, Listing>();
+  const userIds = new Map<string, string | { status: 'USER_NOT_FOUND' | 'UNKNOWN'; message: string }>();
+  const holder = new Map<string, string>();
+  const seen = new Set<string>();
+  async function* distinctUsers(): AsyncGenerator<CheckedRow> {
+    for await (const row of finalRows(scan)) {
+      if (!row.user || (row.problem && row.problem.code !== 'DUPLICATE_ROW')) continue;
+      const key = userKey(row.user);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      yield row;
+    }
+  }
+  await orderedPool(distinctUsers(), ctx.engine.concurrency, async (row) => {
+    const key = userKey(row.user!);
+    if (deps.control.stopped) return { row: row.row };
+    try {
+      const resolution = await resolver.resolve(row.user!, row.row, retry);
+      if ('code' in resolution) {
+        userIds.set(key, { status: resolution.code === 'USER_NOT_FOUND' ? 'USER_NOT_FOUND' : 'UNKNOWN', message: resolution.message });
+        return { row: row.row };
+      }
+      userIds.set(key, resolution.userId);
+      const devices = await withRetries(retry, row.row, () => session.client.listDevices(resolution.userId, { signal: deps.control.hard }));
+      listings.set(resolution.userId, { devices });
+      for (const d of devices) if (d.serialNumber) holder.set(d.serialNumber, resolution.userId);
+    } catch (error) {
+      if (error instanceof StopError) {
+        deps.control.stop(error);
+      } else if (error instanceof ApiError && error.verdict.kind === 'refused' && error.verdict.code === 'USER_NOT_FOUND') {
+        const id = userIds.get(key);
+        if (typeof id === 'string') listings.set(id, { status: 'USER_NOT_FOUND', message: error.message });
+      } else {
+        const id = userIds.get(key);
+        const message = error instanceof Error ? error.message : String(error);
+        if (typeof id === 'string') listings.set(id, { status: 'UNKNOWN', message: `could not read the user's devices: ${message}` });
+        else userIds.set(key, { status: 'UNKNOWN', message });
+      }
+    }
+    return { row: row.row };
+  }, () => undefined);
+
+  // Pass 2: one line per row.
+  const results = await ResultsWriter.open(paths.results, [], COLUMNS);
+  const counts = Object.fromEntries(VERIFY_STATUSES.map((s) => [s, 0])) as Record<VerifyStatus, number>;
+  for await (const row of finalRows(scan)) {
+    const verdict = judge(row, userIds, listings, holder, deps.control.stopped);
+    counts[verdict.status]++;
+    const runOutcome = outcomeIndex >= 0 ? row.extras[outcomeIndex] : undefined;
+    const cells = [row.row, verdict.userId ?? row.userText, row.serialNumber, verdict.status, verdict.device?.id, verdict.device?.status, verdict.foundOnUser, verdict.message, runOutcome];
+    logger.info({ event: 'row', row: row.row, userID: verdict.userId ?? row.userText, serialNumber: row.serialNumber, status: verdict.status, deviceId: verdict.device?.id, foundOnUser: verdict.foundOnUser });
+    await results.writeCells(cells);
+  }
+  await results.close();
+
+  const stopped = deps.control.reason;
+  const exitCode = stopped ? 3 : counts.PRESENT === scan.rows ? 0 : 1;
+  const durationMs = Math.round(performance.now() - t0);
+  const summary = { command: 'verify', runId: paths.runId, input, rows: scan.rows, statuses: counts, requests: session.stats, durationMs, stopped: stopped ? { code: stopped.code, message: stopped.message } : null, exitCode, reports: { results: paths.results, log: paths.log, summary: paths.summary } };
+  logger.info({ event: 'verify.end', ...summary });
+  await ctx.log.close();
+  await writeSummary(paths.summary, summary);
+  if (!ctx.report.quiet) {
+    const line = VERIFY_STATUSES.filter((s) => counts[s] > 0 || s === 'PRESENT').map((s) => `${s} ${counts[s]}`).join(' · ');
+    deps.stdout.write(
+      `oath-bulk verify ${input}: ${stopped ? `STOPPED (${stopped.code})` : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
+        `  rows ${scan.rows}: ${line}\n` +
+        (counts.PRESENT === scan.rows ? '  every assignment is in place\n' : '  not every assignment is in place: see the status column; rerun `oath-bulk run` on the input to put back what is MISSING\n') +
+        `  results  ${paths.results}\n  log      ${paths.log}\n  summary  ${paths.summary}\n`,
+    );
+  }
+  if (stopped) deps.stderr.write(`oath-bulk: stopped (${stopped.code}): ${stopped.message}\n`);
+  return exitCode;
+}
+
+function judge(
+  row: CheckedRow,
+  userIds: Map<string, string | { status: 'USER_NOT_FOUND' | 'UNKNOWN'; message: string }>,
+  listings: Map<string, Listing>,
+  holder: Map<string, string>,
+  stopped: boolean,
+): { status: VerifyStatus; userId?: string; device?: Device; foundOnUser?: string; message?: string } {
+  if (!row.user || (row.problem && row.problem.code !== 'DUPLICATE_ROW')) {
+    return { status: 'INVALID', message: row.problem ? `${row.problem.code}: ${row.problem.message}` : 'no user' };
+  }
+  const id = userIds.get(userKey(row.user));
+  if (id === undefined) return { status: 'UNKNOWN', message: stopped ? 'not checked: the run stopped' : 'not checked' };
+  if (typeof id !== 'string') return { status: id.status, message: id.message };
+  const listing = listings.get(id);
+  if (!listing) return { status: 'UNKNOWN', userId: id, message: stopped ? 'not checked: the run stopped' : 'not checked' };
+  if ('status' in listing) return { status: listing.status, userId: id, message: listing.message };
+  const device = listing.devices.find((d) => d.serialNumber === row.serialNumber);
+  if (device) return { status: 'PRESENT', userId: id, device };
+  const other = holder.get(row.serialNumber);
+  if (other && other !== id) return { status: 'ON_OTHER_USER', userId: id, foundOnUser: other, message: `the token is on user ${other}` };
+  return { status: 'MISSING', userId: id, message: 'the user does not hold this token' };
 }

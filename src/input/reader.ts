@@ -131,6 +131,8 @@ export async function openInput(path: string): Promise<InputLayout> {
       throw new InputError(path, where, `the header names the ${role} column twice (${show(header![found[role]!]!)} and ${show(cell)}): keep one`);
     }
     found[role] = index;
+    // The results' userID column holds the resolved id: keep the name the row was given by.
+    if (role === 'email' || role === 'username') extras.push({ name: cell, index });
   });
 
   const looksLikeData = header.some((cell) => /^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(cell) || /^\d{6,}$/.test(cell));

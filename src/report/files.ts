@@ -19,9 +19,14 @@ export function runIdFor(date: Date): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
+/**
+ * The shipment's name: the input file's name without extension, or, for a results file
+ * (`<name>.<runId>.results.csv`, or a verify/rollback one), the name of its input.
+ */
 export function stem(inputPath: string): string {
   const base = basename(inputPath);
-  return (base.slice(0, base.length - extname(base).length) || base).replace(/[^A-Za-z0-9._-]/g, '_');
+  const bare = base.slice(0, base.length - extname(base).length) || base;
+  return bare.replace(/(\.(verify|rollback))?\.\d{8}T\d{6}Z(_\d+)?\.results$/, '').replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 export async function prepareOutDir(outDir: string): Promise<void> {

@@ -86,7 +86,7 @@ test('SIGTERM mid-run: exit 3, complete reports with NOT_ATTEMPTED rows; the rer
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += String(d)));
   const done = exited(child);
-  await sleep(1500);
+  for (let i = 0; i < 200 && sandbox.stats.devicesCreated < 10; i++) await sleep(25);
   const signalledAt = Date.now();
   child.kill('SIGTERM');
   const { code } = await done;
@@ -117,7 +117,7 @@ test('a second signal exits at once and the journal stays valid', async () => {
   const { path, rows } = shipment(dir, 60);
   const child = startCli(['run', path, '--out-dir', dir, '--rate', '40', '--concurrency', '8'], sandboxEnv(sandbox));
   const done = exited(child);
-  await sleep(1200);
+  for (let i = 0; i < 200 && sandbox.stats.devicesCreated < 5; i++) await sleep(25);
   child.kill('SIGINT');
   await sleep(50);
   child.kill('SIGINT');

@@ -37,7 +37,7 @@ export function sandboxEnv(sandbox: PingOneSandbox): Record<string, string> {
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, [BIN, ...args], { env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--', BIN, ...args], { env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolvePromise({ code, stdout, stderr, ms: Date.now() - started });
     });
@@ -45,7 +45,7 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
 }
 
 export function startCli(args: string[], env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(process.execPath, ['--', BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
