@@ -53,7 +53,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   }
   await prepareOutDir(report.outDir);
   const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(input)}.journal.jsonl`);
-  const keepJournal = raw['journal-enabled'] !== false && !dryRun;
+  const keepJournal = raw['journal'] !== false && !dryRun;
 
   let lock: HeldLock | undefined;
   let journal: PairJournal = new NullJournal();

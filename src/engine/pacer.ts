@@ -108,6 +108,22 @@ export class Pacer implements RequestGate {
     return this.answers.length;
   }
 
+  /**
+   * The request granted at `grantedAt` is leaving now. Work between the grant and the send
+   * (taking a token, building the request) delays some requests more than others; counting
+   * the window from the real send keeps those delays from squeezing a window at the server.
+   */
+  sent(grantedAt: number): void {
+    const now = this.options.now();
+    for (let i = 1; i <= this.count; i++) {
+      const index = (this.head - i + this.cap) % this.cap;
+      if (this.starts[index] === grantedAt) {
+        this.starts[index] = Math.max(grantedAt, now);
+        return;
+      }
+    }
+  }
+
   private earliest(): number {
     // The oldest of the last `cap` starts must be a full window ago.
     const oldest = this.count < this.cap ? -Infinity : this.starts[this.head]!;

@@ -151,7 +151,7 @@ export class PingOneClient implements DeviceApi {
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
     try {
-      const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, timeoutMs });
+      const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, timeoutMs, onWritten: () => gate.sent?.(sentAt) });
       if (answer.status === 429) {
         stats.rateLimited++;
         gate.rateLimited(answer.retryAfterMs, sentAt);

@@ -9,6 +9,8 @@ export interface RequestGate {
   /** A 429 for the request that acquire() let go at `sentAt`. */
   rateLimited(retryAfterMs: number | undefined, sentAt?: number): void;
   answered(): void;
+  /** The request granted at `grantedAt` is being written now. */
+  sent?(grantedAt: number): void;
 }
 
 /** Counts of what was sent, for the summary and the log. */

@@ -17,6 +17,8 @@ export interface HttpRequest {
   readonly body?: string;
   readonly signal?: AbortSignal;
   readonly timeoutMs: number;
+  /** Called once the request has been handed to the operating system (written). */
+  readonly onWritten?: () => void;
 }
 
 export interface HttpAnswer {
@@ -55,6 +57,16 @@ export function createTransport(options: { maxSockets: number; retryAfterUnitMs?
   });
 
   return async (request) => {
+    // A wall-clock limit of our own: the socket's idle timeout alone may not fire while a
+    // connection is still being set up.
+    const limit = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      limit.abort();
+    }, request.timeoutMs);
+    const onAbort = (): void => limit.abort();
+    request.signal?.addEventListener('abort', onAbort, { once: true });
     let response;
     try {
       response = await instance.request<string>({
@@ -62,10 +74,19 @@ export function createTransport(options: { maxSockets: number; retryAfterUnitMs?
         url: request.url,
         headers: request.headers,
         data: request.body,
-        signal: request.signal,
+        signal: limit.signal,
         timeout: request.timeoutMs,
-      });
+        // Our own transport, to learn when the request is really written (see Pacer.sent).
+        transport: {
+          request: (options: http.RequestOptions, callback: (res: http.IncomingMessage) => void) => {
+            const req = (options.protocol === 'https:' ? https : http).request(options, callback);
+            if (request.onWritten) req.once('finish', request.onWritten);
+            return req;
+          },
+        },
+      } as Parameters<AxiosInstance['request']>[0]);
     } catch (error) {
+      if (timedOut) throw new ApiError({ network: 'ETIMEDOUT', message: networkMessage('ETIMEDOUT'), maybeSent: true });
       if (request.signal?.aborted || axios.isCancel(error)) throw new RequestAborted();
       const code = networkCode(error);
       throw new ApiError({
@@ -73,6 +94,9 @@ export function createTransport(options: { maxSockets: number; retryAfterUnitMs?
         message: networkMessage(code),
         maybeSent: !NOT_SENT.has(code),
       });
+    } finally {
+      clearTimeout(timer);
+      request.signal?.removeEventListener('abort', onAbort);
     }
     const body = parseBody(response.data);
     return {
