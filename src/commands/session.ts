@@ -20,7 +20,7 @@ export interface Session {
 export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport): Session {
   const stats = newRequestStats();
   const base = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
-  const logged: Transport = async (request) => {
+  const logged: Transport = !logger.isLevelEnabled('debug') ? base : async (request) => {
     const t0 = performance.now();
     const path = new URL(request.url).pathname;
     try {

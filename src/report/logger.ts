@@ -7,28 +7,29 @@ import pino, { type Logger } from 'pino';
 import { openPrivate } from './files.js';
 import type { LogLevel } from '../config.js';
 
+/**
+ * Fields that would carry a secret if anything ever logged them. Only exact paths: wildcard
+ * paths make pino rewrite every line, and every logged object is ours and flat.
+ */
 export const REDACT_PATHS = [
   'authorization',
-  '*.authorization',
   'headers',
-  '*.headers',
   'config',
-  '*.config',
   'request',
-  '*.request',
   'response',
-  '*.response',
+  'err.config',
+  'err.request',
+  'err.response',
+  'error.config',
+  'error.request',
+  'error.response',
   'clientSecret',
-  '*.clientSecret',
   'client_secret',
-  '*.client_secret',
   'access_token',
-  '*.access_token',
   'accessToken',
-  '*.accessToken',
   'token',
-  '*.token',
-];
+  'settings.clientSecret',
+]
 
 export interface RunLog {
   readonly logger: Logger;
