@@ -25,6 +25,9 @@ export interface EngineOptions {
   readonly maxAttempts: number;
   readonly timeoutMs: number;
   readonly maxConsecutiveFailures: number;
+  /** First retry delay and the longest one, in ms (backoff doubles in between, with jitter). */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
 }
 
 export interface ReportOptions {
@@ -204,6 +207,8 @@ export function resolveEngineOptions(raw: RawOptions): EngineOptions {
     maxAttempts: numberOption(c, raw, 'max-attempts', 8, 1, 20, true),
     timeoutMs: numberOption(c, raw, 'timeout', 30000, 100, 600000, true),
     maxConsecutiveFailures: numberOption(c, raw, 'max-consecutive-failures', 25, 1, 1000000, true),
+    backoffBaseMs: numberOption(c, raw, 'backoff-base', 1000, 1, 600000, true),
+    backoffMaxMs: numberOption(c, raw, 'backoff-max', 30000, 1, 600000, true),
   };
   c.throwIfAny();
   return Object.freeze(options);

@@ -38,7 +38,7 @@ export async function openCommand(command: string, input: string, raw: RawOption
   const paths = await reportPaths(report.outDir, input, command, startedAt);
   const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command });
   const session = openSession(connection, engine, log.logger, deps.transport);
-  const backoff = { baseMs: Number(raw['backoff-base'] ?? 1000), capMs: Number(raw['backoff-max'] ?? 30_000) };
+  const backoff = { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs };
   return {
     connection,
     engine,

@@ -119,7 +119,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     if (t.problem) return { row: t.row, target: t, outcome: 'FAILED', errorCode: 'ROW_UNREADABLE', message: t.problem };
     if (deps.control.stopped) return { row: t.row, target: t, outcome: 'NOT_ATTEMPTED', message: 'the rollback stopped before this row; run it again to finish' };
     try {
-      const devices = await withRetries(retry, t.row, () => session.client.listDevices(t.userID, { signal: deps.control.hard }));
+      const devices = await withRetries(retry, t.row, () => session.client.listDevices(t.userID, { signal: deps.control.hard, notAfter: deps.control.stopping }));
       const device = devices.find((d) => d.id === t.deviceId);
       if (!device) {
         if (!dryRun) await journal.removed(pairKey(t.userID, t.serialNumber), t.row, t.deviceId);
@@ -129,7 +129,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
         return { row: t.row, target: t, outcome: 'CHANGED', errorCode: 'DEVICE_CHANGED', message: `device ${t.deviceId} now carries serial ${device.serialNumber ?? 'none'}: left alone` };
       }
       if (dryRun) return { row: t.row, target: t, outcome: 'WOULD_DELETE', message: 'dry run: would delete this device' };
-      await withRetries(retry, t.row, () => session.client.deleteDevice(t.userID, t.deviceId, { signal: deps.control.hard }));
+      await withRetries(retry, t.row, () => session.client.deleteDevice(t.userID, t.deviceId, { signal: deps.control.hard, notAfter: deps.control.stopping }));
       await journal.removed(pairKey(t.userID, t.serialNumber), t.row, t.deviceId);
       return { row: t.row, target: t, outcome: 'DELETED', httpStatus: 204 };
     } catch (error) {

@@ -33,11 +33,6 @@ export interface CommandDeps extends ConfigSources {
   readonly transport?: Transport;
 }
 
-function numberOr(value: unknown, fallback: number): number {
-  const n = Number(value);
-  return value === undefined || !Number.isFinite(n) ? fallback : n;
-}
-
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   const [connection, engine, report] = resolveAll(
@@ -119,7 +114,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     api: session.client,
     journal,
     maxAttempts: engine.maxAttempts,
-    backoff: { baseMs: numberOr(raw['backoff-base'], 1000), capMs: numberOr(raw['backoff-max'], 30_000) },
+    backoff: { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs },
     sleep: abortableSleep,
     stopping: control.stopping,
     hard: control.hard,

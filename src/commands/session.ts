@@ -2,6 +2,7 @@
  * The PingOne connection a command works through: one transport, one pacer (all requests
  * counted against --rate), one token provider, one client, and the counters they share.
  */
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Connection, EngineOptions } from '../config.js';
 import { abortableSleep, Pacer } from '../engine/pacer.js';
@@ -19,7 +20,11 @@ export interface Session {
 
 export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport): Session {
   const stats = newRequestStats();
-  const base = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
+  const http = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
+  // --concurrency bounds requests in flight. A row waiting out a backoff holds no slot, so a
+  // few failing rows do not starve the others.
+  const slots = pLimit(engine.concurrency);
+  const base: Transport = (request) => slots(() => http(request));
   const logged: Transport = !logger.isLevelEnabled('debug') ? base : async (request) => {
     const t0 = performance.now();
     const path = new URL(request.url).pathname;

@@ -69,7 +69,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
         return { row: row.row };
       }
       userIds.set(key, resolution.userId);
-      const devices = await withRetries(retry, row.row, () => session.client.listDevices(resolution.userId, { signal: deps.control.hard }));
+      const devices = await withRetries(retry, row.row, () => session.client.listDevices(resolution.userId, { signal: deps.control.hard, notAfter: deps.control.stopping }));
       listings.set(resolution.userId, { devices });
       for (const d of devices) if (d.serialNumber) holder.set(d.serialNumber, resolution.userId);
     } catch (error) {

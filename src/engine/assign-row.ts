@@ -137,7 +137,7 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<R
       firstSentAt ??= Date.now();
       attempts++;
       try {
-        return await ctx.api.createOathDevice(row.userId, row.serialNumber, { signal: ctx.hard, correlationId });
+        return await ctx.api.createOathDevice(row.userId, row.serialNumber, { signal: ctx.hard, notAfter: ctx.stopping, correlationId });
       } catch (error) {
         // An attempt PingOne may have carried out (lost answer, timeout, 5xx): its effect is unknown.
         if (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) uncertain = true;
@@ -169,7 +169,7 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<R
 
 /** Reads the user's devices (with retries) and returns the one carrying the row's serial. */
 async function findOnUser(row: ResolvedRow, ctx: AssignContext): Promise<Device | undefined> {
-  const devices = await withRetries(ctx, row.row, () => ctx.api.listDevices(row.userId, { signal: ctx.hard }));
+  const devices = await withRetries(ctx, row.row, () => ctx.api.listDevices(row.userId, { signal: ctx.hard, notAfter: ctx.stopping }));
   return devices.find((d) => d.serialNumber === row.serialNumber);
 }
 

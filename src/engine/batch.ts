@@ -43,7 +43,10 @@ function invalid(row: CheckedRow): RowResult {
 
 export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignContext, control: RunControl, options: BatchOptions, hooks: BatchHooks): Promise<void> {
   const order = new InOrder<RowResult>(hooks.emit);
-  const limit = pLimit(options.concurrency);
+  // Rows in progress: more than requests in flight (the session bounds those to
+  // --concurrency), so that rows waiting out a backoff leave room for others.
+  const rowsInProgress = Math.min(1024, options.concurrency * 4);
+  const limit = pLimit(rowsInProgress);
   const resolver = new UserResolver();
   const inflight = new Set<Promise<void>>();
   const maxWaiting = Math.max(1000, options.concurrency * 100);
@@ -112,7 +115,7 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
         continue;
       }
     }
-    while (inflight.size > 0 && (limit.activeCount + limit.pendingCount >= options.concurrency || order.buffered >= maxWaiting)) {
+    while (inflight.size > 0 && (limit.activeCount + limit.pendingCount >= rowsInProgress || order.buffered >= maxWaiting)) {
       await Promise.race(inflight);
     }
     const task: Promise<void> = limit(() => process(row)).then((result) => {

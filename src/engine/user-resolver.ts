@@ -25,7 +25,7 @@ export class UserResolver {
   }
 
   private async lookup(kind: 'email' | 'username', value: string, row: number, ctx: AssignContext): Promise<Resolution> {
-    const users = await withRetries(ctx, row, () => ctx.api.findUsers(kind, value, { signal: ctx.hard }));
+    const users = await withRetries(ctx, row, () => ctx.api.findUsers(kind, value, { signal: ctx.hard, notAfter: ctx.stopping }));
     if (users.length === 0) return { code: 'USER_NOT_FOUND', message: `no user has ${kind} ${JSON.stringify(value)} in this environment` };
     if (users.length > 1) return { code: 'USER_AMBIGUOUS', message: `more than one user has ${kind} ${JSON.stringify(value)}: use the userID column instead` };
     return { userId: users[0]!.id };

@@ -28,7 +28,10 @@ export interface User {
 type CallKind = 'create' | 'list' | 'delete' | 'lookup';
 
 export interface CallOptions {
+  /** Cuts the request, even in flight (the hard stop). */
   readonly signal?: AbortSignal;
+  /** Once aborted, a request that has not been sent yet is not sent (the soft stop). */
+  readonly notAfter?: AbortSignal;
   /** Sent as X-Ping-External-Transaction-ID so PingOne's logs join ours. */
   readonly correlationId?: string;
 }
@@ -151,7 +154,7 @@ export class PingOneClient implements DeviceApi {
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
     try {
-      const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, timeoutMs, onWritten: () => gate.sent?.(sentAt) });
+      const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, startSignal: options.notAfter, timeoutMs, onWritten: () => gate.sent?.(sentAt) });
       if (answer.status === 429) {
         stats.rateLimited++;
         gate.rateLimited(answer.retryAfterMs, sentAt);

@@ -16,6 +16,8 @@ export interface HttpRequest {
   readonly headers: Record<string, string>;
   readonly body?: string;
   readonly signal?: AbortSignal;
+  /** If aborted by the time the request would be sent, it is not sent (RequestAborted). */
+  readonly startSignal?: AbortSignal;
   readonly timeoutMs: number;
   /** Called once the request has been handed to the operating system (written). */
   readonly onWritten?: () => void;
@@ -57,6 +59,7 @@ export function createTransport(options: { maxSockets: number; retryAfterUnitMs?
   });
 
   return async (request) => {
+    if (request.startSignal?.aborted) throw new RequestAborted();
     // A wall-clock limit of our own: the socket's idle timeout alone may not fire while a
     // connection is still being set up.
     const limit = new AbortController();

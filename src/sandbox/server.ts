@@ -181,14 +181,7 @@ export class PingOneSandbox {
 
   /** Highest number of requests that arrived within any window of `windowMs`. */
   maxInWindow(windowMs = 1000, from = 0): number {
-    const times = this.arrivals.slice(from).sort((a, b) => a - b);
-    let best = 0;
-    let start = 0;
-    for (let end = 0; end < times.length; end++) {
-      while (times[end]! - times[start]! >= windowMs) start++;
-      best = Math.max(best, end - start + 1);
-    }
-    return best;
+    return maxInWindow(this.arrivals.slice(from), windowMs);
   }
 
   // --- request handling -------------------------------------------------------------
@@ -438,6 +431,18 @@ export class PingOneSandbox {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
+}
+
+/** Largest number of events within any half-open window [t, t + windowMs). */
+export function maxInWindow(times: readonly number[], windowMs = 1000): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let best = 0;
+  let start = 0;
+  for (let end = 0; end < sorted.length; end++) {
+    while (sorted[end]! - sorted[start]! >= windowMs) start++;
+    best = Math.max(best, end - start + 1);
+  }
+  return best;
 }
 
 function pingError(code: string, message: string, details?: unknown[]): Record<string, unknown> {

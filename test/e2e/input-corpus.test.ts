@@ -4,20 +4,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PingOneSandbox } from '../../src/sandbox/server.js';
+import { useSandbox } from '../support/sandbox.js';
 import { runCli, sandboxEnv, tempDir } from '../support/cli.js';
 
 const FIXTURES = resolve('test', 'fixtures', 'input');
-let sandbox: PingOneSandbox;
-
-beforeAll(async () => {
-  sandbox = new PingOneSandbox();
-  await sandbox.start();
-});
-
-afterAll(async () => {
-  await sandbox.stop();
-});
+const box = useSandbox('all');
 
 const cases: Array<[string, RegExp]> = [
   ['does-not-exist.csv', /does-not-exist\.csv: no such file: check the path$/],
@@ -40,8 +31,8 @@ const cases: Array<[string, RegExp]> = [
 
 test.each(cases)('%s: exit 2, one clear line, nothing sent', async (name, expected) => {
   const dir = tempDir();
-  const before = sandbox.stats.requests;
-  const result = await runCli(['run', join(FIXTURES, name), '--out-dir', dir], sandboxEnv(sandbox));
+  const before = box.sandbox.stats.requests;
+  const result = await runCli(['run', join(FIXTURES, name), '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(result.code).toBe(2);
   const lines = result.stderr.trimEnd().split('\n');
   expect(lines).toHaveLength(1);
@@ -49,31 +40,31 @@ test.each(cases)('%s: exit 2, one clear line, nothing sent', async (name, expect
   expect(lines[0]).toMatch(expected);
   expect(result.stderr).not.toMatch(/\n\s+at /);
   expect(result.stdout).toBe('');
-  expect(sandbox.stats.requests).toBe(before);
+  expect(box.sandbox.stats.requests).toBe(before);
 });
 
 test('a 10 MB single field is refused as a file-level problem, with its line', async () => {
   const dir = tempDir();
   const path = join(dir, 'huge-field.csv');
   writeFileSync(path, `userID,serialNumber,note\n5f8c2a4e-1b7d-4c3e-9a2f-0d6e8b1c7a93,S1,"${'x'.repeat(10 * 1024 * 1024)}"\n`);
-  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(result.code).toBe(2);
   expect(result.stderr).toMatch(/huge-field\.csv: line 2: a row is longer than 1 MB: this is not a shipment list, or a quote is unbalanced\n$/);
 });
 
 test('--strict with invalid rows: exit 2, the first problems listed, nothing sent or written', async () => {
   const dir = join(tempDir(), 'reports');
-  const before = sandbox.stats.requests;
-  const result = await runCli(['run', join(FIXTURES, 'bad-serials.csv'), '--out-dir', dir, '--strict'], sandboxEnv(sandbox));
+  const before = box.sandbox.stats.requests;
+  const result = await runCli(['run', join(FIXTURES, 'bad-serials.csv'), '--out-dir', dir, '--strict'], sandboxEnv(box.sandbox));
   expect(result.code).toBe(2);
   expect(result.stderr).toMatch(/bad-serials\.csv: 5 of 6 rows are invalid and --strict is set, so nothing was sent or written\. First problems:\n {2}row 1 \(line 2\): SERIAL_INVALID: expected only ASCII letters and digits, got "AB 12"/);
-  expect(sandbox.stats.requests).toBe(before);
+  expect(box.sandbox.stats.requests).toBe(before);
   expect((await import('node:fs')).existsSync(dir)).toBe(false);
 });
 
 test('a messy but readable file runs: valid rows are processed, invalid ones reported', async () => {
   const dir = tempDir();
-  const result = await runCli(['run', join(FIXTURES, 'bad-userids.csv'), '--out-dir', dir], sandboxEnv(sandbox));
+  const result = await runCli(['run', join(FIXTURES, 'bad-userids.csv'), '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(result.code).toBe(1);
   expect(result.stdout).toMatch(/rows 9: CREATED 1 · INVALID 8/);
 });

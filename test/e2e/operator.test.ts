@@ -5,37 +5,28 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PingOneSandbox } from '../../src/sandbox/server.js';
+import { useSandbox } from '../support/sandbox.js';
 import { BIN, exited, latest, readResults, runCli, sandboxEnv, shipment, startCli, tempDir, userId } from '../support/cli.js';
 
-let sandbox: PingOneSandbox;
-
-beforeEach(async () => {
-  sandbox = new PingOneSandbox();
-  await sandbox.start();
-});
-
-afterEach(async () => {
-  await sandbox.stop();
-});
+const box = useSandbox();
 
 test('verify: every assignment in place is exit 0; devices removed or moved behind its back are counted, exit 1', async () => {
   const dir = tempDir();
   const { path, rows } = shipment(dir, 30);
-  expect((await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(sandbox))).code).toBe(0);
+  expect((await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(box.sandbox))).code).toBe(0);
   const results = latest(dir, '.results.csv');
 
-  const clean = await runCli(['verify', results, '--out-dir', dir], sandboxEnv(sandbox));
+  const clean = await runCli(['verify', results, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(clean.code).toBe(0);
   expect(clean.stdout).toMatch(/rows 30: PRESENT 30\n {2}every assignment is in place/);
 
   // Behind its back: two devices deleted, one token moved to another user of the file.
-  for (const r of rows.slice(0, 2)) sandbox.removeDevice(r.userID, sandbox.devicesOf(r.userID)[0]!.id);
+  for (const r of rows.slice(0, 2)) box.sandbox.removeDevice(r.userID, box.sandbox.devicesOf(r.userID)[0]!.id);
   const moved = rows[2]!;
-  sandbox.removeDevice(moved.userID, sandbox.devicesOf(moved.userID)[0]!.id);
-  sandbox.seedDevice(rows[3]!.userID, moved.serialNumber);
+  box.sandbox.removeDevice(moved.userID, box.sandbox.devicesOf(moved.userID)[0]!.id);
+  box.sandbox.seedDevice(rows[3]!.userID, moved.serialNumber);
 
-  const after = await runCli(['verify', results, '--out-dir', dir], sandboxEnv(sandbox));
+  const after = await runCli(['verify', results, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(after.code).toBe(1);
   expect(after.stdout).toMatch(/rows 30: PRESENT 27 · MISSING 2 · ON_OTHER_USER 1\n/);
   const report = readResults(dir).filter((r) => r['status'] !== 'PRESENT');
@@ -45,14 +36,14 @@ test('verify: every assignment in place is exit 0; devices removed or moved behi
     ['3', 'ON_OTHER_USER', rows[3]!.userID, 'CREATED'],
   ]);
   // One device listing per user, not per row.
-  expect(sandbox.stats.byKind['list']).toBe(60);
+  expect(box.sandbox.stats.byKind['list']).toBe(60);
 });
 
 test('verify of an input names users that do not exist', async () => {
   const dir = tempDir();
   const path = join(dir, 'in.csv');
   writeFileSync(path, `userID,serialNumber\n00000000-0000-4000-8000-000000000001,S1\n${userId(1)},S2\n`);
-  const result = await runCli(['verify', path, '--out-dir', dir], sandboxEnv(sandbox));
+  const result = await runCli(['verify', path, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(result.code).toBe(1);
   expect(readResults(dir).map((r) => r['status'])).toEqual(['USER_NOT_FOUND', 'MISSING']);
 });
@@ -60,40 +51,40 @@ test('verify of an input names users that do not exist', async () => {
 test('rollback: --dry-run deletes nothing; then every CREATED device goes, EXISTING ones stay; a rerun puts them back', async () => {
   const dir = tempDir();
   const { path, rows } = shipment(dir, 20);
-  const held = sandbox.seedDevice(rows[0]!.userID, rows[0]!.serialNumber);
-  expect((await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(sandbox))).code).toBe(0);
+  const held = box.sandbox.seedDevice(rows[0]!.userID, rows[0]!.serialNumber);
+  expect((await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(box.sandbox))).code).toBe(0);
   const results = latest(dir, '.results.csv');
   expect(readResults(dir).filter((r) => r['outcome'] === 'EXISTING')).toHaveLength(1);
 
-  const dry = await runCli(['rollback', results, '--out-dir', dir, '--dry-run'], sandboxEnv(sandbox));
+  const dry = await runCli(['rollback', results, '--out-dir', dir, '--dry-run'], sandboxEnv(box.sandbox));
   expect(dry.code).toBe(0);
   expect(dry.stdout).toMatch(/WOULD_DELETE 19 · SKIPPED 1/);
-  expect(sandbox.stats.byKind['delete'] ?? 0).toBe(0);
-  expect(sandbox.allDevices()).toHaveLength(20);
+  expect(box.sandbox.stats.byKind['delete'] ?? 0).toBe(0);
+  expect(box.sandbox.allDevices()).toHaveLength(20);
 
-  const unconfirmed = await runCli(['rollback', results, '--out-dir', dir], sandboxEnv(sandbox));
+  const unconfirmed = await runCli(['rollback', results, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(unconfirmed.code).toBe(2);
   expect(unconfirmed.stderr).toMatch(/pass --yes to confirm when not at a terminal/);
-  expect(sandbox.stats.byKind['delete'] ?? 0).toBe(0);
+  expect(box.sandbox.stats.byKind['delete'] ?? 0).toBe(0);
 
-  const real = await runCli(['rollback', results, '--out-dir', dir, '--yes'], sandboxEnv(sandbox));
+  const real = await runCli(['rollback', results, '--out-dir', dir, '--yes'], sandboxEnv(box.sandbox));
   expect(real.code).toBe(0);
   expect(real.stdout).toMatch(/DELETED 19 · SKIPPED 1/);
-  expect(sandbox.allDevices().map((d) => d.id)).toEqual([held.id]);
+  expect(box.sandbox.allDevices().map((d) => d.id)).toEqual([held.id]);
 
   // Rolled-back pairs are open again in the journal: the same input assigns them again.
-  const rerun = await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(sandbox));
+  const rerun = await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(box.sandbox));
   expect(rerun.code).toBe(0);
-  expect(sandbox.allDevices()).toHaveLength(20);
+  expect(box.sandbox.allDevices()).toHaveLength(20);
 
   // A second rollback of the first run finds those devices replaced, and leaves them alone.
-  const again = await runCli(['rollback', results, '--out-dir', dir, '--yes'], sandboxEnv(sandbox));
+  const again = await runCli(['rollback', results, '--out-dir', dir, '--yes'], sandboxEnv(box.sandbox));
   expect(again.stdout).toMatch(/ALREADY_GONE 19 · SKIPPED 1/);
-  expect(sandbox.allDevices()).toHaveLength(20);
+  expect(box.sandbox.allDevices()).toHaveLength(20);
 });
 
 test('rows that name users by email or username: resolved once each, case-insensitive, quotes escaped; unknown and ambiguous users fail', async () => {
-  sandbox.configure({
+  box.sandbox.configure({
     users: [
       { id: userId(1), username: 'ann', email: 'ann@example.com' },
       { id: userId(2), username: 'o"brien\\x', email: 'ob@example.com' },
@@ -114,7 +105,7 @@ test('rows that name users by email or username: resolved once each, case-insens
       'twins@example.com,,E5',
     ].join('\n') + '\n',
   );
-  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(result.code).toBe(1);
   expect(readResults(dir).map((r) => [r['userID'], r['outcome'], r['errorCode'], r['email']])).toEqual([
     [userId(1), 'CREATED', '', 'Ann@Example.COM'],
@@ -123,11 +114,11 @@ test('rows that name users by email or username: resolved once each, case-insens
     ['', 'FAILED', 'USER_NOT_FOUND', 'nobody@example.com'],
     ['', 'FAILED', 'USER_AMBIGUOUS', 'twins@example.com'],
   ]);
-  expect(sandbox.devicesOf(userId(1)).map((d) => d.serialNumber).sort()).toEqual(['E1', 'E2']);
-  expect(sandbox.stats.byKind['lookup']).toBe(4);
+  expect(box.sandbox.devicesOf(userId(1)).map((d) => d.serialNumber).sort()).toEqual(['E1', 'E2']);
+  expect(box.sandbox.stats.byKind['lookup']).toBe(4);
 });
 
-test('the sandbox command prints a usable env file and serves a run of the sample in input/', async () => {
+test('the box.sandbox command prints a usable env file and serves a run of the sample in input/', async () => {
   const dir = tempDir();
   const child = startCli(['sandbox', '--port', '0'], { PATH: process.env['PATH'] ?? '' });
   let out = '';
@@ -136,7 +127,7 @@ test('the sandbox command prints a usable env file and serves a run of the sampl
       out += String(d);
       if (out.includes('PINGONE_AUTH_URL=')) resolvePromise();
     });
-    child.once('exit', () => reject(new Error(`sandbox exited: ${out}`)));
+    child.once('exit', () => reject(new Error(`box.sandbox exited: ${out}`)));
   });
   const envFile = join(dir, 'sandbox.env');
   writeFileSync(envFile, out);
@@ -150,15 +141,15 @@ test('the sandbox command prints a usable env file and serves a run of the sampl
 test('progress: nothing on stderr off a TTY; a live line on a TTY, and the summary on stdout', async () => {
   const dir = tempDir();
   const { path } = shipment(dir, 40);
-  const quiet = await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(sandbox));
+  const quiet = await runCli(['run', path, '--out-dir', dir, '--rate', '100'], sandboxEnv(box.sandbox));
   expect(quiet.code).toBe(0);
   expect(quiet.stderr).toBe('');
 
   const { path: second } = shipment(dir, 40, 'second.csv', 'TT');
-  const env = sandboxEnv(sandbox);
+  const env = sandboxEnv(box.sandbox);
   const command = [process.execPath, '--', BIN, 'run', second, '--out-dir', dir, '--rate', '20'].map((a) => `'${a}'`).join(' ');
   // `script` gives the CLI a real pseudo-terminal, as a person at a console has.
-  // (Asynchronously: the sandbox answering it lives in this process.)
+  // (Asynchronously: the box.sandbox answering it lives in this process.)
   const child = spawn('script', ['-qec', command, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (d) => (stdout += String(d)));

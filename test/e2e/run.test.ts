@@ -3,24 +3,15 @@
  */
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PingOneSandbox } from '../../src/sandbox/server.js';
+import { useSandbox } from '../support/sandbox.js';
 import { latest, readLog, readResults, runCli, sandboxEnv, shipment, tempDir, userId } from '../support/cli.js';
 
-let sandbox: PingOneSandbox;
-
-beforeEach(async () => {
-  sandbox = new PingOneSandbox();
-  await sandbox.start();
-});
-
-afterEach(async () => {
-  await sandbox.stop();
-});
+const box = useSandbox();
 
 test('a clean 200-row run creates every device: exit 0, every row CREATED, ids match the sandbox', async () => {
   const dir = tempDir();
   const { path, rows } = shipment(dir, 200);
-  const result = await runCli(['run', path, '--out-dir', dir, '--rate', '200', '--concurrency', '16'], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir, '--rate', '200', '--concurrency', '16'], sandboxEnv(box.sandbox));
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
   const results = readResults(dir);
@@ -28,7 +19,7 @@ test('a clean 200-row run creates every device: exit 0, every row CREATED, ids m
   expect(results.map((r) => Number(r['row']))).toEqual(rows.map((_, i) => i + 1));
   for (const [i, r] of results.entries()) {
     expect(r).toMatchObject({ userID: rows[i]!.userID, serialNumber: rows[i]!.serialNumber, outcome: 'CREATED', httpStatus: '201', attempts: '1' });
-    const held = sandbox.devicesOf(r['userID']!);
+    const held = box.sandbox.devicesOf(r['userID']!);
     expect(held).toHaveLength(1);
     expect(held[0]!.id).toBe(r['deviceId']);
     expect(held[0]!.serialNumber).toBe(r['serialNumber']);
@@ -45,10 +36,10 @@ test('a clean 200-row run creates every device: exit 0, every row CREATED, ids m
 test('a mixed file gets an outcome per row and exit 1', async () => {
   const dir = tempDir();
   const full = userId(900);
-  sandbox.configure({ maxDevicesPerUser: 2 });
-  sandbox.seedDevice(full, 'HELD1');
-  sandbox.seedDevice(full, 'HELD2');
-  sandbox.seedDevice(userId(5), 'ALREADY5');
+  box.sandbox.configure({ maxDevicesPerUser: 2 });
+  box.sandbox.seedDevice(full, 'HELD1');
+  box.sandbox.seedDevice(full, 'HELD2');
+  box.sandbox.seedDevice(userId(5), 'ALREADY5');
   const lines = [
     'userID,serialNumber,site',
     `${userId(1)},GOOD0001,Leeds`,
@@ -62,7 +53,7 @@ test('a mixed file gets an outcome per row and exit 1', async () => {
   ];
   const path = join(dir, 'mixed.csv');
   writeFileSync(path, lines.join('\r\n') + '\r\n');
-  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
   expect(result.code).toBe(1);
   const byRow = readResults(dir).map((r) => [r['outcome'], r['errorCode'], r['site']]);
   expect(byRow).toEqual([
@@ -83,7 +74,7 @@ test('a mixed file gets an outcome per row and exit 1', async () => {
 });
 
 test('under a 10% fault mix with lost answers and token expiry every serial lands on its user exactly once', async () => {
-  sandbox.configure({
+  box.sandbox.configure({
     faults: { '5xx': 0.02, html502: 0.01, reset: 0.02, lost: 0.03, slow: 0.01, expire: 0.01 },
     slowMs: 1500,
     tokenTtlS: 3,
@@ -91,46 +82,46 @@ test('under a 10% fault mix with lost answers and token expiry every serial land
   });
   const dir = tempDir();
   const { path, rows } = shipment(dir, 200);
-  const result = await runCli(['run', path, '--out-dir', dir, '--rate', '100', '--concurrency', '8', '--timeout', '1000', '--backoff-base', '50'], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir, '--rate', '100', '--concurrency', '8', '--timeout', '1000', '--backoff-base', '50'], sandboxEnv(box.sandbox));
   expect(result.code).toBe(0);
   const results = readResults(dir);
   expect(results.filter((r) => r['outcome'] !== 'CREATED')).toEqual([]);
   for (const [i, r] of results.entries()) {
-    const held = sandbox.devicesOf(rows[i]!.userID);
+    const held = box.sandbox.devicesOf(rows[i]!.userID);
     expect(held.map((d) => d.serialNumber)).toEqual([rows[i]!.serialNumber]);
     expect(r['deviceId']).toBe(held[0]!.id);
   }
-  expect(sandbox.allDevices()).toHaveLength(200);
-  const faults = sandbox.stats.faults;
+  expect(box.sandbox.allDevices()).toHaveLength(200);
+  const faults = box.sandbox.stats.faults;
   expect(faults['lost']).toBeGreaterThan(0);
   expect(faults['expire'] ?? 0).toBeGreaterThan(0);
-  expect(sandbox.stats.tokensIssued).toBeGreaterThan(1);
+  expect(box.sandbox.stats.tokensIssued).toBeGreaterThan(1);
   const log = readLog(dir);
   expect(log.some((e) => e['event'] === 'token' && e['reason'] === 'unauthorized')).toBe(true);
   expect(log.some((e) => e['event'] === 'retry')).toBe(true);
-  console.info(`fault mix: 200 rows in ${result.ms} ms, ${sandbox.stats.requests} requests (${JSON.stringify(faults)}), tokens issued ${sandbox.stats.tokensIssued}`);
+  console.info(`fault mix: 200 rows in ${result.ms} ms, ${box.sandbox.stats.requests} requests (${JSON.stringify(faults)}), tokens issued ${box.sandbox.stats.tokensIssued}`);
 });
 
-test('--rate 40 is never exceeded in any one-second window the sandbox sees', async () => {
+test('--rate 40 is never exceeded in any one-second window the box.sandbox sees', async () => {
   const dir = tempDir();
   const { path } = shipment(dir, 160);
-  const result = await runCli(['run', path, '--out-dir', dir, '--rate', '40', '--concurrency', '16'], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir, '--rate', '40', '--concurrency', '16'], sandboxEnv(box.sandbox));
   expect(result.code).toBe(0);
-  const peak = sandbox.maxInWindow(1000);
+  const peak = box.sandbox.maxInWindow(1000);
   expect(peak).toBeLessThanOrEqual(40);
   expect(peak).toBeGreaterThanOrEqual(38);
-  console.info(`--rate 40: highest one-second count seen by the sandbox ${peak}, ${sandbox.stats.requests} requests in ${result.ms} ms`);
+  console.info(`--rate 40: highest one-second count seen by the box.sandbox ${peak}, ${box.sandbox.stats.requests} requests in ${result.ms} ms`);
 });
 
 test('--dry-run checks the credentials, writes the plan and sends no write', async () => {
   const dir = tempDir();
   const { path } = shipment(dir, 20);
-  const result = await runCli(['run', path, '--out-dir', dir, '--dry-run'], sandboxEnv(sandbox));
+  const result = await runCli(['run', path, '--out-dir', dir, '--dry-run'], sandboxEnv(box.sandbox));
   expect(result.code).toBe(0);
-  expect(sandbox.stats.byKind['token']).toBe(1);
-  expect(sandbox.stats.createsReceived).toBe(0);
-  expect(sandbox.stats.byKind['create'] ?? 0).toBe(0);
-  expect(sandbox.stats.byKind['delete'] ?? 0).toBe(0);
+  expect(box.sandbox.stats.byKind['token']).toBe(1);
+  expect(box.sandbox.stats.createsReceived).toBe(0);
+  expect(box.sandbox.stats.byKind['create'] ?? 0).toBe(0);
+  expect(box.sandbox.stats.byKind['delete'] ?? 0).toBe(0);
   const results = readResults(dir);
   expect(results.every((r) => r['outcome'] === 'NOT_ATTEMPTED' && /dry run: would create/.test(r['message']!))).toBe(true);
   expect(result.stdout).toMatch(/dry run finished/);
@@ -139,7 +130,7 @@ test('--dry-run checks the credentials, writes the plan and sends no write', asy
 test('--dry-run with refused credentials stops with exit 3 and says so', async () => {
   const dir = tempDir();
   const { path } = shipment(dir, 3);
-  const result = await runCli(['run', path, '--out-dir', dir, '--dry-run'], { ...sandboxEnv(sandbox), PINGONE_CLIENT_SECRET: 'wrong' });
+  const result = await runCli(['run', path, '--out-dir', dir, '--dry-run'], { ...sandboxEnv(box.sandbox), PINGONE_CLIENT_SECRET: 'wrong' });
   expect(result.code).toBe(3);
   expect(result.stderr).toMatch(/stopped \(CREDENTIALS_REFUSED\): PingOne refused the worker app credentials/);
   expect(readResults(dir).map((r) => r['outcome'])).toEqual(['NOT_ATTEMPTED', 'NOT_ATTEMPTED', 'NOT_ATTEMPTED']);

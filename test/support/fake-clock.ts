@@ -35,14 +35,4 @@ export class FakeClock {
   }
 }
 
-/** Largest number of events within any half-open window [t, t + windowMs). */
-export function maxInWindow(times: number[], windowMs = 1000): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let best = 0;
-  let start = 0;
-  for (let end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= windowMs) start++;
-    best = Math.max(best, end - start + 1);
-  }
-  return best;
-}
+export { maxInWindow } from '../../src/sandbox/server.js';
