@@ -58,9 +58,14 @@ export class TokenProvider {
    * on its way, that one is used; otherwise one refresh is started for everybody.
    */
   async afterUnauthorized(rejected: string): Promise<string> {
-    if (this.pending) return this.pending;
-    if (this.held && this.held.token !== rejected) return this.held.token;
-    return this.refresh('unauthorized');
+    return (await this.replacement(rejected)).token;
+  }
+
+  /** As afterUnauthorized, and whether the token was fetched for this 401 burst (fresh). */
+  async replacement(rejected: string): Promise<{ token: string; fresh: boolean }> {
+    if (this.pending) return { token: await this.pending, fresh: true };
+    if (this.held && this.held.token !== rejected) return { token: this.held.token, fresh: false };
+    return { token: await this.refresh('unauthorized'), fresh: true };
   }
 
   private refresh(reason: 'initial' | 'expiry' | 'unauthorized'): Promise<string> {

@@ -125,16 +125,23 @@ export class PingOneClient implements DeviceApi {
     return error;
   }
 
-  /** One paced request; a 401 refreshes the token once (shared) and is sent once more. */
+  /**
+   * One paced request. A 401 gets the token that replaced the rejected one — refreshed once
+   * for the whole burst — and the request is sent again; only a freshly issued token that is
+   * rejected too stops the run (PINGONE.md: "a second 401 is fatal").
+   */
   private async call(kind: CallKind, method: 'GET' | 'POST' | 'DELETE', url: string, options: CallOptions, body?: string): Promise<HttpAnswer> {
-    const first = await this.send(kind, method, url, undefined, options, body);
-    if (first.answer.status !== 401) return first.answer;
-    const token = await this.options.tokens.afterUnauthorized(first.token);
-    const second = await this.send(kind, method, url, token, options, body);
-    if (second.answer.status === 401) {
+    let sent = await this.send(kind, method, url, undefined, options, body);
+    for (let tries = 0; sent.answer.status === 401; tries++) {
+      const next = await this.options.tokens.replacement(sent.token);
+      if (tries >= 2) break;
+      sent = await this.send(kind, method, url, next.token, options, body);
+      if (sent.answer.status === 401 && next.fresh) break;
+    }
+    if (sent.answer.status === 401) {
       throw new StopError('ACCESS_TOKEN_REJECTED', 'PingOne rejected a freshly issued access token (401 twice): check the worker app is enabled and its roles; then rerun');
     }
-    return second.answer;
+    return sent.answer;
   }
 
   /**

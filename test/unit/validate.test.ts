@@ -92,3 +92,20 @@ describe('spreadsheet-safe cells', () => {
     expect(safeCell(undefined)).toBe('');
   });
 });
+
+describe('the conflict index at scale', () => {
+  test('100,000 serials: lookups stay exact through growth, repeats and conflicts found', () => {
+    const index = new ConflictIndex();
+    const user = (i: number) => `u-${i % 5000}`;
+    for (let i = 1; i <= 100_000; i++) expect(index.note(i, user(i), `S${i}`)).toEqual([]);
+    expect(index.size).toBe(100_000);
+    expect(index.note(100_001, user(42), 'S42')).toEqual([100_001]);
+    expect(index.note(100_002, 'someone-else', 'S77')).toEqual([77, 100_002]);
+    expect(index.check(42, 'S42')).toBeUndefined();
+    expect(index.check(100_001, 'S42')?.code).toBe('DUPLICATE_ROW');
+    expect(index.check(77, 'S77')?.message).toMatch(/first at row 77/);
+    expect(index.check(99_999, 'S99999')).toBeUndefined();
+    expect(index.check(1, 'NEVER-SEEN')).toBeUndefined();
+    expect(index.invalidRows).toBe(3);
+  });
+});
