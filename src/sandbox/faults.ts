@@ -13,7 +13,7 @@ export const FAULT_HELP: Record<FaultKind, string> = {
   reset: 'connection reset before the request is handled, nothing done',
   lost: 'the request is carried out, then the connection is reset: the answer is lost',
   slow: 'the request is carried out, the answer comes after --slow-ms (past a short --timeout)',
-  expire: 'the access token (if over 1 s old) expires just before this request: 401',
+  expire: 'the access token (if over 5 s old) expires just before this request: 401',
 };
 
 /** Parses "5xx=0.03,lost=0.02" (shares of requests, 0–1). Throws with a message on error. */

@@ -48,6 +48,8 @@ export interface SandboxOptions {
   readonly seed?: number;
   /** How long a "slow" answer takes, in ms. */
   readonly slowMs?: number;
+  /** The `expire` fault spares tokens younger than this (ms): tokens expire mid-run, not at birth. */
+  readonly expireMinAgeMs?: number;
   /** Answer every API call 403 INSUFFICIENT_PERMISSIONS (a worker app without its role). */
   readonly forbidden?: boolean;
   readonly users?: readonly DirectoryUser[];
@@ -233,8 +235,8 @@ export class PingOneSandbox {
 
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     // A token expires in the middle of a run, not the moment it is issued: the fault spares
-    // tokens younger than a second, as a real expiry would.
-    if (fault === 'expire' && bearer && Date.now() - (this.issued.get(bearer) ?? 0) >= 1000) this.tokens.set(bearer, 0);
+    // young tokens (5 s by default), as a real expiry would.
+    if (fault === 'expire' && bearer && Date.now() - (this.issued.get(bearer) ?? 0) >= (this.options.expireMinAgeMs ?? 5000)) this.tokens.set(bearer, 0);
     const expires = bearer === undefined ? undefined : this.tokens.get(bearer);
     if (expires === undefined || expires <= Date.now()) {
       return this.answer(res, 401, pingError('ACCESS_FAILED', 'The request could not be completed. You do not have access to this resource.', [{ code: 'INVALID_TOKEN', message: 'The access token is invalid or expired.' }]));

@@ -78,6 +78,7 @@ test('under a 10% fault mix with lost answers and token expiry every serial land
     faults: { '5xx': 0.02, html502: 0.01, reset: 0.02, lost: 0.03, slow: 0.01, expire: 0.01 },
     slowMs: 1500,
     tokenTtlS: 3,
+    expireMinAgeMs: 1000,
     seed: 20261128,
   });
   const dir = tempDir();

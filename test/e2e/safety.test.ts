@@ -51,7 +51,7 @@ test('at debug level, through faults, refusals and network errors, no secret or 
   const outputs: string[] = [];
 
   // 1. A fault mix with lost answers, token expiry and 401s, at debug level.
-  box.sandbox.configure({ faults: { '5xx': 0.03, html502: 0.02, reset: 0.03, lost: 0.03, expire: 0.05 }, tokenTtlS: 2, seed: 99 });
+  box.sandbox.configure({ faults: { '5xx': 0.03, html502: 0.02, reset: 0.03, lost: 0.03, expire: 0.05 }, tokenTtlS: 2, expireMinAgeMs: 1000, seed: 99 });
   const dir1 = tempDir();
   const { path } = shipment(dir1, 80);
   const r1 = await runCli(['run', path, '--out-dir', dir1, '--log-level', 'debug', '--rate', '100', '--backoff-base', '20'], sandboxEnv(box.sandbox));
