@@ -43,10 +43,10 @@ export function humanSummary(s: HumanSummaryInput): string {
   if (s.dryRun) {
     if (o.INVALID === 0) lines.push(`  next: run it for real: ${s.command}`);
     else lines.push(`  next: correct the INVALID rows (see the results), then run it for real`);
-  } else if (o.NOT_ATTEMPTED + o.FAILED > 0) {
-    lines.push(`  next: run the same command again to finish the ${o.NOT_ATTEMPTED + o.FAILED} unfinished rows: ${s.command} (finished rows are not sent again)`);
-  } else if (o.INVALID > 0) {
-    lines.push('  next: correct the INVALID rows in the input and run it again (finished rows are not sent again)');
+  } else if (o.FAILED + o.INVALID > 0) {
+    lines.push(`  next: fix what the problems above say (in the input or in PingOne), then run the same command again: ${s.command} (finished rows are not sent again)`);
+  } else if (o.NOT_ATTEMPTED > 0) {
+    lines.push(`  next: run the same command again to finish the ${o.NOT_ATTEMPTED} rows not attempted: ${s.command} (finished rows are not sent again)`);
   }
   return lines.join('\n') + '\n';
 }
