@@ -140,7 +140,7 @@ function readSecretFile(c: Collector, path: string): string | undefined {
   }
 }
 
-/** Connection settings; `needSecret` is false for commands that never talk to PingOne. */
+/** Connection settings: environment, worker app credentials, hosts. */
 export function resolveConnection(raw: RawOptions, sources: ConfigSources): Connection {
   const c = new Collector();
   const env = environmentFrom(raw, sources);
