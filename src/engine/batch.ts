@@ -1,17 +1,16 @@
 /**
- * Runs rows through the engine: p-limit bounds the rows in flight, the pacer (inside the
- * client's gate) spaces the requests, rows are pulled from the stream only as fast as
- * they are finished, and results leave in input order. A breaker stops the run when rows
- * keep failing for a reason that is not theirs.
+ * Runs rows through the engine: a bounded pool of rows in progress (orderedPool), the
+ * session's limit on requests in flight and its pacer, rows pulled from the stream only as
+ * fast as they finish, results out in input order. A breaker stops the run when rows keep
+ * failing, in input order, for a reason that is not theirs.
  */
-import pLimit from 'p-limit';
 import { StopError } from '../errors.js';
 import type { CheckedRow } from '../input/validate.js';
 import { ApiError, ROW_SPECIFIC_CODES } from '../pingone/errors.js';
 import type { RowResult } from '../report/outcome.js';
 import { assignRow, fromJournal, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
 import type { RunControl } from './control.js';
-import { InOrder } from './in-order.js';
+import { orderedPool } from './ordered-pool.js';
 import { pairKey } from './journal.js';
 import { UserResolver } from './user-resolver.js';
 
@@ -42,14 +41,7 @@ function invalid(row: CheckedRow): RowResult {
 }
 
 export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignContext, control: RunControl, options: BatchOptions, hooks: BatchHooks): Promise<void> {
-  const order = new InOrder<RowResult>(hooks.emit);
-  // Rows in progress: more than requests in flight (the session bounds those to
-  // --concurrency), so that rows waiting out a backoff leave room for others.
-  const rowsInProgress = Math.min(1024, options.concurrency * 4);
-  const limit = pLimit(rowsInProgress);
   const resolver = new UserResolver();
-  const inflight = new Set<Promise<void>>();
-  const maxWaiting = Math.max(1000, options.concurrency * 100);
   let breaker = { code: '', count: 0 };
 
   const judge = (result: RowResult): void => {
@@ -68,14 +60,24 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     }
   };
 
+  const lookupFailed = (row: CheckedRow, fields: Pick<RowResult, 'errorCode' | 'message'> & Partial<RowResult>): RowResult => ({
+    row: row.row,
+    userID: '',
+    serialNumber: row.serialNumber,
+    extras: row.extras,
+    outcome: 'FAILED',
+    attempts: 1,
+    durationMs: 0,
+    ...fields,
+  });
+
   const process = async (row: CheckedRow): Promise<RowResult> => {
+    if (row.problem || !row.user) return invalid(row);
     if (control.stopped) return notAttempted(row);
     let userId: string;
     try {
-      const resolution = await resolver.resolve(row.user!, row.row, ctx);
-      if ('code' in resolution) {
-        return { row: row.row, userID: '', serialNumber: row.serialNumber, extras: row.extras, outcome: 'FAILED', errorCode: resolution.code, message: resolution.message, attempts: 1, durationMs: 0 };
-      }
+      const resolution = await resolver.resolve(row.user, row.row, ctx);
+      if ('code' in resolution) return lookupFailed(row, { errorCode: resolution.code, message: resolution.message });
       userId = resolution.userId;
     } catch (error) {
       if (control.stopped && error === control.stopping.reason) return notAttempted(row);
@@ -84,7 +86,7 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
         return { ...notAttempted(row), outcome: 'FAILED', errorCode: error.code, message: error.message };
       }
       if (error instanceof ApiError) {
-        return { row: row.row, userID: '', serialNumber: row.serialNumber, extras: row.extras, outcome: 'FAILED', httpStatus: error.status, errorCode: 'RETRIES_EXHAUSTED', errorDetail: error.detail, message: `user lookup failed: ${error.message}`, attempts: 1, durationMs: 0 };
+        return lookupFailed(row, { httpStatus: error.status, errorCode: 'RETRIES_EXHAUSTED', errorDetail: error.detail, message: `user lookup failed: ${error.message}` });
       }
       if (control.stopped) return notAttempted(row);
       throw error;
@@ -97,34 +99,11 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     return assignRow(resolved, ctx);
   };
 
-  for await (const row of rows) {
-    if (order.backlog >= maxWaiting) await order.settled();
-    if (row.problem || !row.user) {
-      order.put(invalid(row));
-      continue;
-    }
-    if (control.stopped) {
-      order.put(notAttempted(row));
-      continue;
-    }
-    // Identified by id and finished by an earlier run: answered here, without a slot.
-    if (row.user.kind === 'id') {
-      const state = ctx.journal.lookup(pairKey(row.user.value, row.serialNumber));
-      if (state?.outcome) {
-        order.put(fromJournal({ ...row, userId: row.user.value }, state));
-        continue;
-      }
-    }
-    while (inflight.size > 0 && (limit.activeCount + limit.pendingCount >= rowsInProgress || order.buffered >= maxWaiting)) {
-      await Promise.race(inflight);
-    }
-    const task: Promise<void> = limit(() => process(row)).then((result) => {
-      inflight.delete(task);
-      judge(result);
-      order.put(result);
-    });
-    inflight.add(task);
-  }
-  await Promise.all(inflight);
-  await order.settled();
+  // Rows in progress: more than requests in flight (the session bounds those to
+  // --concurrency), so that rows waiting out a backoff leave room for others.
+  const rowsInProgress = Math.min(1024, options.concurrency * 4);
+  await orderedPool(rows, rowsInProgress, process, async (result) => {
+    judge(result);
+    await hooks.emit(result);
+  });
 }

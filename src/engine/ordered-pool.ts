@@ -1,7 +1,7 @@
 /**
  * Runs `work` over a stream of items with at most `concurrency` in flight, pulling items only
  * as fast as they finish, and hands the results to `emit` in input order. The shape shared by
- * verify and rollback (run has its own, with journal and breaker, in batch.ts).
+ * run (batch.ts), verify and rollback.
  */
 import pLimit from 'p-limit';
 import { InOrder } from './in-order.js';
