@@ -103,7 +103,7 @@ test('under a 10% fault mix with lost answers and token expiry every serial land
   console.info(`fault mix: 200 rows in ${result.ms} ms, ${box.sandbox.stats.requests} requests (${JSON.stringify(faults)}), tokens issued ${box.sandbox.stats.tokensIssued}`);
 });
 
-test('--rate 40 is never exceeded in any one-second window the box.sandbox sees', async () => {
+test('--rate 40 is never exceeded in any one-second window the sandbox sees', async () => {
   const dir = tempDir();
   const { path } = shipment(dir, 160);
   const result = await runCli(['run', path, '--out-dir', dir, '--rate', '40', '--concurrency', '16'], sandboxEnv(box.sandbox));
@@ -111,7 +111,7 @@ test('--rate 40 is never exceeded in any one-second window the box.sandbox sees'
   const peak = box.sandbox.maxInWindow(1000);
   expect(peak).toBeLessThanOrEqual(40);
   expect(peak).toBeGreaterThanOrEqual(38);
-  console.info(`--rate 40: highest one-second count seen by the box.sandbox ${peak}, ${box.sandbox.stats.requests} requests in ${result.ms} ms`);
+  console.info(`--rate 40: highest one-second count seen by the sandbox ${peak}, ${box.sandbox.stats.requests} requests in ${result.ms} ms`);
 });
 
 test('--dry-run checks the credentials, writes the plan and sends no write', async () => {
