@@ -4,6 +4,7 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { UsageError } from './errors.js';
+import { FAULT_HELP } from './sandbox/faults.js';
 import type { CommandDeps } from './commands/run.js';
 
 export interface Commands {
@@ -116,7 +117,11 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('port', { type: 'number', describe: 'port to listen on (0 = any free port)', default: 0 })
           .option('rate-limit', { type: 'number', describe: 'requests per second it accepts before answering 429 (0 = no limit)', default: 0 })
           .option('latency', { type: 'number', describe: 'ms added to every answer', default: 0 })
-          .option('faults', { type: 'string', describe: 'fault mix, e.g. 5xx=0.03,html502=0.01,reset=0.01,lost=0.03,slow=0.01,expire=0.01', default: '' })
+          .option('faults', {
+            type: 'string',
+            describe: `fault mix as shares of API requests, e.g. 5xx=0.03,lost=0.02. Kinds: ${Object.entries(FAULT_HELP).map(([kind, what]) => `${kind} (${what})`).join('; ')}`,
+            default: '',
+          })
           .option('seed', { type: 'number', describe: 'seed for the fault draws', default: 1 })
           .option('slow-ms', { type: 'number', describe: 'how late a "slow" answer comes, in ms', default: 2000 })
           .option('token-ttl', { type: 'number', describe: 'access token lifetime in seconds', default: 3600 })

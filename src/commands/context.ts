@@ -1,6 +1,6 @@
 /**
- * What verify and rollback share with run: configuration, the PingOne session, the report
- * files, the retry context, and a results writer with its own columns.
+ * What run, verify and rollback share: validated configuration, the PingOne session, the
+ * report paths and log, and the retry context the engine works with.
  */
 import type { Logger } from 'pino';
 import {
@@ -10,7 +10,7 @@ import {
 import type { AssignContext } from '../engine/assign-row.js';
 import { abortableSleep } from '../engine/pacer.js';
 import { NullJournal, type PairJournal } from '../engine/journal.js';
-import { prepareOutDir, reportPaths, type ReportPaths } from '../report/files.js';
+import { reportPaths, type ReportPaths } from '../report/files.js';
 import { openRunLog, type RunLog } from '../report/logger.js';
 import type { CommandDeps } from './run.js';
 import { openSession, type Session } from './session.js';
@@ -27,13 +27,25 @@ export interface CommandContext {
   retryContext(journal?: PairJournal): AssignContext;
 }
 
-export async function openCommand(command: string, input: string, raw: RawOptions, deps: CommandDeps): Promise<CommandContext> {
+export interface CommandConfig {
+  readonly connection: Connection;
+  readonly engine: EngineOptions;
+  readonly report: ReportOptions;
+}
+
+/** Every setting a PingOne command needs, validated together before anything else. */
+export function resolveCommandConfig(raw: RawOptions, deps: CommandDeps): CommandConfig {
   const [connection, engine, report] = resolveAll(
     () => resolveConnection(raw, deps),
     () => resolveEngineOptions(raw),
     () => resolveReportOptions(raw, deps),
   );
-  await prepareOutDir(report.outDir);
+  return { connection, engine, report };
+}
+
+/** Report paths, the log and the PingOne session of one command run; --out-dir must exist. */
+export async function openCommand(command: string, input: string, config: CommandConfig, deps: CommandDeps): Promise<CommandContext> {
+  const { connection, engine, report } = config;
   const startedAt = new Date();
   const paths = await reportPaths(report.outDir, input, command, startedAt);
   const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command });

@@ -9,17 +9,16 @@ import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
 import { StopError, UsageError } from '../errors.js';
 import { withRetries } from '../engine/assign-row.js';
-import { Journal, pairKey, type PairJournal, NullJournal } from '../engine/journal.js';
-import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { NullJournal, openLockedJournal, pairKey, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { openInput, readRows, type RawRow } from '../input/reader.js';
 import { UUID_RE } from '../config.js';
 import { checkSerial } from '../input/validate.js';
 import { ApiError } from '../pingone/errors.js';
-import { stem } from '../report/files.js';
+import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { writeSummary } from '../report/summary.js';
-import { openCommand } from './context.js';
+import { openCommand, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
 export const ROLLBACK_OUTCOMES = ['DELETED', 'WOULD_DELETE', 'ALREADY_GONE', 'CHANGED', 'SKIPPED', 'FAILED', 'NOT_ATTEMPTED'] as const;
@@ -82,32 +81,22 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   let created = 0;
   for await (const t of targets(resultsPath)) if (t.runOutcome === 'CREATED' && !t.problem) created++;
 
-  const ctx = await openCommand('rollback', resultsPath, raw, deps);
-  const { logger, session, paths } = ctx;
+  const config = resolveCommandConfig(raw, deps);
   const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(dirname(resultsPath), `${stem(resultsPath)}.journal.jsonl`);
   if (!dryRun && created > 0 && raw['yes'] !== true) {
     if (!(process.stdin.isTTY && deps.isTTY)) {
-      await ctx.log.close();
       throw new UsageError('rollback deletes devices: pass --yes to confirm when not at a terminal (or --dry-run to see what it would delete)');
     }
-    if (!(await confirm(deps, created, ctx.connection.environmentId, resultsPath))) {
-      await ctx.log.close();
+    if (!(await confirm(deps, created, config.connection.environmentId, resultsPath))) {
       throw new UsageError('rollback: not confirmed; nothing was deleted');
     }
   }
 
-  let lock: HeldLock | undefined;
-  let journal: PairJournal = new NullJournal();
-  if (!dryRun) {
-    lock = await acquireLock(`${journalPath}.lock`);
-    try {
-      journal = await Journal.open(journalPath, ctx.connection.environmentId);
-    } catch (error) {
-      await lock.release();
-      await ctx.log.close();
-      throw error;
-    }
-  }
+  await prepareOutDir(config.report.outDir);
+  const locked = dryRun ? undefined : await openLockedJournal(journalPath, config.connection.environmentId);
+  const journal: PairJournal = locked?.journal ?? new NullJournal();
+  const ctx = await openCommand('rollback', resultsPath, config, deps);
+  const { logger, session, paths } = ctx;
   const retry = ctx.retryContext(journal);
   const t0 = performance.now();
   logger.info({ event: 'rollback.start', input: resultsPath, dryRun, created, journal: dryRun ? null : journalPath });
@@ -161,10 +150,9 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     failure = error;
   } finally {
     await results.close();
-    await journal.close().catch((error) => {
+    await (locked ?? journal).close().catch((error: unknown) => {
       failure ??= error;
     });
-    await lock?.release();
   }
   if (failure) {
     await ctx.log.close();

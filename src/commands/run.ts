@@ -3,27 +3,20 @@
  * credentials, then assign every row and write the results, log and summary.
  */
 import { join } from 'node:path';
-import {
-  resolveAll, resolveConnection, resolveEngineOptions, resolveReportOptions,
-  type ConfigSources, type RawOptions,
-} from '../config.js';
+import type { ConfigSources, RawOptions } from '../config.js';
 import { StopError, UsageError } from '../errors.js';
-import { abortableSleep } from '../engine/pacer.js';
-import type { AssignContext } from '../engine/assign-row.js';
 import { runBatch } from '../engine/batch.js';
 import type { RunControl } from '../engine/control.js';
-import { Journal, NullJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
-import { acquireLock, type HeldLock } from '../engine/lock.js';
+import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { finalRows, scanInput } from '../input/scan.js';
 import type { Transport } from '../pingone/http.js';
-import { prepareOutDir, reportPaths, stem } from '../report/files.js';
-import { openRunLog } from '../report/logger.js';
+import { prepareOutDir, stem } from '../report/files.js';
 import type { RowResult } from '../report/outcome.js';
 import { ProgressLine } from '../report/progress.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { humanSummary, writeSummary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { openSession } from './session.js';
+import { openCommand, resolveCommandConfig } from './context.js';
 
 export interface CommandDeps extends ConfigSources {
   readonly stdout: NodeJS.WritableStream;
@@ -35,11 +28,8 @@ export interface CommandDeps extends ConfigSources {
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
-  const [connection, engine, report] = resolveAll(
-    () => resolveConnection(raw, deps),
-    () => resolveEngineOptions(raw),
-    () => resolveReportOptions(raw, deps),
-  );
+  const config = resolveCommandConfig(raw, deps);
+  const { connection, engine, report } = config;
   const scan = await scanInput(input);
   if (raw['strict'] === true && scan.invalid > 0) {
     throw new UsageError(
@@ -50,27 +40,14 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(input)}.journal.jsonl`);
   const keepJournal = raw['journal'] !== false && !dryRun;
 
-  let lock: HeldLock | undefined;
-  let journal: PairJournal = new NullJournal();
-  if (keepJournal) {
-    lock = await acquireLock(`${journalPath}.lock`);
-    try {
-      journal = await Journal.open(journalPath, connection.environmentId);
-    } catch (error) {
-      await lock.release();
-      throw error;
-    }
-  } else if (dryRun) {
-    journal = await readOnlyJournal(journalPath, connection.environmentId);
-  }
+  // Taken before any report is created: a run refused the lock leaves nothing behind.
+  const locked = keepJournal ? await openLockedJournal(journalPath, connection.environmentId) : undefined;
+  const journal: PairJournal = locked?.journal ?? (dryRun ? await readOnlyJournal(journalPath, connection.environmentId) : new NullJournal());
 
-  const startedAt = new Date();
   const t0 = performance.now();
-  const paths = await reportPaths(report.outDir, input, 'run', startedAt);
-  const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command: 'run' });
+  const ctx = await openCommand('run', input, config, deps);
+  const { paths, log, logger, session, startedAt } = ctx;
   const results = await ResultsWriter.open(paths.results, scan.layout.extras.map((e) => e.name));
-  const { logger } = log;
-  const session = openSession(connection, engine, logger, deps.transport);
   const { control } = deps;
   const tally = new Tally();
 
@@ -81,7 +58,8 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     rows: scan.rows,
     invalidRows: scan.invalid,
     journal: keepJournal ? journalPath : null,
-    tookOverLockFrom: lock?.tookOver ?? null,
+    tookOverLockFrom: locked?.tookOver ?? null,
+    journalRead: locked?.journal.report ?? null,
     settings: {
       environmentId: connection.environmentId,
       clientId: connection.clientId,
@@ -110,21 +88,6 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     await results.write(result);
   };
 
-  const ctx: AssignContext = {
-    api: session.client,
-    journal,
-    maxAttempts: engine.maxAttempts,
-    backoff: { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs },
-    sleep: abortableSleep,
-    stopping: control.stopping,
-    hard: control.hard,
-    onRetry: (e) => {
-      session.stats.retries++;
-      logger.info({ event: 'retry', ...e });
-    },
-    onSystemic: (error) => control.stop(error),
-  };
-
   let failure: unknown;
   try {
     try {
@@ -133,7 +96,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
       if (!(error instanceof StopError)) throw error;
       control.stop(error);
     }
-    await runBatch(finalRows(scan), ctx, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
+    await runBatch(finalRows(scan), ctx.retryContext(journal), control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
   } catch (error) {
     failure = error;
   } finally {
@@ -141,10 +104,9 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     progress?.stop();
     control.dispose();
     await results.close();
-    await journal.close().catch((error) => {
+    await (locked ?? journal).close().catch((error: unknown) => {
       failure ??= error;
     });
-    await lock?.release();
   }
   if (failure) {
     logger.error({ event: 'run.error', err: failure });

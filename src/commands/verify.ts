@@ -16,9 +16,10 @@ import { finalRows, scanInput } from '../input/scan.js';
 import { userKey, type CheckedRow } from '../input/validate.js';
 import { ApiError } from '../pingone/errors.js';
 import type { Device } from '../pingone/client.js';
+import { prepareOutDir } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { writeSummary } from '../report/summary.js';
-import { openCommand } from './context.js';
+import { openCommand, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
 export const VERIFY_STATUSES = ['PRESENT', 'MISSING', 'ON_OTHER_USER', 'USER_NOT_FOUND', 'INVALID', 'UNKNOWN'] as const;
@@ -35,8 +36,10 @@ interface VerifyRow {
 }
 
 export async function verifyCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
+  const config = resolveCommandConfig(raw, deps);
   const scan = await scanInput(input);
-  const ctx = await openCommand('verify', input, raw, deps);
+  await prepareOutDir(config.report.outDir);
+  const ctx = await openCommand('verify', input, config, deps);
   const { logger, session, paths } = ctx;
   const retry = ctx.retryContext();
   const resolver = new UserResolver();

@@ -38,7 +38,6 @@ export interface AssignContext {
   readonly hard: AbortSignal;
   readonly onRetry?: (event: RetryEvent) => void;
   readonly onSystemic: (error: StopError) => void;
-  readonly now?: () => number;
 }
 
 export interface ResolvedRow extends CheckedRow {
@@ -85,7 +84,7 @@ function isAbort(error: unknown, ctx: AssignContext): boolean {
 }
 
 export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<RowResult> {
-  const now = ctx.now ?? Date.now;
+  const now = Date.now;
   const started = now();
   const key = pairKey(row.userId, row.serialNumber);
   const prior = ctx.journal.lookup(key);
@@ -132,9 +131,9 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<R
       const found = await findOnUser(row, ctx);
       if (found) return finish(found, prior.startedAt, 'found on the user after an interrupted run');
     }
-    await ctx.journal.started(key, row.row, Date.now());
+    await ctx.journal.started(key, row.row, now());
     const device = await withRetries(ctx, row.row, async () => {
-      firstSentAt ??= Date.now();
+      firstSentAt ??= now();
       attempts++;
       try {
         return await ctx.api.createOathDevice(row.userId, row.serialNumber, { signal: ctx.hard, notAfter: ctx.stopping, correlationId });

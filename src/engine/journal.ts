@@ -16,6 +16,7 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
+import { acquireLock, type LockOwner } from './lock.js';
 
 export const JOURNAL_VERSION = 1;
 
@@ -286,5 +287,28 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
     finished: none.finished.bind(none),
     removed: none.removed.bind(none),
     close: none.close.bind(none),
+  };
+}
+
+/** The journal at `path`, under its lock (one run per journal): released by close(). */
+export async function openLockedJournal(path: string, environmentId: string): Promise<{ journal: Journal; tookOver?: LockOwner; close(): Promise<void> }> {
+  const lock = await acquireLock(`${path}.lock`);
+  let journal: Journal;
+  try {
+    journal = await Journal.open(path, environmentId);
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+  return {
+    journal,
+    tookOver: lock.tookOver,
+    close: async () => {
+      try {
+        await journal.close();
+      } finally {
+        await lock.release();
+      }
+    },
   };
 }

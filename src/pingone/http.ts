@@ -6,7 +6,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, type Method } from 'axios';
-import { ApiError, failureFromBody } from './errors.js';
+import { ApiError } from './errors.js';
 import { isLoopbackHost } from './regions.js';
 import { parseRetryAfter } from './retry-after.js';
 
@@ -145,4 +145,3 @@ function parseBody(text: unknown): unknown {
   }
 }
 
-export { failureFromBody };
