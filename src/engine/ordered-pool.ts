@@ -2,8 +2,10 @@
  * Runs `work` over a stream of items with at most `concurrency` in flight, pulling items only
  * as fast as they finish, and hands the results to `emit` in input order. The shape shared by
  * run (batch.ts), verify and rollback.
+ *
+ * One counter and one waiter rather than Promise.race over the items in flight: a race
+ * subscribes to every item again for each item taken, which costs CPU and memory per row.
  */
-import pLimit from 'p-limit';
 import { InOrder } from './in-order.js';
 
 export async function orderedPool<T, R extends { row: number }>(
@@ -13,20 +15,35 @@ export async function orderedPool<T, R extends { row: number }>(
   emit: (result: R) => Promise<void> | void,
 ): Promise<void> {
   const order = new InOrder<R>(emit);
-  const limit = pLimit(concurrency);
-  const inflight = new Set<Promise<void>>();
   const maxWaiting = Math.max(1000, concurrency * 100);
+  let active = 0;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const finished = (): void => {
+    active--;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const slotFree = (): Promise<void> => new Promise((resolve) => (wake = resolve));
+
   for await (const item of items) {
-    while (inflight.size > 0 && (limit.activeCount + limit.pendingCount >= concurrency || order.buffered >= maxWaiting)) {
-      await Promise.race(inflight);
-    }
+    while (!failure && active > 0 && (active >= concurrency || order.buffered >= maxWaiting)) await slotFree();
+    if (failure) break;
     if (order.backlog >= maxWaiting) await order.settled();
-    const task: Promise<void> = limit(() => work(item)).then((result) => {
-      inflight.delete(task);
-      order.put(result);
-    });
-    inflight.add(task);
+    active++;
+    work(item).then(
+      (result) => {
+        order.put(result);
+        finished();
+      },
+      (error: unknown) => {
+        failure ??= { error };
+        finished();
+      },
+    );
   }
-  await Promise.all(inflight);
+  while (active > 0) await slotFree();
+  if (failure) throw failure.error;
   await order.settled();
 }

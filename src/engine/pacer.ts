@@ -27,6 +27,17 @@ export interface PacerOptions {
   readonly floor?: number;
 }
 
+/** Node's timers fire no finer than a millisecond. */
+const TIMER_TICK_MS = 1;
+
+interface Waiter {
+  readonly resolve: (at: number) => void;
+  readonly reject: (reason: unknown) => void;
+  readonly signal?: AbortSignal;
+  onAbort?: () => void;
+  done?: boolean;
+}
+
 export class Pacer implements RequestGate {
   private rate: number;
   private readonly windowMs: number;
@@ -43,6 +54,10 @@ export class Pacer implements RequestGate {
   private lastBad = Infinity;
   /** Times of the answers (other than 429) of the last second. */
   private answers: number[] = [];
+  /** Requests waiting for their turn, oldest first from lineHead. */
+  private line: Waiter[] = [];
+  private lineHead = 0;
+  private pumping = false;
 
   constructor(private readonly options: PacerOptions) {
     this.rate = options.ceiling;
@@ -55,17 +70,66 @@ export class Pacer implements RequestGate {
     return this.rate;
   }
 
-  /** Resolves with the time the request may go, which rateLimited() takes back. */
-  async acquire(signal?: AbortSignal): Promise<number> {
-    for (;;) {
-      signal?.throwIfAborted();
+  /**
+   * Resolves with the time the request may go, which rateLimited() takes back. Requests wait
+   * in line, first come first served, behind one timer: waking every waiter at each grant
+   * would cost CPU per waiter per request.
+   */
+  acquire(signal?: AbortSignal): Promise<number> {
+    signal?.throwIfAborted();
+    if (this.line.length === this.lineHead) {
       const now = this.options.now();
-      const at = this.earliest();
-      if (at <= now) {
+      if (this.earliest(now) <= now) {
         this.record(now);
-        return now;
+        return Promise.resolve(now);
       }
-      await this.options.sleep(at - now, signal);
+    }
+    return new Promise<number>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, signal };
+      if (signal) {
+        waiter.onAbort = () => {
+          waiter.done = true;
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.line.push(waiter);
+      if (!this.pumping) void this.pump();
+    });
+  }
+
+  /** Lets waiters go in order as the pace allows; the only timer the pacer holds. */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.lineHead < this.line.length) {
+        const waiter = this.line[this.lineHead]!;
+        if (waiter.done) {
+          this.shift();
+          continue;
+        }
+        const now = this.options.now();
+        const at = this.earliest(now);
+        if (at > now) {
+          await this.options.sleep(at - now);
+          continue;
+        }
+        this.record(now);
+        this.shift();
+        waiter.done = true;
+        if (waiter.onAbort) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+        waiter.resolve(now);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private shift(): void {
+    this.line[this.lineHead++] = undefined as unknown as Waiter;
+    if (this.lineHead > 1024 && this.lineHead * 2 > this.line.length) {
+      this.line = this.line.slice(this.lineHead);
+      this.lineHead = 0;
     }
   }
 
@@ -124,10 +188,15 @@ export class Pacer implements RequestGate {
     }
   }
 
-  private earliest(): number {
+  /**
+   * When the next request may go. The spacing (nextAt) may be taken up to a timer tick early,
+   * since no timer is finer; the hard cap on a window and a Retry-After pause may not.
+   */
+  private earliest(now: number): number {
     // The oldest of the last `cap` starts must be a full window ago.
     const oldest = this.count < this.cap ? -Infinity : this.starts[this.head]!;
-    return Math.max(this.nextAt, this.pausedUntil, oldest + this.windowMs);
+    const hard = Math.max(this.pausedUntil, oldest + this.windowMs);
+    return Math.max(hard, this.nextAt - TIMER_TICK_MS <= now ? now : this.nextAt);
   }
 
   private record(now: number): void {

@@ -94,4 +94,40 @@ describe('the pacer', () => {
     expect(accepted.length / seconds).toBeGreaterThan(30 * 0.85);
     expect(limited / 900).toBeLessThan(0.05);
   });
+
+  test('waiters go first come, first served, behind one timer at a time', async () => {
+    const clock = new FakeClock();
+    let sleeps = 0;
+    let pending = 0;
+    let mostPending = 0;
+    const sleep = (ms: number, signal?: AbortSignal): Promise<void> => {
+      sleeps++;
+      mostPending = Math.max(mostPending, ++pending);
+      return clock.sleep(ms, signal).finally(() => pending--);
+    };
+    const pacer = new Pacer({ ceiling: 10, now: clock.now, sleep });
+    const order: number[] = [];
+    await clock.run(Promise.all(Array.from({ length: 40 }, (_, i) => pacer.acquire().then(() => order.push(i)))));
+    expect(order).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    // One sleep per grant at most, never one per waiter per grant.
+    expect(sleeps).toBeLessThanOrEqual(40);
+    expect(mostPending).toBe(1);
+    expect(clock.now()).toBeGreaterThanOrEqual(3000);
+  });
+
+  test('a waiter whose signal aborts leaves the line with the reason and takes no turn', async () => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: 1, now: clock.now, sleep: clock.sleep });
+    const first = await clock.run(pacer.acquire());
+    const stop = new AbortController();
+    const cut = pacer.acquire(stop.signal);
+    const next = pacer.acquire();
+    const reason = new Error('stopping');
+    stop.abort(reason);
+    await expect(cut).rejects.toBe(reason);
+    const second = await clock.run(next);
+    // The aborted waiter's turn was not spent: the next one goes a second after the first.
+    expect(second - first).toBeGreaterThanOrEqual(1000);
+    expect(second - first).toBeLessThan(1100);
+  });
 });
