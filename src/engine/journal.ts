@@ -48,6 +48,7 @@ export function pairKey(userId: string, serialNumber: string): string {
 }
 
 export interface PairJournal {
+  /** What earlier runs recorded for the pair. */
   lookup(key: string): PairState | undefined;
   started(key: string, row: number, at: number): Promise<void>;
   finished(key: string, row: number, state: Required<Pick<PairState, 'outcome' | 'deviceId'>> & { deviceStatus?: string }): void;
@@ -102,15 +103,22 @@ export class Journal implements PairJournal {
   }
 
   started(key: string, row: number, at: number): Promise<void> {
-    const prior = this.pairs.get(key);
-    if (prior?.startedAt === undefined) this.pairs.set(key, { ...prior, startedAt: at });
     return this.append({ v: JOURNAL_VERSION, e: 'start', k: key, row, at }, true);
   }
 
+  /**
+   * A pair appears once among a run's valid rows (duplicates and conflicts are INVALID), so
+   * nothing this run records is looked up again by it: memory holds only what earlier runs
+   * left, and less as this run finishes those pairs (SPEC "Memory stays flat").
+   */
   finished(key: string, row: number, state: { outcome: FinalOutcome; deviceId: string; deviceStatus?: string }): void {
-    const prior = this.pairs.get(key);
-    this.pairs.set(key, { startedAt: prior?.startedAt, ...state });
+    this.pairs.delete(key);
     void this.append({ v: JOURNAL_VERSION, e: 'done', k: key, row, o: state.outcome, d: state.deviceId, s: state.deviceStatus, at: Date.now() }, false);
+  }
+
+  /** Pairs held in memory: what earlier runs recorded and this run has not finished. */
+  get heldPairs(): number {
+    return this.pairs.size;
   }
 
   removed(key: string, row: number, deviceId: string): Promise<void> {

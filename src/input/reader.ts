@@ -182,7 +182,7 @@ export function detectDelimiter(text: string): Delimiter {
 async function* decoded(path: string, encoding: Encoding): AsyncGenerator<string> {
   const decoder = new TextDecoder(encoding, { fatal: true });
   let line = 1;
-  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) {
+  for await (const chunk of createReadStream(path, { highWaterMark: 16 * 1024 })) {
     let text: string;
     try {
       text = decoder.decode(chunk as Buffer, { stream: true });

@@ -78,6 +78,28 @@ describe('the journal', () => {
     await j.close();
   });
 
+  test('memory holds what earlier runs left, not what this run finishes', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    const j = await Journal.open(path, ENV);
+    expect(j.heldPairs).toBe(2);
+    for (let i = 0; i < 1000; i++) {
+      await j.started(pairKey(U, `N${i}`), i + 3, i);
+      j.finished(pairKey(U, `N${i}`), i + 3, { outcome: 'CREATED', deviceId: `dev-n${i}` });
+    }
+    j.finished(pairKey(U, 'B2'), 2, { outcome: 'CREATED', deviceId: 'dev-b2' });
+    // A1 (finished by the earlier run) is still there to be skipped; nothing of this run is held.
+    expect(j.heldPairs).toBe(1);
+    expect(j.lookup(pairKey(U, 'A1'))?.outcome).toBe('CREATED');
+    await j.close();
+    // …and all of it is on disk for the next run.
+    const again = await Journal.open(path, ENV);
+    expect(again.heldPairs).toBe(1002);
+    expect(again.lookup(pairKey(U, 'N999'))).toEqual({ startedAt: 999, outcome: 'CREATED', deviceId: 'dev-n999', deviceStatus: undefined });
+    expect(again.lookup(pairKey(U, 'B2'))).toMatchObject({ startedAt: 2000, outcome: 'CREATED', deviceId: 'dev-b2' });
+    await again.close();
+  });
+
   test('a rolled-back pair is open again', async () => {
     const path = join(dir(), 'j.jsonl');
     await written(path);
