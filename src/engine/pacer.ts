@@ -57,7 +57,10 @@ export class Pacer implements RequestGate {
   /** Requests waiting for their turn, oldest first from lineHead. */
   private line: Waiter[] = [];
   private lineHead = 0;
+  /** Waiters in line that are still waiting. */
+  private live = 0;
   private pumping = false;
+  private pumpSleep?: AbortController;
 
   constructor(private readonly options: PacerOptions) {
     this.rate = options.ceiling;
@@ -89,11 +92,14 @@ export class Pacer implements RequestGate {
       if (signal) {
         waiter.onAbort = () => {
           waiter.done = true;
+          // Nobody left in line: the pump's timer must not keep a stopping process alive.
+          if (--this.live === 0) this.pumpSleep?.abort();
           reject(signal.reason);
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
       this.line.push(waiter);
+      this.live++;
       if (!this.pumping) void this.pump();
     });
   }
@@ -111,11 +117,18 @@ export class Pacer implements RequestGate {
         const now = this.options.now();
         const at = this.earliest(now);
         if (at > now) {
-          await this.options.sleep(at - now);
+          this.pumpSleep = new AbortController();
+          try {
+            await this.options.sleep(at - now, this.pumpSleep.signal);
+          } catch {
+            // Cut short because the line emptied; the loop finds it so.
+          }
+          this.pumpSleep = undefined;
           continue;
         }
         this.record(now);
         this.shift();
+        this.live--;
         waiter.done = true;
         if (waiter.onAbort) waiter.signal!.removeEventListener('abort', waiter.onAbort);
         waiter.resolve(now);
@@ -125,9 +138,13 @@ export class Pacer implements RequestGate {
     }
   }
 
+  /** Drops the head of the line; the array is compacted once half of it is spent. */
   private shift(): void {
     this.line[this.lineHead++] = undefined as unknown as Waiter;
-    if (this.lineHead > 1024 && this.lineHead * 2 > this.line.length) {
+    if (this.lineHead === this.line.length) {
+      this.line = [];
+      this.lineHead = 0;
+    } else if (this.lineHead > 1024 && this.lineHead * 2 > this.line.length) {
       this.line = this.line.slice(this.lineHead);
       this.lineHead = 0;
     }

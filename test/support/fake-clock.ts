@@ -6,6 +6,11 @@ export class FakeClock {
 
   now = (): number => this.t;
 
+  /** Sleeps not yet resolved or cut short. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
   sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     new Promise((resolve, reject) => {
       signal?.throwIfAborted();

@@ -130,4 +130,19 @@ describe('the pacer', () => {
     expect(second - first).toBeGreaterThanOrEqual(1000);
     expect(second - first).toBeLessThan(1100);
   });
+
+  test('when the last waiter leaves the line, the pacer holds no timer (a stopping run can exit)', async () => {
+    const clock = new FakeClock();
+    const pacer = new Pacer({ ceiling: 1, now: clock.now, sleep: clock.sleep });
+    pacer.rateLimited(60_000, clock.now()); // a long Retry-After: everybody waits a minute
+    const stop = new AbortController();
+    const waiting = pacer.acquire(stop.signal);
+    await new Promise((r) => setImmediate(r));
+    expect(clock.pending).toBe(1);
+    stop.abort(new Error('hard stop'));
+    await expect(waiting).rejects.toThrow('hard stop');
+    await new Promise((r) => setImmediate(r));
+    expect(clock.pending).toBe(0);
+  });
 });
+
