@@ -1,7 +1,8 @@
 // Supporting measurement for docs/BENCHMARKS.md ("Overhead"): CPU per request of the HTTP layer
 // alone, in this process, against a minimal HTTP server in a child process over loopback.
-// Compares node:http, a bare axios instance, and oath-bulk's own transport (axios plus its
-// wall-clock timeout, abort wiring and write notification). Not part of the product.
+// Compares node:http, axios over a minimal adapter, a bare axios instance, and oath-bulk's own
+// transport (axios plus its wall-clock timeout, abort wiring and write notification).
+// Not part of the product.
 //   node bench/transport-cost.mjs [requests]
 import { fork } from 'node:child_process';
 import http from 'node:http';
@@ -25,6 +26,19 @@ if (process.argv[2] === '--server') {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 18 });
   const bare = axios.create({ httpAgent: agent, validateStatus: () => true, responseType: 'text', transformResponse: [(d) => d], maxRedirects: 0, proxy: false });
   const ours = createTransport({ maxSockets: 18, baseUrls: [url] });
+  // axios's own request pipeline (config merge, headers, transforms) over a minimal adapter:
+  // what is left of axios's cost if its http adapter were replaced.
+  const minimalAdapter = (config) => new Promise((resolve, reject) => {
+    const req = http.request(config.url, { method: config.method.toUpperCase(), agent, headers: config.headers.toJSON() }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ data: text, status: res.statusCode, statusText: res.statusMessage, headers: res.headers, config, request: req }));
+    });
+    req.on('error', reject);
+    req.end(config.data);
+  });
+  const thin = axios.create({ adapter: minimalAdapter, validateStatus: () => true, transformResponse: [(d) => d] });
   const variants = {
     'node:http': () => new Promise((resolve, reject) => {
       const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
@@ -36,6 +50,7 @@ if (process.argv[2] === '--server') {
       req.on('error', reject);
       req.end(body);
     }),
+    'axios, minimal adapter': () => thin.request({ method: 'POST', url, headers, data: body }),
     'axios': () => bare.request({ method: 'POST', url, headers, data: body, timeout: 30000 }),
     'oath-bulk transport': () => ours({ method: 'POST', url, headers, body, timeoutMs: 30000, onWritten: () => undefined }),
   };
