@@ -82,8 +82,22 @@ function arrivalStats(sandbox, from = 0) {
 const results = { date: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length, node: process.version }, repeat: REPEAT };
 const table = [];
 
+/** CPU time the host took from this VM (steal), in ms; undefined off Linux. */
+function stealMs() {
+  try {
+    return Number(readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)[8]) * 10;
+  } catch {
+    return undefined;
+  }
+}
+const marks = [];
+function mark(section) {
+  marks.push({ section, steal: stealMs(), at: performance.now() });
+}
+
 // 1. Against one-at-a-time ------------------------------------------------------------
 {
+  mark('1. vs one-at-a-time');
   log('1. one-at-a-time vs oath-bulk, 500 rows at 25 ms latency');
   const rows = QUICK ? 100 : 500;
   const seq = [];
@@ -113,6 +127,7 @@ const table = [];
 }
 
 // 2. Rate fidelity --------------------------------------------------------------------
+mark('2. rate fidelity');
 results.rates = [];
 for (const rate of [20, 50, 100, 200]) {
   log(`2. rate fidelity at --rate ${rate}`);
@@ -131,6 +146,7 @@ for (const rate of [20, 50, 100, 200]) {
 }
 
 // 3. Overhead (journal on) and journal on vs off --------------------------------------
+mark('3. overhead');
 results.overhead = [];
 for (const rows of QUICK ? [1000, 10000] : [1000, 10000, 100000]) {
   log(`3. overhead, ${rows} rows, zero latency, no cap`);
@@ -146,6 +162,7 @@ for (const rows of QUICK ? [1000, 10000] : [1000, 10000, 100000]) {
   table.push([`overhead ${rows.toLocaleString('en')} rows (zero latency, journal on)`, `${Math.round(rowsPerSec)} rows/s, ${(cpuPerRowMs * 1000).toFixed(0)} µs CPU/row in the job, peak RSS ${rss.toFixed(0)} MB`, rowsPerSec >= 3000 ? 'meets' : 'below', '≥ 3,000 rows/s']);
 }
 {
+  mark('3b. journal on vs off');
   log('3b. journal on vs off, 10,000 rows');
   const on = [];
   const off = [];
@@ -162,6 +179,7 @@ for (const rows of QUICK ? [1000, 10000] : [1000, 10000, 100000]) {
 
 // 4. Memory ---------------------------------------------------------------------------
 {
+  mark('4. memory');
   log('4. memory, 1M-row dry run');
   const rows = QUICK ? 100000 : 1000000;
   const csv = await shipment('mem-1m', rows, 'M');
@@ -199,6 +217,7 @@ async function traced(options, args, rows) {
     return { bins: perSecond(s, statuses), ms: r.ms, limited: statuses.filter((x) => x === 429).length, requests: statuses.length };
   });
 }
+mark('5. chart runs');
 log('5. chart runs');
 const fidelity = await traced({}, ['--rate', '100', '--concurrency', '32'], QUICK ? 300 : 1500);
 const adaptive = await traced({ rateLimit: 30 }, ['--rate', '120', '--concurrency', '16'], QUICK ? 150 : 450);
@@ -237,6 +256,7 @@ function svg() {
 
 // 6. Under faults ---------------------------------------------------------------------
 {
+  mark('6. under faults');
   log('6. 10% fault mix at --rate 100');
   const rows = QUICK ? 300 : 1000;
   const mix = { '5xx': 0.03, html502: 0.01, reset: 0.02, lost: 0.03, expire: 0.01 };
@@ -254,9 +274,14 @@ function svg() {
 }
 
 // Write ---------------------------------------------------------------------------------
+mark('end');
+results.steal = marks.slice(0, -1).map((m, i) => ({ section: m.section, seconds: (marks[i + 1].at - m.at) / 1000, stolenSeconds: m.steal === undefined ? null : (marks[i + 1].steal - m.steal) / 1000 }));
+const stealNote = results.steal.every((s) => s.stolenSeconds !== null)
+  ? `\nCPU time stolen by the host (VM steal) during each section: ${results.steal.map((s) => `${s.section} ${s.stolenSeconds.toFixed(1)} s of ${s.seconds.toFixed(0)} s`).join(' · ')}\n`
+  : '';
 const day = results.date.slice(0, 10);
 mkdirSync('bench/results', { recursive: true });
-const md = ['| measure | result | verdict | target |', '| --- | --- | --- | --- |', ...table.map((r) => `| ${r.join(' | ')} |`)].join('\n') + '\n';
+const md = ['| measure | result | verdict | target |', '| --- | --- | --- | --- |', ...table.map((r) => `| ${r.join(' | ')} |`)].join('\n') + '\n' + stealNote;
 writeFileSync(`bench/results/${day}.json`, JSON.stringify(results, null, 2) + '\n');
 writeFileSync(`bench/results/${day}.md`, `# oath-bulk benchmark, ${results.date} (${results.machine.cpus} cores, Node ${results.machine.node}, medians of ${REPEAT})\n\n${md}`);
 writeFileSync(`bench/results/${day}-rates.svg`, svg());

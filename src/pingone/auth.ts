@@ -98,7 +98,7 @@ export class TokenProvider {
       stats.token++;
       let failure: ApiError;
       try {
-            const answer = await transport({ method: 'POST', url, headers, body: form.toString(), timeoutMs, onWritten: () => gate.sent?.(sentAt) });
+        const answer = await transport({ method: 'POST', url, headers, body: form.toString(), timeoutMs, onWritten: () => gate.sent?.(sentAt) });
         const body = answer.body as Record<string, unknown> | undefined;
         if (answer.status === 200 && body && typeof body['access_token'] === 'string') {
           gate.answered();
