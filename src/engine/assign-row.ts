@@ -83,11 +83,22 @@ function isAbort(error: unknown, ctx: AssignContext): boolean {
   return error === ctx.stopping.reason || (!(error instanceof ApiError) && !(error instanceof StopError));
 }
 
-export async function assignRow(row: ResolvedRow, ctx: AssignContext): Promise<RowResult> {
+/** The row's pair in the journal, and what earlier runs recorded for it. */
+export interface JournalEntry {
+  readonly key: string;
+  readonly prior?: PairState;
+}
+
+export function journalEntry(row: ResolvedRow, journal: PairJournal): JournalEntry {
+  const key = pairKey(row.userId, row.serialNumber);
+  return { key, prior: journal.lookup(key) };
+}
+
+/** `entry`: the row's journal entry, when the caller has already looked it up. */
+export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: JournalEntry = journalEntry(row, ctx.journal)): Promise<RowResult> {
   const now = Date.now;
   const started = now();
-  const key = pairKey(row.userId, row.serialNumber);
-  const prior = ctx.journal.lookup(key);
+  const { key, prior } = entry;
   let attempts = 0;
   let firstSentAt: number | undefined;
   let uncertain = false;

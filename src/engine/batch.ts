@@ -8,10 +8,9 @@ import { StopError } from '../errors.js';
 import type { CheckedRow } from '../input/validate.js';
 import { ApiError, ROW_SPECIFIC_CODES } from '../pingone/errors.js';
 import type { RowResult } from '../report/outcome.js';
-import { assignRow, fromJournal, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
+import { assignRow, fromJournal, journalEntry, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
 import type { RunControl } from './control.js';
 import { orderedPool } from './ordered-pool.js';
-import { pairKey } from './journal.js';
 import { UserResolver } from './user-resolver.js';
 
 export interface BatchOptions {
@@ -92,11 +91,11 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
       throw error;
     }
     const resolved: ResolvedRow = { ...row, userId };
-    const state = ctx.journal.lookup(pairKey(userId, row.serialNumber));
-    if (state?.outcome) return fromJournal(resolved, state);
+    const entry = journalEntry(resolved, ctx.journal);
+    if (entry.prior?.outcome) return fromJournal(resolved, entry.prior);
     if (options.dryRun) return notAttempted(resolved, 'dry run: would create an OATH_TOKEN device for this user');
     if (control.stopped) return notAttempted(resolved);
-    return assignRow(resolved, ctx);
+    return assignRow(resolved, ctx, entry);
   };
 
   // Rows in progress: more than requests in flight (the session bounds those to
