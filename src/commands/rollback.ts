@@ -14,6 +14,7 @@ import { orderedPool } from '../engine/ordered-pool.js';
 import { openInput, readRows, type RawRow } from '../input/reader.js';
 import { UUID_RE } from '../config.js';
 import { checkSerial } from '../input/validate.js';
+import { DEVICE_ID_RE } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
@@ -59,7 +60,7 @@ async function* targets(path: string): AsyncGenerator<Target> {
     if (target.runOutcome === 'CREATED') {
       if (!UUID_RE.test(target.userID)) problem = `userID ${JSON.stringify(target.userID)} is not a user id`;
       else if (checkSerial(target.serialNumber)) problem = `serialNumber ${JSON.stringify(target.serialNumber)} is not a serial`;
-      else if (!/^[A-Za-z0-9-]{1,64}$/.test(target.deviceId)) problem = `deviceId ${JSON.stringify(target.deviceId)} is not a device id`;
+      else if (!DEVICE_ID_RE.test(target.deviceId)) problem = `deviceId ${JSON.stringify(target.deviceId)} is not a device id`;
     }
     yield problem ? { ...target, problem } : target;
   }

@@ -55,13 +55,9 @@ export class TokenProvider {
 
   /**
    * A request was answered 401 while carrying `rejected`. If a newer token is already held or
-   * on its way, that one is used; otherwise one refresh is started for everybody.
+   * on its way, that one is used; otherwise one refresh is started for everybody. `fresh`:
+   * the token was fetched for this 401 burst.
    */
-  async afterUnauthorized(rejected: string): Promise<string> {
-    return (await this.replacement(rejected)).token;
-  }
-
-  /** As afterUnauthorized, and whether the token was fetched for this 401 burst (fresh). */
   async replacement(rejected: string): Promise<{ token: string; fresh: boolean }> {
     if (this.pending) return { token: await this.pending, fresh: true };
     if (this.held && this.held.token !== rejected) return { token: this.held.token, fresh: false };

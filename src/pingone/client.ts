@@ -52,7 +52,8 @@ export interface ClientOptions {
   readonly timeoutMs: number;
 }
 
-const ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+/** What a PingOne device id may look like before it goes into a URL. */
+export const DEVICE_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
 
 /** SCIM filter string literal: backslashes and quotes escaped (PINGONE.md "Other endpoints"). */
 export function scimString(value: string): string {
@@ -72,7 +73,7 @@ export class PingOneClient implements DeviceApi {
    */
   devicesUrl(userId: string, deviceId?: string): string {
     if (!UUID_RE.test(userId)) throw new TypeError(`not a user id: ${JSON.stringify(userId.slice(0, 60))}`);
-    if (deviceId !== undefined && !ID_RE.test(deviceId)) throw new TypeError(`not a device id: ${JSON.stringify(deviceId.slice(0, 60))}`);
+    if (deviceId !== undefined && !DEVICE_ID_RE.test(deviceId)) throw new TypeError(`not a device id: ${JSON.stringify(deviceId.slice(0, 60))}`);
     const base = `${this.envBase}/users/${encodeURIComponent(userId)}/devices`;
     return deviceId === undefined ? base : `${base}/${encodeURIComponent(deviceId)}`;
   }

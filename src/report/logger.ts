@@ -29,7 +29,7 @@ export const REDACT_PATHS = [
   'accessToken',
   'token',
   'settings.clientSecret',
-]
+];
 
 export interface RunLog {
   readonly logger: Logger;

@@ -95,10 +95,8 @@ export class PingOneSandbox {
   options: SandboxOptions;
 
   private readonly server: http.Server;
-  /** token -> expiry time (epoch ms) */
-  private readonly tokens = new Map<string, number>();
-  /** token -> issue time (epoch ms) */
-  private readonly issued = new Map<string, number>();
+  /** token -> when it was issued and when it expires (epoch ms) */
+  private readonly tokens = new Map<string, { issuedAt: number; expiresAt: number }>();
   private readonly devices = new Map<string, SandboxDevice[]>();
   private readonly bySerial = new Map<string, SandboxDevice>();
   private readonly accepted: number[] = [];
@@ -236,8 +234,9 @@ export class PingOneSandbox {
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     // A token expires in the middle of a run, not the moment it is issued: the fault spares
     // young tokens (5 s by default), as a real expiry would.
-    if (fault === 'expire' && bearer && Date.now() - (this.issued.get(bearer) ?? 0) >= (this.options.expireMinAgeMs ?? 5000)) this.tokens.set(bearer, 0);
-    const expires = bearer === undefined ? undefined : this.tokens.get(bearer);
+    const held = bearer === undefined ? undefined : this.tokens.get(bearer);
+    if (fault === 'expire' && held && Date.now() - held.issuedAt >= (this.options.expireMinAgeMs ?? 5000)) held.expiresAt = 0;
+    const expires = held?.expiresAt;
     if (expires === undefined || expires <= Date.now()) {
       return this.answer(res, 401, pingError('ACCESS_FAILED', 'The request could not be completed. You do not have access to this resource.', [{ code: 'INVALID_TOKEN', message: 'The access token is invalid or expired.' }]));
     }
@@ -312,8 +311,7 @@ export class PingOneSandbox {
     }
     const ttl = this.options.tokenTtlS ?? 3600;
     const token = `sbx.${randomBytes(24).toString('base64url')}`;
-    this.tokens.set(token, Date.now() + ttl * 1000);
-    this.issued.set(token, Date.now());
+    this.tokens.set(token, { issuedAt: Date.now(), expiresAt: Date.now() + ttl * 1000 });
     this.tokensIssued.push(token);
     this.stats.tokensIssued++;
     return this.answer(res, 200, { access_token: token, token_type: 'Bearer', expires_in: ttl, scope: '' });

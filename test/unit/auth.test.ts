@@ -59,10 +59,10 @@ describe('access tokens', () => {
     const { transport, requests } = tokenServer();
     const tokens = new TokenProvider({ connection, transport, gate: OPEN_GATE, stats: newRequestStats(), timeoutMs: 1000 });
     const first = await tokens.token();
-    const refreshed = await Promise.all(Array.from({ length: 20 }, () => tokens.afterUnauthorized(first)));
+    const refreshed = await Promise.all(Array.from({ length: 20 }, async () => (await tokens.replacement(first)).token));
     expect(new Set(refreshed)).toEqual(new Set(['tok-2']));
     // A late 401 for the old token does not refresh again.
-    expect(await tokens.afterUnauthorized(first)).toBe('tok-2');
+    expect((await tokens.replacement(first)).token).toBe('tok-2');
     expect(requests).toHaveLength(2);
   });
 
