@@ -12,6 +12,7 @@ import { abortableSleep } from '../engine/pacer.js';
 import { NullJournal, type PairJournal } from '../engine/journal.js';
 import { reportPaths, type ReportPaths } from '../report/files.js';
 import { openRunLog, type RunLog } from '../report/logger.js';
+import { writeSummary } from '../report/summary.js';
 import type { CommandDeps } from './run.js';
 import { openSession, type Session } from './session.js';
 
@@ -25,6 +26,16 @@ export interface CommandContext {
   readonly session: Session;
   readonly startedAt: Date;
   retryContext(journal?: PairJournal): AssignContext;
+  /**
+   * How every command ends: `<command>.end` in the log, the log closed, the summary file
+   * written, the human lines on stdout (unless --quiet), and why it stopped on stderr.
+   */
+  finish(summary: CommandSummary, human: string): Promise<void>;
+}
+
+export interface CommandSummary {
+  readonly command: string;
+  readonly stopped: { readonly code: string; readonly message: string } | null;
 }
 
 export interface CommandConfig {
@@ -74,5 +85,12 @@ export async function openCommand(command: string, input: string, config: Comman
       },
       onSystemic: (error) => deps.control.stop(error),
     }),
+    finish: async (summary, human) => {
+      log.logger.info({ event: `${summary.command}.end`, ...summary });
+      await log.close();
+      await writeSummary(paths.summary, summary);
+      if (!report.quiet) deps.stdout.write(human);
+      if (summary.stopped) deps.stderr.write(`oath-bulk: stopped (${summary.stopped.code}): ${summary.stopped.message}\n`);
+    },
   };
 }

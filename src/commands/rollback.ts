@@ -18,7 +18,7 @@ import { DEVICE_ID_RE } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
-import { writeSummary } from '../report/summary.js';
+import { reportLines } from '../report/summary.js';
 import { openCommand, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
@@ -164,18 +164,13 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   const exitCode = stopped ? 3 : counts.FAILED + counts.CHANGED + counts.NOT_ATTEMPTED > 0 ? 1 : 0;
   const durationMs = Math.round(performance.now() - t0);
   const summary = { command: 'rollback', runId: paths.runId, input: resultsPath, dryRun, outcomes: counts, requests: session.stats, durationMs, stopped: stopped ? { code: stopped.code, message: stopped.message } : null, exitCode, reports: { results: paths.results, log: paths.log, summary: paths.summary, journal: dryRun ? null : journalPath } };
-  logger.info({ event: 'rollback.end', ...summary });
-  await ctx.log.close();
-  await writeSummary(paths.summary, summary);
-  if (!ctx.report.quiet) {
-    const line = ROLLBACK_OUTCOMES.filter((o) => counts[o] > 0).map((o) => `${o} ${counts[o]}`).join(' · ') || 'nothing to do';
-    deps.stdout.write(
-      `oath-bulk rollback ${resultsPath}: ${stopped ? `STOPPED (${stopped.code})` : dryRun ? 'dry run finished' : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
-        `  ${line}\n` +
-        (dryRun && counts.WOULD_DELETE > 0 ? `  next: to delete them, run it again without --dry-run\n` : '') +
-        `  results  ${paths.results}\n  log      ${paths.log}\n  summary  ${paths.summary}\n`,
-    );
-  }
-  if (stopped) deps.stderr.write(`oath-bulk: stopped (${stopped.code}): ${stopped.message}\n`);
+  const line = ROLLBACK_OUTCOMES.filter((o) => counts[o] > 0).map((o) => `${o} ${counts[o]}`).join(' · ') || 'nothing to do';
+  await ctx.finish(
+    summary,
+    `oath-bulk rollback ${resultsPath}: ${stopped ? `STOPPED (${stopped.code})` : dryRun ? 'dry run finished' : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
+      `  ${line}\n` +
+      (dryRun && counts.WOULD_DELETE > 0 ? `  next: to delete them, run it again without --dry-run\n` : '') +
+      `${reportLines(paths)}\n`,
+  );
   return exitCode;
 }

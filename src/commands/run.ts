@@ -14,7 +14,7 @@ import { prepareOutDir, stem } from '../report/files.js';
 import type { RowResult } from '../report/outcome.js';
 import { ProgressLine } from '../report/progress.js';
 import { ResultsWriter } from '../report/results-writer.js';
-import { humanSummary, writeSummary } from '../report/summary.js';
+import { humanSummary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { openCommand, resolveCommandConfig } from './context.js';
 
@@ -135,11 +135,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     exitCode,
     reports: { results: paths.results, log: paths.log, summary: paths.summary, journal: keepJournal ? journalPath : null },
   };
-  logger.info({ event: 'run.end', ...summary });
-  await log.close();
-  await writeSummary(paths.summary, summary);
-  if (!report.quiet) deps.stdout.write(humanSummary({ ...summary, tally, command: `oath-bulk run ${input}` }));
-  if (stopped) deps.stderr.write(`oath-bulk: stopped (${stopped.code}): ${stopped.message}\n`);
+  await ctx.finish(summary, humanSummary({ ...summary, tally, command: `oath-bulk run ${input}` }));
   return exitCode;
 }
 

@@ -18,7 +18,7 @@ import { ApiError } from '../pingone/errors.js';
 import type { Device } from '../pingone/client.js';
 import { prepareOutDir } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
-import { writeSummary } from '../report/summary.js';
+import { reportLines } from '../report/summary.js';
 import { openCommand, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
@@ -108,19 +108,14 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   const exitCode = stopped ? 3 : counts.PRESENT === scan.rows ? 0 : 1;
   const durationMs = Math.round(performance.now() - t0);
   const summary = { command: 'verify', runId: paths.runId, input, rows: scan.rows, statuses: counts, requests: session.stats, durationMs, stopped: stopped ? { code: stopped.code, message: stopped.message } : null, exitCode, reports: { results: paths.results, log: paths.log, summary: paths.summary } };
-  logger.info({ event: 'verify.end', ...summary });
-  await ctx.log.close();
-  await writeSummary(paths.summary, summary);
-  if (!ctx.report.quiet) {
-    const line = VERIFY_STATUSES.filter((s) => counts[s] > 0 || s === 'PRESENT').map((s) => `${s} ${counts[s]}`).join(' · ');
-    deps.stdout.write(
-      `oath-bulk verify ${input}: ${stopped ? `STOPPED (${stopped.code})` : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
-        `  rows ${scan.rows}: ${line}\n` +
-        (counts.PRESENT === scan.rows ? '  every assignment is in place\n' : '  not every assignment is in place: see the status column; rerun `oath-bulk run` on the input to put back what is MISSING\n') +
-        `  results  ${paths.results}\n  log      ${paths.log}\n  summary  ${paths.summary}\n`,
-    );
-  }
-  if (stopped) deps.stderr.write(`oath-bulk: stopped (${stopped.code}): ${stopped.message}\n`);
+  const line = VERIFY_STATUSES.filter((s) => counts[s] > 0 || s === 'PRESENT').map((s) => `${s} ${counts[s]}`).join(' · ');
+  await ctx.finish(
+    summary,
+    `oath-bulk verify ${input}: ${stopped ? `STOPPED (${stopped.code})` : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
+      `  rows ${scan.rows}: ${line}\n` +
+      (counts.PRESENT === scan.rows ? '  every assignment is in place\n' : '  not every assignment is in place: see the status column; rerun `oath-bulk run` on the input to put back what is MISSING\n') +
+      `${reportLines(paths)}\n`,
+  );
   return exitCode;
 }
 

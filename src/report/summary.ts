@@ -36,9 +36,7 @@ export function humanSummary(s: HumanSummaryInput): string {
     for (const [code, count] of top) lines.push(`    ${code} ×${count}${ADVICE[code] ? ` — ${ADVICE[code]}` : ''}`);
   }
   if (s.stopped) lines.push(`  why it stopped: ${s.stopped.message}`);
-  lines.push(`  results  ${s.reports.results}`);
-  lines.push(`  log      ${s.reports.log}`);
-  lines.push(`  summary  ${s.reports.summary}`);
+  lines.push(reportLines(s.reports));
   const o = s.tally.outcomes;
   if (s.dryRun) {
     if (o.INVALID === 0) lines.push(`  next: run it for real: ${s.command}`);
@@ -49,4 +47,9 @@ export function humanSummary(s: HumanSummaryInput): string {
     lines.push(`  next: run the same command again to finish the ${o.NOT_ATTEMPTED} rows not attempted: ${s.command} (finished rows are not sent again)`);
   }
   return lines.join('\n') + '\n';
+}
+
+/** Where a command's reports are, as the last lines of its human summary. */
+export function reportLines(reports: { results: string; log: string; summary: string }): string {
+  return `  results  ${reports.results}\n  log      ${reports.log}\n  summary  ${reports.summary}`;
 }
