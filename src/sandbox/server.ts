@@ -55,6 +55,8 @@ export interface SandboxOptions {
   readonly users?: readonly DirectoryUser[];
   /** Keep every arrival time (for rate measurements); on by default. */
   readonly recordArrivals?: boolean;
+  /** How far this PingOne's clock is off ours, in ms (negative: behind): shows in createdAt. */
+  readonly clockSkewMs?: number;
 }
 
 export interface SandboxDevice {
@@ -367,7 +369,7 @@ export class PingOneSandbox {
     if (list.length >= max) {
       return [400, pingError('REQUEST_FAILED', 'The request could not be completed.', [{ code: 'LIMIT_EXCEEDED', message: `The user has reached the maximum number of devices (${max}).`, innerError: { maximumAllowed: max } }])];
     }
-    const device = this.addDevice(userId, serial, new Date().toISOString());
+    const device = this.addDevice(userId, serial, new Date(Date.now() + (this.options.clockSkewMs ?? 0)).toISOString());
     this.stats.devicesCreated++;
     return [201, this.deviceBody(device)];
   }
