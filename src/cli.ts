@@ -102,6 +102,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .positional('results', { type: 'string', describe: 'the results CSV of the run to undo' })
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'list what would be deleted; delete nothing' })
           .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation' })
+          .option('journal', { type: 'string', group: REPORTS, describe: "the journal of the run that created the devices, where the deletions are recorded", defaultDescription: "the one the run's summary names" })
           .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --env-file pingone.env --dry-run', 'see what would be undone'),
       async (a) => {
         helpShown = false;

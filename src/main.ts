@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     stdout: process.stdout,
     stderr: process.stderr,
     control,
+    argv,
   };
   const debug = argv.includes('--debug');
   let code: number;

@@ -75,6 +75,7 @@ export async function openCommand(command: string, input: string, config: Comman
       api: session.client,
       journal,
       maxAttempts: engine.maxAttempts,
+      timeoutMs: engine.timeoutMs,
       backoff,
       sleep: abortableSleep,
       stopping: deps.control.stopping,

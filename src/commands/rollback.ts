@@ -1,51 +1,41 @@
 /**
  * `oath-bulk rollback <results.csv>`: deletes the devices that a run created (outcome
- * CREATED), by device id, after checking that the device still carries that serial on that
- * user. Never touches EXISTING rows. Takes the run's journal lock and records each deletion
- * in the journal, so that a later run of the same input assigns the token again.
+ * CREATED) and that the run's journal records this job created, by device id, after checking
+ * that the device still carries that serial on that user. Never touches EXISTING rows.
+ * Records each deletion in the journal of the run that created the device (named by the
+ * run's summary, or --journal), so that a later run of the same input assigns the token again.
  */
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
-import { StopError, UsageError } from '../errors.js';
-import { withRetries } from '../engine/assign-row.js';
-import { NullJournal, openLockedJournal, pairKey, type PairJournal } from '../engine/journal.js';
+import { UsageError } from '../errors.js';
+import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
-import { openInput, readRows, type RawRow } from '../input/reader.js';
+import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
+import { openInput, readRows, RESULT_COLUMNS, type RawRow } from '../input/reader.js';
 import { UUID_RE } from '../config.js';
 import { checkSerial } from '../input/validate.js';
 import { DEVICE_ID_RE } from '../pingone/client.js';
-import { ApiError } from '../pingone/errors.js';
+import { commandLine } from '../report/command-line.js';
 import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
-import { reportLines } from '../report/summary.js';
+import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
+import { Tally } from '../report/tally.js';
 import { openCommand, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
-export const ROLLBACK_OUTCOMES = ['DELETED', 'WOULD_DELETE', 'ALREADY_GONE', 'CHANGED', 'SKIPPED', 'FAILED', 'NOT_ATTEMPTED'] as const;
-export type RollbackOutcome = (typeof ROLLBACK_OUTCOMES)[number];
+export { ROLLBACK_OUTCOMES, type RollbackOutcome };
 
-const COLUMNS = ['row', 'userID', 'serialNumber', 'deviceId', 'runOutcome', 'outcome', 'httpStatus', 'errorCode', 'message'];
+/** The run results' own columns: not carried through as extras. */
+const RUN_COLUMNS = new Set<string>(RESULT_COLUMNS.map((c) => `input.${c}`));
 
-interface Target {
-  readonly row: number;
-  readonly userID: string;
-  readonly serialNumber: string;
-  readonly deviceId: string;
-  readonly runOutcome: string;
-  readonly problem?: string;
+interface ResultsLayout {
+  readonly extras: ReadonlyArray<{ name: string; index: number }>;
+  readonly targets: () => AsyncGenerator<RollbackTarget & { seq: number }>;
 }
 
-interface RollbackRow {
-  readonly row: number;
-  readonly target: Target;
-  readonly outcome: RollbackOutcome;
-  readonly httpStatus?: number;
-  readonly errorCode?: string;
-  readonly message?: string;
-}
-
-async function* targets(path: string): AsyncGenerator<Target> {
+async function readTargets(path: string): Promise<ResultsLayout> {
   const layout = await openInput(path);
   const col = (name: string): number => layout.header.findIndex((h) => h === name);
   const need = ['row', 'userID', 'serialNumber', 'outcome', 'deviceId'];
@@ -53,17 +43,61 @@ async function* targets(path: string): AsyncGenerator<Target> {
   if (missing.length > 0) {
     throw new UsageError(`${path}: line 1: not a results file of oath-bulk run (no ${missing.join(', ')} column); give the <name>.<runId>.results.csv of the run to undo`);
   }
+  const extras = layout.extras.filter((e) => !RUN_COLUMNS.has(e.name));
   const at = (raw: RawRow, name: string): string => raw.fields[col(name)] ?? '';
-  for await (const raw of readRows(layout)) {
-    const target = { row: raw.row, userID: at(raw, 'userID'), serialNumber: at(raw, 'serialNumber'), deviceId: at(raw, 'deviceId'), runOutcome: at(raw, 'outcome') };
-    let problem: string | undefined;
-    if (target.runOutcome === 'CREATED') {
-      if (!UUID_RE.test(target.userID)) problem = `userID ${JSON.stringify(target.userID)} is not a user id`;
-      else if (checkSerial(target.serialNumber)) problem = `serialNumber ${JSON.stringify(target.serialNumber)} is not a serial`;
-      else if (!DEVICE_ID_RE.test(target.deviceId)) problem = `deviceId ${JSON.stringify(target.deviceId)} is not a device id`;
+  async function* targets(): AsyncGenerator<RollbackTarget & { seq: number }> {
+    for await (const raw of readRows(layout)) {
+      const rowText = at(raw, 'row');
+      const target = {
+        row: /^\d+$/.test(rowText) ? Number(rowText) : raw.row,
+        userID: at(raw, 'userID'),
+        serialNumber: at(raw, 'serialNumber'),
+        deviceId: at(raw, 'deviceId'),
+        runOutcome: at(raw, 'outcome'),
+        extras: extras.map((e) => raw.fields[e.index] ?? ''),
+      };
+      let problem: string | undefined;
+      if (target.runOutcome === 'CREATED') {
+        if (!UUID_RE.test(target.userID)) problem = `userID ${JSON.stringify(target.userID)} is not a user id`;
+        else if (checkSerial(target.serialNumber)) problem = `serialNumber ${JSON.stringify(target.serialNumber)} is not a serial`;
+        else if (!DEVICE_ID_RE.test(target.deviceId)) problem = `deviceId ${JSON.stringify(target.deviceId)} is not a device id`;
+      }
+      const item = { ...target, seq: raw.row };
+      yield problem ? { ...item, problem } : item;
     }
-    yield problem ? { ...target, problem } : target;
   }
+  return { extras, targets };
+}
+
+/**
+ * The journal of the run that wrote the results: --journal, else the one the run's summary
+ * (beside the results) names, else `<name>.journal.jsonl` beside the results. `null`: the run
+ * kept none (--no-journal). Never a new, empty journal: deletions recorded there would be
+ * lost to the next run, which would then report the deleted devices CREATED.
+ */
+export function findRunJournal(resultsPath: string, given: unknown): string | null {
+  const fix = `pass --journal with the path of that run's <name>.journal.jsonl (it is in the run's --out-dir)`;
+  if (typeof given === 'string') {
+    if (!existsSync(given)) throw new UsageError(`--journal: ${given} does not exist: give the journal of the run that wrote ${basename(resultsPath)}`);
+    return given;
+  }
+  const summaryPath = resultsPath.replace(/\.results\.csv$/, '.summary.json');
+  if (summaryPath !== resultsPath && existsSync(summaryPath)) {
+    let named: unknown;
+    try {
+      named = (JSON.parse(readFileSync(summaryPath, 'utf8')) as { reports?: { journal?: unknown } }).reports?.journal;
+    } catch {
+      named = undefined;
+    }
+    if (named === null) return null;
+    if (typeof named === 'string') {
+      if (existsSync(named)) return named;
+      throw new UsageError(`${basename(resultsPath)}: the run's journal ${named} (named in ${basename(summaryPath)}) is not there: ${fix}`);
+    }
+  }
+  const beside = join(dirname(resultsPath), `${stem(resultsPath)}.journal.jsonl`);
+  if (existsSync(beside)) return beside;
+  throw new UsageError(`${basename(resultsPath)}: cannot find the journal of the run that wrote it (no summary beside it naming one, no ${basename(beside)} beside it): ${fix}`);
 }
 
 async function confirm(deps: CommandDeps, count: number, environmentId: string, path: string): Promise<boolean> {
@@ -79,11 +113,12 @@ async function confirm(deps: CommandDeps, count: number, environmentId: string, 
 export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   // Count what would be deleted first: this also checks the file before anything is sent.
+  const source = await readTargets(resultsPath);
   let created = 0;
-  for await (const t of targets(resultsPath)) if (t.runOutcome === 'CREATED' && !t.problem) created++;
+  for await (const t of source.targets()) if (t.runOutcome === 'CREATED' && !t.problem) created++;
 
   const config = resolveCommandConfig(raw, deps);
-  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(dirname(resultsPath), `${stem(resultsPath)}.journal.jsonl`);
+  const journalPath = findRunJournal(resultsPath, raw['journal']);
   if (!dryRun && created > 0 && raw['yes'] !== true) {
     if (!(process.stdin.isTTY && deps.isTTY)) {
       throw new UsageError('rollback deletes devices: pass --yes to confirm when not at a terminal (or --dry-run to see what it would delete)');
@@ -94,66 +129,35 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   }
 
   await prepareOutDir(config.report.outDir);
-  const locked = dryRun ? undefined : await openLockedJournal(journalPath, config.connection.environmentId);
-  const journal: PairJournal = locked?.journal ?? new NullJournal();
+  const environmentId = config.connection.environmentId;
+  const locked = journalPath && !dryRun ? await openLockedJournal(journalPath, environmentId) : undefined;
+  const journal: PairJournal | undefined = locked?.journal ?? (journalPath ? await readOnlyJournal(journalPath, environmentId) : undefined);
   const ctx = await openCommand('rollback', resultsPath, config, deps);
-  const { logger, session, paths } = ctx;
-  const retry = ctx.retryContext(journal);
+  const { logger, session, paths, startedAt } = ctx;
+  const retry = { ...ctx.retryContext(journal), runJournal: journal, journalPath: journalPath ?? undefined, dryRun };
   const t0 = performance.now();
-  logger.info({ event: 'rollback.start', input: resultsPath, dryRun, created, journal: dryRun ? null : journalPath });
-  const counts = Object.fromEntries(ROLLBACK_OUTCOMES.map((o) => [o, 0])) as Record<RollbackOutcome, number>;
-  const results = await ResultsWriter.open(paths.results, [], COLUMNS);
-
-  const undo = async (t: Target): Promise<RollbackRow> => {
-    if (t.runOutcome !== 'CREATED') return { row: t.row, target: t, outcome: 'SKIPPED', message: t.runOutcome === 'EXISTING' ? 'the user held this token before the run: never touched' : `not created by the run (${t.runOutcome || 'no outcome'})` };
-    if (t.problem) return { row: t.row, target: t, outcome: 'FAILED', errorCode: 'ROW_UNREADABLE', message: t.problem };
-    if (deps.control.stopped) return { row: t.row, target: t, outcome: 'NOT_ATTEMPTED', message: 'the rollback stopped before this row; run it again to finish' };
-    try {
-      const devices = await withRetries(retry, t.row, () => session.client.listDevices(t.userID, { signal: deps.control.hard, notAfter: deps.control.stopping }));
-      const device = devices.find((d) => d.id === t.deviceId);
-      if (!device) {
-        if (!dryRun) await journal.removed(pairKey(t.userID, t.serialNumber), t.row, t.deviceId);
-        return { row: t.row, target: t, outcome: 'ALREADY_GONE', message: 'the device is no longer on the user' };
-      }
-      if (device.serialNumber !== t.serialNumber) {
-        return { row: t.row, target: t, outcome: 'CHANGED', errorCode: 'DEVICE_CHANGED', message: `device ${t.deviceId} now carries serial ${device.serialNumber ?? 'none'}: left alone` };
-      }
-      if (dryRun) return { row: t.row, target: t, outcome: 'WOULD_DELETE', message: 'dry run: would delete this device' };
-      await withRetries(retry, t.row, () => session.client.deleteDevice(t.userID, t.deviceId, { signal: deps.control.hard, notAfter: deps.control.stopping }));
-      await journal.removed(pairKey(t.userID, t.serialNumber), t.row, t.deviceId);
-      return { row: t.row, target: t, outcome: 'DELETED', httpStatus: 204 };
-    } catch (error) {
-      if (error instanceof StopError) {
-        deps.control.stop(error);
-        return { row: t.row, target: t, outcome: 'FAILED', errorCode: error.code, message: error.message };
-      }
-      if (error instanceof ApiError) {
-        if (error.verdict.kind === 'refused' && error.verdict.code === 'USER_NOT_FOUND') {
-          if (!dryRun) await journal.removed(pairKey(t.userID, t.serialNumber), t.row, t.deviceId);
-          return { row: t.row, target: t, outcome: 'ALREADY_GONE', httpStatus: 404, message: 'the user or device no longer exists' };
-        }
-        return { row: t.row, target: t, outcome: 'FAILED', httpStatus: error.status, errorCode: error.verdict.kind === 'refused' ? error.verdict.code : 'RETRIES_EXHAUSTED', message: error.message };
-      }
-      if (deps.control.stopped) return { row: t.row, target: t, outcome: 'NOT_ATTEMPTED', message: 'the rollback stopped before this row; run it again to finish' };
-      throw error;
-    }
-  };
+  logger.info({ event: 'rollback.start', input: resultsPath, dryRun, created, journal: journalPath });
+  const tally = new Tally<RollbackOutcome>(ROLLBACK_OUTCOMES, ['NOT_ATTEMPTED']);
+  let createdDone = 0;
+  const results = await ResultsWriter.open(paths.results, source.extras.map((e) => e.name), [...RESULT_COLUMNS, 'runOutcome']);
 
   let failure: unknown;
   try {
-    await orderedPool(targets(resultsPath), ctx.engine.concurrency, undo, async (r) => {
-      counts[r.outcome]++;
-      const t = r.target;
-      logger[r.outcome === 'FAILED' || r.outcome === 'CHANGED' ? 'warn' : 'info']({ event: 'row', row: r.row, userID: t.userID, serialNumber: t.serialNumber, deviceId: t.deviceId, outcome: r.outcome, httpStatus: r.httpStatus, errorCode: r.errorCode });
-      await results.writeCells([r.row, t.userID, t.serialNumber, t.deviceId, t.runOutcome, r.outcome, r.httpStatus, r.errorCode, r.message]);
+    await orderedPool(source.targets(), ctx.engine.concurrency, async (t) => ({ row: t.seq, t, r: await undoRow(t, retry) }), async ({ t, r }) => {
+      tally.add(r);
+      if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE' || r.outcome === 'WOULD_DELETE')) createdDone++;
+      logger[r.outcome === 'FAILED' || r.outcome === 'CHANGED' ? 'warn' : 'info']({ event: 'row', row: t.row, userID: t.userID, serialNumber: t.serialNumber, deviceId: t.deviceId, outcome: r.outcome, httpStatus: r.httpStatus, errorCode: r.errorCode, attempts: r.attempts });
+      await results.writeCells([t.row, t.userID, t.serialNumber, r.outcome, t.deviceId, undefined, r.httpStatus, r.errorCode, r.errorDetail, r.message, r.attempts, undefined, t.runOutcome, ...t.extras]);
     });
   } catch (error) {
     failure = error;
   } finally {
     await results.close();
-    await (locked ?? journal).close().catch((error: unknown) => {
-      failure ??= error;
-    });
+    if (locked) {
+      await locked.close().catch((error: unknown) => {
+        failure ??= error;
+      });
+    }
   }
   if (failure) {
     await ctx.log.close();
@@ -161,16 +165,19 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   }
 
   const stopped = deps.control.reason;
-  const exitCode = stopped ? 3 : counts.FAILED + counts.CHANGED + counts.NOT_ATTEMPTED > 0 ? 1 : 0;
+  // Done when every row the run created is deleted (or would be, or is gone already).
+  const exitCode = stopped ? 3 : createdDone === created && tally.count('FAILED') + tally.count('CHANGED') === 0 ? 0 : 1;
   const durationMs = Math.round(performance.now() - t0);
-  const summary = { command: 'rollback', runId: paths.runId, input: resultsPath, dryRun, outcomes: counts, requests: session.stats, durationMs, stopped: stopped ? { code: stopped.code, message: stopped.message } : null, exitCode, reports: { results: paths.results, log: paths.log, summary: paths.summary, journal: dryRun ? null : journalPath } };
-  const line = ROLLBACK_OUTCOMES.filter((o) => counts[o] > 0).map((o) => `${o} ${counts[o]}`).join(' · ') || 'nothing to do';
+  const summary = buildSummary({ command: 'rollback', runId: paths.runId, input: resultsPath, dryRun, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: journalPath } });
+  const args = deps.argv ?? ['rollback', resultsPath, ...(dryRun ? ['--dry-run'] : [])];
+  let next: string | undefined;
+  if (stopped) next = `${stopAdvice(stopped)}: ${commandLine(args)}`;
+  else if (dryRun && tally.count('WOULD_DELETE') > 0) next = `to delete them: ${commandLine(args, ['--dry-run'], ['--yes'])}`;
+  else if (exitCode !== 0) next = `see the rows that are not DELETED in the results, then run the same command again: ${commandLine(args)}`;
+  const notes = journalPath === null ? ['the run kept no journal (--no-journal): the results file alone decided what to delete'] : dryRun ? [] : [`deletions recorded in ${resolve(journalPath)}: running the input again assigns those tokens anew`];
   await ctx.finish(
     summary,
-    `oath-bulk rollback ${resultsPath}: ${stopped ? `STOPPED (${stopped.code})` : dryRun ? 'dry run finished' : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
-      `  ${line}\n` +
-      (dryRun && counts.WOULD_DELETE > 0 ? `  next: to delete them, run it again without --dry-run\n` : '') +
-      `${reportLines(paths)}\n`,
+    humanSummary({ title: `oath-bulk rollback ${resultsPath}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, notes, next }),
   );
   return exitCode;
 }

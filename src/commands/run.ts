@@ -14,7 +14,8 @@ import { prepareOutDir, stem } from '../report/files.js';
 import type { RowResult } from '../report/outcome.js';
 import { ProgressLine } from '../report/progress.js';
 import { ResultsWriter } from '../report/results-writer.js';
-import { humanSummary } from '../report/summary.js';
+import { commandLine } from '../report/command-line.js';
+import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { openCommand, resolveCommandConfig } from './context.js';
 
@@ -24,6 +25,8 @@ export interface CommandDeps extends ConfigSources {
   readonly control: RunControl;
   /** Replaces the HTTP transport (unit tests only). */
   readonly transport?: Transport;
+  /** The arguments the command was given, for the exact `next:` command to print. */
+  readonly argv?: readonly string[];
 }
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
@@ -32,8 +35,9 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const { connection, engine, report } = config;
   const scan = await scanInput(input);
   if (raw['strict'] === true && scan.invalid > 0) {
+    const more = scan.invalid > 10 ? `\n  … and ${scan.invalid - 10} more: run without --strict (or with --dry-run) to see every row in the results` : '';
     throw new UsageError(
-      `${input}: ${scan.invalid} of ${scan.rows} rows are invalid and --strict is set, so nothing was sent or written. First problems:\n  ${scan.firstProblems.slice(0, 10).join('\n  ')}`,
+      `${input}: ${scan.invalid} of ${scan.rows} rows are invalid and --strict is set, so nothing was sent or written. First problems:\n  ${scan.firstProblems.slice(0, 10).join('\n  ')}${more}`,
     );
   }
   await prepareOutDir(report.outDir);
@@ -80,9 +84,9 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
 
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
-    if (result.attempts === 0 && result.outcome !== 'INVALID' && result.outcome !== 'NOT_ATTEMPTED') tally.fromJournal++;
-    const { extras, ...fields } = result;
+    const { extras, finishedEarlier, ...fields } = result;
     void extras;
+    void finishedEarlier;
     const level = result.outcome === 'CREATED' || result.outcome === 'EXISTING' ? 'info' : 'warn';
     logger[level]({ event: 'row', ...fields });
     await results.write(result);
@@ -115,27 +119,40 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   }
 
   const stopped = control.reason;
-  const exitCode = stopped ? 3 : dryRun ? (tally.outcomes.INVALID > 0 ? 1 : 0) : tally.exitCode();
+  // A dry run's NOT_ATTEMPTED rows are the ones it would send.
+  const exitCode = stopped ? 3 : tally.exitCode(dryRun ? ['CREATED', 'EXISTING', 'NOT_ATTEMPTED'] : ['CREATED', 'EXISTING']);
   const durationMs = Math.round(performance.now() - t0);
-  const summary = {
+  const summary = buildSummary({
     command: 'run',
     runId: paths.runId,
     input,
     dryRun,
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
+    startedAt,
     durationMs,
-    rows: tally.rows,
-    outcomes: tally.outcomes,
-    errorCodes: tally.errorCodes,
-    finishedEarlier: tally.fromJournal,
+    tally,
     requests: session.stats,
-    rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,
-    stopped: stopped ? { code: stopped.code, message: stopped.message } : null,
+    stopped,
     exitCode,
-    reports: { results: paths.results, log: paths.log, summary: paths.summary, journal: keepJournal ? journalPath : null },
-  };
-  await ctx.finish(summary, humanSummary({ ...summary, tally, command: `oath-bulk run ${input}` }));
+    reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
+  });
+  const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
+  await ctx.finish(
+    summary,
+    humanSummary({ title: `oath-bulk run ${input}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, next: nextStep(tally, dryRun, stopped, args) }),
+  );
   return exitCode;
 }
 
+/** The next step, matching why the run ended, with the exact command to run. */
+export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | undefined, args: readonly string[]): string | undefined {
+  const again = commandLine(args);
+  if (stopped) return `${stopAdvice(stopped)}: ${again}`;
+  const o = tally.outcomes;
+  if (dryRun) {
+    if (o.FAILED + o.INVALID + o.UNCONFIRMED === 0) return o.NOT_ATTEMPTED > 0 ? `run it for real: ${commandLine(args, ['--dry-run'])}` : undefined;
+    return `correct what the problems above name (the rows are in the results), then check again: ${again}`;
+  }
+  if (o.FAILED + o.INVALID > 0) return `fix what the problems above say (in the input or in PingOne), then run again (finished rows are not sent again): ${again}`;
+  if (o.UNCONFIRMED + o.NOT_ATTEMPTED > 0) return `run again to finish (finished rows are not sent again): ${again}`;
+  return undefined;
+}

@@ -16,16 +16,22 @@ import { finalRows, scanInput } from '../input/scan.js';
 import { userKey, type CheckedRow } from '../input/validate.js';
 import { ApiError } from '../pingone/errors.js';
 import type { Device } from '../pingone/client.js';
+import { RESULT_COLUMNS } from '../input/reader.js';
+import { commandLine } from '../report/command-line.js';
 import { prepareOutDir } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
-import { reportLines } from '../report/summary.js';
+import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
+import { Tally } from '../report/tally.js';
 import { openCommand, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
 export const VERIFY_STATUSES = ['PRESENT', 'MISSING', 'ON_OTHER_USER', 'USER_NOT_FOUND', 'INVALID', 'UNKNOWN'] as const;
 export type VerifyStatus = (typeof VERIFY_STATUSES)[number];
 
-const COLUMNS = ['row', 'userID', 'serialNumber', 'status', 'deviceId', 'deviceStatus', 'foundOnUser', 'message', 'runOutcome'];
+/** After the columns every results file shares: where else the serial is, and what the run said. */
+const OWN_COLUMNS = ['foundOnUser', 'runOutcome'];
+/** A run's results given as input: its own columns are not carried through again. */
+const RUN_COLUMNS = new Set<string>(RESULT_COLUMNS.map((c) => `input.${c}`));
 
 type Listing = { readonly devices: Device[] } | { readonly status: 'USER_NOT_FOUND' | 'UNKNOWN'; readonly message: string };
 
@@ -40,11 +46,12 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   const scan = await scanInput(input);
   await prepareOutDir(config.report.outDir);
   const ctx = await openCommand('verify', input, config, deps);
-  const { logger, session, paths } = ctx;
+  const { logger, session, paths, startedAt } = ctx;
   const retry = ctx.retryContext();
   const resolver = new UserResolver();
   const outcomeColumn = scan.layout.extras.find((e) => e.name === 'input.outcome' || e.name === 'outcome');
   const outcomeIndex = outcomeColumn ? scan.layout.extras.indexOf(outcomeColumn) : -1;
+  const carried = scan.layout.extras.map((e, i) => ({ name: e.name, i })).filter((e) => !RUN_COLUMNS.has(e.name));
   const t0 = performance.now();
   logger.info({ event: 'verify.start', input, rows: scan.rows });
 
@@ -92,29 +99,44 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   }, () => undefined);
 
   // Pass 2: one line per row.
-  const results = await ResultsWriter.open(paths.results, [], COLUMNS);
-  const counts = Object.fromEntries(VERIFY_STATUSES.map((s) => [s, 0])) as Record<VerifyStatus, number>;
+  const results = await ResultsWriter.open(paths.results, carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS]);
+  const tally = new Tally<VerifyStatus>(VERIFY_STATUSES, ['UNKNOWN']);
   for await (const row of finalRows(scan)) {
     const verdict = judge(row, userIds, listings, holder, deps.control.stopped);
-    counts[verdict.status]++;
+    const userID = verdict.userId ?? (row.user?.kind === 'id' ? row.user.value : '');
+    tally.add({ outcome: verdict.status, errorCode: verdict.code });
     const runOutcome = outcomeIndex >= 0 ? row.extras[outcomeIndex] : undefined;
-    const cells = [row.row, verdict.userId ?? row.userText, row.serialNumber, verdict.status, verdict.device?.id, verdict.device?.status, verdict.foundOnUser, verdict.message, runOutcome];
-    logger.info({ event: 'row', row: row.row, userID: verdict.userId ?? row.userText, serialNumber: row.serialNumber, status: verdict.status, deviceId: verdict.device?.id, foundOnUser: verdict.foundOnUser });
-    await results.writeCells(cells);
+    logger.info({ event: 'row', row: row.row, userID, serialNumber: row.serialNumber, outcome: verdict.status, deviceId: verdict.device?.id, errorCode: verdict.code, foundOnUser: verdict.foundOnUser });
+    await results.writeCells([
+      row.row, userID, row.serialNumber, verdict.status, verdict.device?.id, verdict.device?.status, undefined, verdict.code, undefined, verdict.message, undefined, undefined,
+      verdict.foundOnUser, runOutcome, ...carried.map((e) => row.extras[e.i]),
+    ]);
   }
   await results.close();
 
   const stopped = deps.control.reason;
-  const exitCode = stopped ? 3 : counts.PRESENT === scan.rows ? 0 : 1;
+  const exitCode = stopped ? 3 : tally.exitCode(['PRESENT']);
   const durationMs = Math.round(performance.now() - t0);
-  const summary = { command: 'verify', runId: paths.runId, input, rows: scan.rows, statuses: counts, requests: session.stats, durationMs, stopped: stopped ? { code: stopped.code, message: stopped.message } : null, exitCode, reports: { results: paths.results, log: paths.log, summary: paths.summary } };
-  const line = VERIFY_STATUSES.filter((s) => counts[s] > 0 || s === 'PRESENT').map((s) => `${s} ${counts[s]}`).join(' · ');
+  const summary = buildSummary({ command: 'verify', runId: paths.runId, input, dryRun: false, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: null } });
+  const args = deps.argv ?? ['verify', input];
+  const allThere = tally.count('PRESENT') === tally.rows;
   await ctx.finish(
     summary,
-    `oath-bulk verify ${input}: ${stopped ? `STOPPED (${stopped.code})` : 'finished'} in ${(durationMs / 1000).toFixed(1)}s\n` +
-      `  rows ${scan.rows}: ${line}\n` +
-      (counts.PRESENT === scan.rows ? '  every assignment is in place\n' : '  not every assignment is in place: see the status column; rerun `oath-bulk run` on the input to put back what is MISSING\n') +
-      `${reportLines(paths)}\n`,
+    humanSummary({
+      title: `oath-bulk verify ${input}`,
+      dryRun: false,
+      durationMs,
+      tally,
+      requests: session.stats,
+      stopped,
+      reports: paths,
+      notes: [allThere ? 'every assignment is in place' : 'not every assignment is in place: see the outcome column'],
+      next: stopped
+        ? `${stopAdvice(stopped)}: ${commandLine(args)}`
+        : allThere
+          ? undefined
+          : 'run `oath-bulk run` on the input again to put back what is MISSING, then verify again',
+    }),
   );
   return exitCode;
 }
@@ -125,16 +147,16 @@ function judge(
   listings: Map<string, Listing>,
   holder: Map<string, string>,
   stopped: boolean,
-): { status: VerifyStatus; userId?: string; device?: Device; foundOnUser?: string; message?: string } {
+): { status: VerifyStatus; code?: string; userId?: string; device?: Device; foundOnUser?: string; message?: string } {
   if (!row.user || (row.problem && row.problem.code !== 'DUPLICATE_ROW')) {
-    return { status: 'INVALID', message: row.problem ? `${row.problem.code}: ${row.problem.message}` : 'no user' };
+    return { status: 'INVALID', code: row.problem?.code, message: row.problem ? `row ${row.row} (line ${row.line}): ${row.problem.message}` : 'no user' };
   }
   const id = userIds.get(userKey(row.user));
   if (id === undefined) return { status: 'UNKNOWN', message: stopped ? 'not checked: the run stopped' : 'not checked' };
-  if (typeof id !== 'string') return { status: id.status, message: id.message };
+  if (typeof id !== 'string') return { status: id.status, code: id.status === 'USER_NOT_FOUND' ? 'USER_NOT_FOUND' : undefined, message: id.message };
   const listing = listings.get(id);
   if (!listing) return { status: 'UNKNOWN', userId: id, message: stopped ? 'not checked: the run stopped' : 'not checked' };
-  if ('status' in listing) return { status: listing.status, userId: id, message: listing.message };
+  if ('status' in listing) return { status: listing.status, code: listing.status === 'USER_NOT_FOUND' ? 'USER_NOT_FOUND' : undefined, userId: id, message: listing.message };
   const device = listing.devices.find((d) => d.serialNumber === row.serialNumber);
   if (device) return { status: 'PRESENT', userId: id, device };
   const other = holder.get(row.serialNumber);

@@ -12,10 +12,14 @@ import { RequestAborted } from '../pingone/http.js';
 import type { Device, DeviceApi } from '../pingone/client.js';
 import type { RowResult } from '../report/outcome.js';
 import { retryDelay, type BackoffOptions } from './backoff.js';
-import { pairKey, type PairJournal, type PairState } from './journal.js';
+import { pairKey, type PairJournal, type PairState, type Window } from './journal.js';
 
-/** How far PingOne's clock may be behind ours when telling "we created it" from "it was there". */
-const CLOCK_SKEW_MS = 120_000;
+/**
+ * How far PingOne's clock may be off ours. Only a create whose answer never came is ever
+ * judged by time, and then the allowance widens the window towards CREATED: a device of ours
+ * is never called EXISTING because of skew (README "What decides CREATED").
+ */
+export const CLOCK_ALLOWANCE_MS = 5 * 60_000;
 
 export interface RetryEvent {
   readonly row: number;
@@ -30,6 +34,8 @@ export interface AssignContext {
   readonly api: DeviceApi;
   readonly journal: PairJournal;
   readonly maxAttempts: number;
+  /** Per request (--timeout): how long after it is written PingOne can still act on a create. */
+  readonly timeoutMs: number;
   readonly backoff: BackoffOptions;
   readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Soft stop: no new attempts. */
@@ -51,9 +57,13 @@ function base(row: ResolvedRow): Base {
   return { row: row.row, userID: row.userId, serialNumber: row.serialNumber, extras: row.extras };
 }
 
-export function fromJournal(row: ResolvedRow, state: PairState): RowResult {
+export function fromJournal(row: CheckedRow & { userId?: string }, state: PairState): RowResult {
   return {
-    ...base(row),
+    row: row.row,
+    userID: row.userId ?? state.userId ?? '',
+    serialNumber: row.serialNumber,
+    extras: row.extras,
+    finishedEarlier: true,
     outcome: state.outcome!,
     deviceId: state.deviceId,
     deviceStatus: state.deviceStatus,
@@ -66,7 +76,7 @@ export function fromJournal(row: ResolvedRow, state: PairState): RowResult {
 export function notAttempted(row: CheckedRow & { userId?: string }, message = 'the run stopped before this row; run again to finish', attempts = 0): RowResult {
   return {
     row: row.row,
-    userID: row.userId ?? row.userText,
+    userID: row.userId ?? (row.user?.kind === 'id' ? row.user.value : ''),
     serialNumber: row.serialNumber,
     extras: row.extras,
     outcome: 'NOT_ATTEMPTED',
@@ -74,6 +84,11 @@ export function notAttempted(row: CheckedRow & { userId?: string }, message = 't
     attempts,
     durationMs: 0,
   };
+}
+
+/** A create was (maybe) sent and the run stopped before its answer: the next run checks. */
+export function unconfirmed(row: ResolvedRow, attempts: number, message: string): RowResult {
+  return { ...base(row), outcome: 'UNCONFIRMED', errorCode: 'UNCONFIRMED', message, attempts, durationMs: 0 };
 }
 
 /** The run is stopping and this row was cut short by it (not refused by PingOne). */
@@ -89,36 +104,52 @@ export interface JournalEntry {
   readonly prior?: PairState;
 }
 
+/** The key under which an email/username row is also recorded, so a stop needs no lookup. */
+export function aliasKey(row: CheckedRow): string | undefined {
+  return row.user && row.user.kind !== 'id' ? pairKey(`${row.user.kind}:${row.user.value}`, row.serialNumber) : undefined;
+}
+
+/** Whether the device was created while one of our creates was out unanswered. */
+export function createdWithin(device: Device, windows: readonly Window[]): boolean {
+  if (windows.length === 0) return false;
+  // No creation time to go by: the serial appeared after a create of ours went unanswered.
+  const created = device.createdAt === undefined ? NaN : Date.parse(device.createdAt);
+  if (Number.isNaN(created)) return true;
+  return windows.some((w) => created >= w.from - CLOCK_ALLOWANCE_MS && created <= w.until + CLOCK_ALLOWANCE_MS);
+}
+
 export function journalEntry(row: ResolvedRow, journal: PairJournal): JournalEntry {
   const key = pairKey(row.userId, row.serialNumber);
   return { key, prior: journal.lookup(key) };
 }
 
-/** `entry`: the row's journal entry, when the caller has already looked it up. */
+/**
+ * `entry`: the row's journal entry, when the caller has already looked it up.
+ *
+ * What decides CREATED (README "What decides CREATED"): a 201 to a create of this job is
+ * proof. Otherwise a device found on the user is CREATED only if it was created while a
+ * create of ours was out and its answer never came (the journal's and this run's windows);
+ * anything else found is EXISTING.
+ */
 export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: JournalEntry = journalEntry(row, ctx.journal)): Promise<RowResult> {
   const now = Date.now;
   const started = now();
   const { key, prior } = entry;
+  const alias = aliasKey(row);
   let attempts = 0;
-  let firstSentAt: number | undefined;
-  let uncertain = false;
+  /** Creates of ours whose answer never came: earlier runs', then this run's. */
+  const windows: Window[] = [...(prior?.windows ?? [])];
+  let outstanding: number | undefined;
   const correlationId = `oath-bulk-${row.row}-${started.toString(36)}`;
 
-  const finish = (device: Device, since: number | undefined, note?: string): RowResult => {
-    const outcome =
-      since === undefined ? 'EXISTING' : device.createdAt === undefined || Date.parse(device.createdAt) >= since - CLOCK_SKEW_MS ? 'CREATED' : 'EXISTING';
-    ctx.journal.finished(key, row.row, { outcome, deviceId: device.id, deviceStatus: device.status });
-    return {
-      ...base(row),
-      outcome,
-      deviceId: device.id,
-      deviceStatus: device.status,
-      httpStatus: note ? undefined : 201,
-      message: outcome === 'EXISTING' ? 'the user already held this token' : note,
-      attempts,
-      durationMs: now() - started,
-    };
+  const settle = (device: Device, outcome: 'CREATED' | 'EXISTING', httpStatus: number | undefined, message: string | undefined): RowResult => {
+    ctx.journal.finished(key, row.row, { outcome, deviceId: device.id, deviceStatus: device.status, alias });
+    return { ...base(row), outcome, deviceId: device.id, deviceStatus: device.status, httpStatus, message, attempts, durationMs: now() - started };
   };
+  const found = (device: Device, note: string): RowResult =>
+    createdWithin(device, windows)
+      ? settle(device, 'CREATED', undefined, note)
+      : settle(device, 'EXISTING', undefined, 'the user already held this token; nothing was created');
 
   const failed = (error: ApiError, code: string, message?: string): RowResult => ({
     ...base(row),
@@ -136,42 +167,75 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
     return { ...base(row), outcome: 'FAILED', errorCode: error.code, message: error.message, attempts, durationMs: now() - started };
   };
 
-  try {
-    if (prior?.startedAt !== undefined) {
-      // An earlier run sent a create and never learned its fate: look before sending again.
-      const found = await findOnUser(row, ctx);
-      if (found) return finish(found, prior.startedAt, 'found on the user after an interrupted run');
+  const stopped = (checking: boolean): RowResult => {
+    if (windows.length > 0) {
+      return unconfirmed(row, attempts, checking
+        ? 'the run stopped while checking whether an earlier create made this device; the next run checks this user\'s devices before sending again'
+        : 'a create was sent and the run stopped before PingOne answered; the device may exist: the next run checks this user\'s devices before sending again');
     }
-    await ctx.journal.started(key, row.row, now());
+    return notAttempted(row, undefined, attempts);
+  };
+
+  try {
+    if (windows.length > 0) {
+      // An earlier run sent a create and never learned its fate: look before sending again.
+      const device = await findOnUser(row, ctx);
+      if (device) return found(device, 'created by an earlier run whose answer was lost; found on the user');
+      // Nothing came of those creates: no claim remains.
+      ctx.journal.cleared(key, row.row);
+      windows.length = 0;
+    }
     const device = await withRetries(ctx, row.row, async () => {
-      firstSentAt ??= now();
-      attempts++;
+      outstanding = undefined;
       try {
-        return await ctx.api.createOathDevice(row.userId, row.serialNumber, { signal: ctx.hard, notAfter: ctx.stopping, correlationId });
+        return await ctx.api.createOathDevice(row.userId, row.serialNumber, {
+          signal: ctx.hard,
+          notAfter: ctx.stopping,
+          correlationId,
+          // Each create's start is on disk before the create is written (README "Exactly once").
+          beforeSend: async () => {
+            const at = now();
+            await ctx.journal.started(key, row.row, at, at + ctx.timeoutMs);
+            attempts++;
+            outstanding = at;
+          },
+        });
       } catch (error) {
         // An attempt PingOne may have carried out (lost answer, timeout, 5xx): its effect is unknown.
-        if (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) uncertain = true;
+        const maybe = (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent);
+        if (maybe && outstanding !== undefined) windows.push({ from: outstanding, until: now() });
+        // Stopped after its start was recorded but before it was written: not an attempt.
+        if (error instanceof RequestAborted && !error.sent && outstanding !== undefined) attempts--;
+        outstanding = undefined;
         throw error;
       }
     });
-    return finish(device, firstSentAt);
+    // A 201 to our own request: proof, whatever the clocks say.
+    return settle(device, 'CREATED', 201, undefined);
   } catch (error) {
-    if (isAbort(error, ctx)) return notAttempted(row, attempts > 0 ? 'stopped before PingOne answered; the next run checks this user\'s devices first' : undefined, attempts);
+    if (isAbort(error, ctx)) return stopped(false);
     if (error instanceof StopError) return systemic(error);
     if (!(error instanceof ApiError)) throw error;
     const verdict = error.verdict;
     const refused = verdict.kind === 'refused';
-    if ((refused && verdict.code !== 'USER_NOT_FOUND') || uncertain) {
-      try {
-        const found = await findOnUser(row, ctx);
-        const since = prior?.startedAt ?? (uncertain ? firstSentAt : undefined);
-        if (found) return finish(found, since, 'created; the answer was lost and the device was found on the user');
-      } catch (checkError) {
-        if (isAbort(checkError, ctx)) return notAttempted(row, 'stopped while checking the user\'s devices; the next run checks again', attempts);
-        if (checkError instanceof StopError) return systemic(checkError);
-        return failed(error, refused ? verdict.code : 'RETRIES_EXHAUSTED', `${error.message}; the user's devices could not be read to confirm`);
-      }
+    if (refused && verdict.code === 'USER_NOT_FOUND') {
+      // No user, no device: nothing of ours can exist.
+      ctx.journal.cleared(key, row.row);
+      return failed(error, verdict.code);
     }
+    try {
+      const device = await findOnUser(row, ctx);
+      if (device) return found(device, 'created; the answer was lost and the device was found on the user');
+    } catch (checkError) {
+      if (isAbort(checkError, ctx)) return stopped(true);
+      if (checkError instanceof StopError) return systemic(checkError);
+      if (windows.length > 0) {
+        return { ...unconfirmed(row, attempts, `${error.message}; a create may have worked but the user's devices could not be read to confirm: the next run checks them first`), httpStatus: error.status, durationMs: now() - started };
+      }
+      return failed(error, refused ? verdict.code : 'RETRIES_EXHAUSTED', `${error.message}; the user's devices could not be read to confirm`);
+    }
+    // Not on the user: whatever was sent made nothing.
+    ctx.journal.cleared(key, row.row);
     if (refused) return failed(error, verdict.code);
     return failed(error, 'RETRIES_EXHAUSTED', `${attempts} attempts failed; last: ${error.message}`);
   }

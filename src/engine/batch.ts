@@ -8,7 +8,8 @@ import { StopError } from '../errors.js';
 import type { CheckedRow } from '../input/validate.js';
 import { ApiError, ROW_SPECIFIC_CODES } from '../pingone/errors.js';
 import type { RowResult } from '../report/outcome.js';
-import { assignRow, fromJournal, journalEntry, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
+import { aliasKey, assignRow, fromJournal, journalEntry, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
+import { pairKey } from './journal.js';
 import type { RunControl } from './control.js';
 import { orderedPool } from './ordered-pool.js';
 import { UserResolver } from './user-resolver.js';
@@ -28,12 +29,12 @@ export interface BatchHooks {
 function invalid(row: CheckedRow): RowResult {
   return {
     row: row.row,
-    userID: row.userText,
+    userID: row.user?.kind === 'id' ? row.user.value : '',
     serialNumber: row.serialNumber,
     extras: row.extras,
     outcome: 'INVALID',
     errorCode: row.problem!.code,
-    message: `line ${row.line}: ${row.problem!.message}`,
+    message: `row ${row.row} (line ${row.line}): ${row.problem!.message}`,
     attempts: 0,
     durationMs: 0,
   };
@@ -42,9 +43,20 @@ function invalid(row: CheckedRow): RowResult {
 export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignContext, control: RunControl, options: BatchOptions, hooks: BatchHooks): Promise<void> {
   const resolver = new UserResolver();
   let breaker = { code: '', count: 0 };
+  // Every row sent so far failed with one row code and none succeeded: a setting is wrong.
+  let uniform: { code: string; count: number } | undefined = { code: '', count: 0 };
 
   const judge = (result: RowResult): void => {
-    if (result.outcome !== 'FAILED' || !result.errorCode || ROW_SPECIFIC_CODES.has(result.errorCode)) {
+    if (uniform && (result.outcome === 'CREATED' || result.outcome === 'EXISTING')) uniform = undefined;
+    if (uniform && result.outcome === 'FAILED' && result.errorCode && ROW_SPECIFIC_CODES.has(result.errorCode)) {
+      uniform = uniform.code === '' || uniform.code === result.errorCode ? { code: result.errorCode, count: uniform.count + 1 } : undefined;
+      if (uniform && uniform.count >= options.maxConsecutiveFailures) {
+        control.stop(new StopError('CONFIGURATION_SUSPECTED', suspectedMessage(uniform.code, uniform.count)));
+        uniform = undefined;
+      }
+    }
+    // An unanswered create counts as a failure that is not the row's own (UNCONFIRMED).
+    if ((result.outcome !== 'FAILED' && result.outcome !== 'UNCONFIRMED') || !result.errorCode || ROW_SPECIFIC_CODES.has(result.errorCode)) {
       if (result.outcome === 'CREATED' || result.outcome === 'EXISTING' || result.outcome === 'FAILED') breaker = { code: '', count: 0 };
       return;
     }
@@ -72,6 +84,10 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
 
   const process = async (row: CheckedRow): Promise<RowResult> => {
     if (row.problem || !row.user) return invalid(row);
+    // What an earlier run finished is reported as such, whether or not this run goes on.
+    const alias = aliasKey(row);
+    const earlier = alias === undefined ? ctx.journal.lookup(pairKey(row.user.value, row.serialNumber)) : ctx.journal.lookupAlias(alias);
+    if (earlier?.outcome) return fromJournal(row, earlier);
     if (control.stopped) return notAttempted(row);
     let userId: string;
     try {
@@ -93,7 +109,14 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     const resolved: ResolvedRow = { ...row, userId };
     const entry = journalEntry(resolved, ctx.journal);
     if (entry.prior?.outcome) return fromJournal(resolved, entry.prior);
-    if (options.dryRun) return notAttempted(resolved, 'dry run: would create an OATH_TOKEN device for this user');
+    if (options.dryRun) {
+      return notAttempted(
+        resolved,
+        entry.prior?.windows
+          ? "dry run: an earlier run's create went unanswered; the real run reads the user's devices first, then creates the device if it is not there"
+          : 'dry run: would create an OATH_TOKEN device for this user',
+      );
+    }
     if (control.stopped) return notAttempted(resolved);
     return assignRow(resolved, ctx, entry);
   };
@@ -105,4 +128,16 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     judge(result);
     await hooks.emit(result);
   });
+}
+
+/** Why every row failing one way is a setting, and which settings to check. */
+function suspectedMessage(code: string, count: number): string {
+  const causes: Record<string, string> = {
+    USER_NOT_FOUND:
+      'PingOne knows none of these users here: --api-url may be wrong (it must end in /v1, e.g. https://api.pingone.eu/v1), --environment-id may name another environment, or --region may not be the environment\'s',
+    SERIAL_NOT_FOUND: 'the token seeds are not in this environment\'s OATH token inventory: import them first, or check that --environment-id names the environment they were imported into',
+    SERIAL_ALREADY_ASSIGNED: 'these tokens are already assigned: another tool (or a run with another journal) assigned them; check the shipment and the journal',
+    MAX_DEVICES_REACHED: 'every user is at the MFA policy\'s device limit: raise it or remove old devices',
+  };
+  return `the first ${count} rows sent all failed with ${code} and none succeeded, so the run stopped: ${causes[code] ?? 'check the settings'}. Fix that, then run again; if those rows really are wrong, raise --max-consecutive-failures`;
 }

@@ -1,34 +1,26 @@
 /**
- * The journal: an append-only JSON-lines file beside the reports that makes reruns resume.
- * Per (userID, serialNumber) pair it records that a create was started and how it ended.
+ * The journal: an append-only JSON-lines file beside the reports that makes reruns resume and
+ * that proves which devices this job created (records: journal-state.ts).
  *
- * - A crash at any byte leaves it readable: every record is one line written whole; a torn
- *   record (the start of one, not JSON) is ignored when read back, and the next record
- *   starts on a line of its own.
- * - A "start" is written (handed to the operating system, so it survives the process being
- *   killed) before the create it announces is sent. Records that arrive while a write is
- *   under way share the next one (group commit). An fsync follows every 100 ms of writes,
- *   off the rows' path, so that a power cut loses at most that much and throughput holds.
- * - Finished records are flushed the same way but nobody waits for them: if one is lost, the
- *   pair is "started" on the next run, which reconciles it by reading the user's devices.
+ * - A crash at any byte leaves it readable: every record is one line written whole (a short
+ *   write is continued, never glued to the next record); a torn record (the start of one,
+ *   not JSON) is ignored when read back, and the next record starts on a line of its own.
+ * - A "start" is durable (written and fdatasync'ed) before the create it announces is sent,
+ *   so that even a power cut cannot leave a device of ours that the journal does not know
+ *   of. Records that arrive while a write and its sync are under way share the next ones
+ *   (group commit): a row waits a few milliseconds, not one sync of its own.
+ * - Other records are written the same way and synced on a timer; nobody waits for them: if
+ *   one is lost, its pair is "started" on the next run, which reconciles it by reading the
+ *   user's devices.
  */
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
 import { acquireLock, type LockOwner } from './lock.js';
+import { JOURNAL_VERSION, JournalState, type FinalOutcome, type PairState } from './journal-state.js';
 
-export const JOURNAL_VERSION = 1;
-
-export type FinalOutcome = 'CREATED' | 'EXISTING';
-
-export interface PairState {
-  /** Epoch ms of the first create sent for the pair, if one was. */
-  readonly startedAt?: number;
-  readonly outcome?: FinalOutcome;
-  readonly deviceId?: string;
-  readonly deviceStatus?: string;
-}
+export { JOURNAL_VERSION, pairKey, type FinalOutcome, type PairState, type Window } from './journal-state.js';
 
 export interface JournalHeader {
   readonly journal: 'oath-bulk';
@@ -43,67 +35,79 @@ export interface JournalReadReport {
   readonly skippedLines: number;
 }
 
-export function pairKey(userId: string, serialNumber: string): string {
-  return `${userId.toLowerCase()}|${serialNumber}`;
+export interface Finish {
+  readonly outcome: FinalOutcome;
+  readonly deviceId: string;
+  readonly deviceStatus?: string;
+  /** The row's email/username key, when it named its user that way. */
+  readonly alias?: string;
 }
 
 export interface PairJournal {
   /** What earlier runs recorded for the pair. */
   lookup(key: string): PairState | undefined;
-  started(key: string, row: number, at: number): Promise<void>;
-  finished(key: string, row: number, state: Required<Pick<PairState, 'outcome' | 'deviceId'>> & { deviceStatus?: string }): void;
+  /** What earlier runs recorded for a row that names its user by email or username. */
+  lookupAlias(alias: string): PairState | undefined;
+  /** Resolves once the start is on disk: only then may the create be sent. `until`: the latest moment PingOne can act on it. */
+  started(key: string, row: number, at: number, until?: number): Promise<void>;
+  finished(key: string, row: number, state: Finish): void;
+  /** Earlier creates for the pair made nothing (or nothing is left of them): no claim remains. */
+  cleared(key: string, row: number): void;
   /** A device this job created was deleted again (rollback): the pair is open once more. */
   removed(key: string, row: number, deviceId: string): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Journal for runs that keep none (--no-journal, --dry-run). */
+/** Journal for runs that keep none (--no-journal). */
 export class NullJournal implements PairJournal {
   lookup(): undefined {
     return undefined;
   }
+  lookupAlias(): undefined {
+    return undefined;
+  }
   async started(): Promise<void> {}
   finished(): void {}
+  cleared(): void {}
   async removed(): Promise<void> {}
   async close(): Promise<void> {}
 }
 
-export class Journal implements PairJournal {
+/** Where journal records go: a file, or memory in the tests. */
+export interface RecordSink {
+  /** Appends the lines; resolves once written (and, with `durable`, on disk). */
+  write(text: string, durable: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The journal's behaviour over any sink: group commit, durable starts, memory that holds
+ * only what earlier runs left.
+ */
+export class RecordingJournal implements PairJournal {
   private queue: string[] = [];
-  private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
+  private durableWaiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
   private flushing?: Promise<void>;
   private failed?: unknown;
 
-  private constructor(
-    readonly path: string,
-    private readonly handle: FileHandle,
-    private readonly pairs: Map<string, PairState>,
-    readonly report: JournalReadReport,
-  ) {}
-
-  /** Reads what earlier runs recorded, then opens the file for appending (mode 0600). */
-  static async open(path: string, environmentId: string): Promise<Journal> {
-    const pairs = new Map<string, PairState>();
-    const read = await readJournal(path, environmentId, pairs);
-    const handle = await open(path, 'a', 0o600);
-    await handle.chmod(0o600);
-    const journal = new Journal(path, handle, pairs, read.report);
-    if (!read.exists || read.empty) {
-      const header: JournalHeader = { journal: 'oath-bulk', v: JOURNAL_VERSION, environmentId, createdAt: new Date().toISOString() };
-      journal.queue.push(JSON.stringify(header));
-    } else if (read.report.tornTail) {
-      // Start the next record on a line of its own; the torn one stays ignored.
-      journal.queue.push('');
-    }
-    return journal;
+  constructor(
+    protected readonly state: JournalState,
+    private readonly sink: RecordSink,
+    firstLines: readonly string[] = [],
+  ) {
+    this.queue.push(...firstLines, JSON.stringify({ v: JOURNAL_VERSION, e: 'open', at: Date.now() }));
   }
 
   lookup(key: string): PairState | undefined {
-    return this.pairs.get(key);
+    return this.state.lookup(key);
   }
 
-  started(key: string, row: number, at: number): Promise<void> {
-    return this.append({ v: JOURNAL_VERSION, e: 'start', k: key, row, at }, true);
+  lookupAlias(alias: string): PairState | undefined {
+    return this.state.lookupAlias(alias);
+  }
+
+  started(key: string, row: number, at: number, until?: number): Promise<void> {
+    return this.append({ v: JOURNAL_VERSION, e: 'start', k: key, row, at, until }, true);
   }
 
   /**
@@ -111,32 +115,40 @@ export class Journal implements PairJournal {
    * nothing this run records is looked up again by it: memory holds only what earlier runs
    * left, and less as this run finishes those pairs (SPEC "Memory stays flat").
    */
-  finished(key: string, row: number, state: { outcome: FinalOutcome; deviceId: string; deviceStatus?: string }): void {
-    this.pairs.delete(key);
-    void this.append({ v: JOURNAL_VERSION, e: 'done', k: key, row, o: state.outcome, d: state.deviceId, s: state.deviceStatus, at: Date.now() }, false);
+  finished(key: string, row: number, f: Finish): void {
+    this.state.forget(key, f.alias);
+    void this.append({ v: JOURNAL_VERSION, e: 'done', k: key, row, o: f.outcome, d: f.deviceId, s: f.deviceStatus, r: f.alias, at: Date.now() }, false).catch(() => undefined);
+  }
+
+  cleared(key: string, row: number): void {
+    this.state.forget(key);
+    void this.append({ v: JOURNAL_VERSION, e: 'clear', k: key, row, at: Date.now() }, false).catch(() => undefined);
   }
 
   /** Pairs held in memory: what earlier runs recorded and this run has not finished. */
   get heldPairs(): number {
-    return this.pairs.size;
+    return this.state.size;
   }
 
   removed(key: string, row: number, deviceId: string): Promise<void> {
-    this.pairs.delete(key);
+    this.state.forget(key);
     return this.append({ v: JOURNAL_VERSION, e: 'removed', k: key, row, d: deviceId, at: Date.now() }, true);
   }
 
   async close(): Promise<void> {
     await this.drain();
-    await this.syncNow();
-    await this.handle.close();
+    try {
+      await this.sink.close();
+    } catch (error) {
+      this.failed ??= error;
+    }
     if (this.failed) throw this.failed;
   }
 
-  private append(record: object, wait: boolean): Promise<void> {
+  private append(record: object, durable: boolean): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     this.queue.push(JSON.stringify(record));
-    const done = wait ? new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject })) : Promise.resolve();
+    const done = durable ? new Promise<void>((resolve, reject) => this.durableWaiters.push({ resolve, reject })) : Promise.resolve();
     if (!this.flushing) this.flushing = this.flushLoop();
     return done;
   }
@@ -149,29 +161,49 @@ export class Journal implements PairJournal {
     }
   }
 
-  /** Group commit: one write for everything queued since the last one; fsync on a timer. */
+  /** Group commit: one write (and one sync, if anyone waits for it) for everything queued. */
   private async flushLoop(): Promise<void> {
     // Let the records of the current tick join this batch.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && !this.failed) {
       const lines = this.queue;
-      const waiters = this.waiters;
+      const waiters = this.durableWaiters;
       this.queue = [];
-      this.waiters = [];
+      this.durableWaiters = [];
       try {
-        await this.handle.write(lines.join('\n') + '\n');
+        await this.sink.write(lines.join('\n') + '\n', waiters.length > 0);
         for (const w of waiters) w.resolve();
-        this.scheduleSync();
       } catch (error) {
         this.failed = error;
         for (const w of waiters) w.reject(error);
       }
     }
+    if (this.failed) for (const w of this.durableWaiters.splice(0)) w.reject(this.failed);
     this.flushing = undefined;
   }
+}
 
+/** Appends to a file: short writes continued; fdatasync for durable batches, else on a timer. */
+class FileSink implements RecordSink {
   private syncTimer?: NodeJS.Timeout;
   private syncing?: Promise<void>;
+  private failed?: unknown;
+
+  constructor(private readonly handle: FileHandle) {}
+
+  async write(text: string, durable: boolean): Promise<void> {
+    const bytes = Buffer.from(text, 'utf8');
+    for (let offset = 0; offset < bytes.length; ) {
+      const { bytesWritten } = await this.handle.write(bytes, offset, bytes.length - offset);
+      if (bytesWritten <= 0) throw Object.assign(new Error('the journal write wrote nothing'), { code: 'EIO' });
+      offset += bytesWritten;
+    }
+    if (durable) {
+      if (this.syncTimer) clearTimeout(this.syncTimer);
+      this.syncTimer = undefined;
+      await this.handle.datasync();
+    } else this.scheduleSync();
+  }
 
   private scheduleSync(): void {
     if (this.syncTimer) return;
@@ -183,11 +215,45 @@ export class Journal implements PairJournal {
     }, 100);
   }
 
-  private async syncNow(): Promise<void> {
+  async close(): Promise<void> {
     if (this.syncTimer) clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
-    await this.syncing;
-    await this.handle.datasync();
+    try {
+      await this.syncing;
+      await this.handle.datasync();
+    } finally {
+      await this.handle.close();
+    }
+    if (this.failed) throw this.failed;
+  }
+}
+
+export class Journal extends RecordingJournal {
+  private constructor(
+    readonly path: string,
+    state: JournalState,
+    sink: FileSink,
+    firstLines: string[],
+    readonly report: JournalReadReport,
+  ) {
+    super(state, sink, firstLines);
+  }
+
+  /** Reads what earlier runs recorded, then opens the file for appending (mode 0600). */
+  static async open(path: string, environmentId: string): Promise<Journal> {
+    const state = new JournalState();
+    const read = await readJournal(path, environmentId, state);
+    const handle = await open(path, 'a', 0o600);
+    await handle.chmod(0o600);
+    const firstLines: string[] = [];
+    if (!read.exists || read.empty) {
+      const header: JournalHeader = { journal: 'oath-bulk', v: JOURNAL_VERSION, environmentId, createdAt: new Date().toISOString() };
+      firstLines.push(JSON.stringify(header));
+    } else if (read.report.tornTail) {
+      // Start the next record on a line of its own; the torn one stays ignored.
+      firstLines.push('');
+    }
+    return new Journal(path, state, new FileSink(handle), firstLines, read.report);
   }
 }
 
@@ -197,7 +263,7 @@ interface ReadResult {
   readonly report: JournalReadReport;
 }
 
-async function readJournal(path: string, environmentId: string, pairs: Map<string, PairState>): Promise<ReadResult> {
+async function readJournal(path: string, environmentId: string, state: JournalState): Promise<ReadResult> {
   let stream;
   try {
     stream = createReadStream(path, { encoding: 'utf8' });
@@ -250,49 +316,26 @@ async function readJournal(path: string, environmentId: string, pairs: Map<strin
       bad.push(lineNo);
       continue;
     }
-    apply(record, pairs);
+    state.apply(record);
   }
+  state.closeWindows(Date.now());
   if (bad.length > 0) {
     throw new UsageError(`journal ${path}: line ${bad[0]} is not a journal record (${bad.length} such line${bad.length > 1 ? 's' : ''}); the journal was edited or damaged: restore it or move it away to start afresh`);
   }
-  return { exists: true, empty: bytesSeen === 0, report: { pairs: pairs.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn } };
-}
-
-function apply(record: Record<string, unknown>, pairs: Map<string, PairState>): void {
-  const key = record['k'];
-  if (typeof key !== 'string') return;
-  const prior = pairs.get(key);
-  switch (record['e']) {
-    case 'start':
-      if (prior?.outcome === undefined && prior?.startedAt === undefined) pairs.set(key, { startedAt: Number(record['at']) });
-      break;
-    case 'done':
-      if (record['o'] === 'CREATED' || record['o'] === 'EXISTING') {
-        pairs.set(key, {
-          startedAt: prior?.startedAt,
-          outcome: record['o'],
-          deviceId: String(record['d']),
-          deviceStatus: typeof record['s'] === 'string' ? record['s'] : undefined,
-        });
-      }
-      break;
-    case 'removed':
-      pairs.delete(key);
-      break;
-    default:
-      break;
-  }
+  return { exists: true, empty: bytesSeen === 0, report: { pairs: state.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn } };
 }
 
 /** What earlier runs recorded, for a dry run: looked up, never written. */
 export async function readOnlyJournal(path: string, environmentId: string): Promise<PairJournal> {
-  const pairs = new Map<string, PairState>();
-  await readJournal(path, environmentId, pairs);
+  const state = new JournalState();
+  await readJournal(path, environmentId, state);
   const none = new NullJournal();
   return {
-    lookup: (key) => pairs.get(key),
+    lookup: (key) => state.lookup(key),
+    lookupAlias: (alias) => state.lookupAlias(alias),
     started: none.started.bind(none),
     finished: none.finished.bind(none),
+    cleared: none.cleared.bind(none),
     removed: none.removed.bind(none),
     close: none.close.bind(none),
   };

@@ -4,9 +4,10 @@
  * over the file fills the index, the second asks it about each row.
  *
  * This is the one structure that grows with the file, so it lives outside the JavaScript heap:
- * an open-addressing table in typed arrays, 16 bytes a slot, keyed by a 64-bit hash of the
- * serial and holding a 32-bit hash of the user and the first row (about 32 bytes a serial,
- * against ~150 for a Map of strings, and nothing for the garbage collector to walk). Hash
+ * an open-addressing table in typed arrays, 20 bytes a slot, keyed by a 64-bit hash of the
+ * serial and holding a 32-bit hash of the user, the first row and, for a conflict, the row
+ * that made it one (about 40 bytes a serial, against ~150 for a Map of strings, and nothing
+ * for the garbage collector to walk). Hash
  * collisions are astronomically rare for serials (64 bits); two different users with the same
  * serial and the same 32-bit hash would be reported DUPLICATE_ROW instead of SERIAL_CONFLICT —
  * still refused, never sent twice.
@@ -36,6 +37,8 @@ export class ConflictIndex {
   private users = new Uint32Array(this.capacity);
   /** First row with the serial (0 = empty slot), with the CONFLICT bit once another user claims it. */
   private rows = new Uint32Array(this.capacity);
+  /** The second row of a conflicting serial: what its first row is told it conflicts with. */
+  private second = new Uint32Array(this.capacity);
   private count = 0;
 
   /** Rows found invalid so far by conflicts and repeats. */
@@ -68,24 +71,29 @@ export class ConflictIndex {
       return [row];
     }
     this.rows[slot] = (first | CONFLICT) >>> 0;
+    this.second[slot] = row;
     this.invalidRows += 2;
     return [first, row];
   }
 
-  check(row: number, serial: string): RowProblem | undefined {
+  /** The row's problem, if the file gives its serial to another user or repeats its pair. `lineOf` names rows as every message does: row N (line L). */
+  check(row: number, serial: string, lineOf: (row: number) => number): RowProblem | undefined {
     const [hi, lo] = hash2(serial);
-    const stored = this.rows[this.find(hi, lo)]!;
+    const slot = this.find(hi, lo);
+    const stored = this.rows[slot]!;
     if (stored === 0) return undefined;
     const conflict = (stored & CONFLICT) !== 0;
     const firstRow = stored & ~CONFLICT;
+    const where = (r: number): string => `row ${r} (line ${lineOf(r)})`;
     if (conflict) {
+      const other = row === firstRow ? this.second[slot]! : firstRow;
       return {
         code: 'SERIAL_CONFLICT',
-        message: `serial ${serial} is given to more than one user in this file (first at row ${firstRow}): a token goes to one user; correct the rows and run again`,
+        message: `serial ${serial} is also given to another user at ${where(other)}: a token goes to one user; correct the rows and run again`,
       };
     }
     if (row !== firstRow) {
-      return { code: 'DUPLICATE_ROW', message: `repeats row ${firstRow} (same user and serial): delete the repeat` };
+      return { code: 'DUPLICATE_ROW', message: `repeats ${where(firstRow)} (same user and serial): delete the repeat` };
     }
     return undefined;
   }
@@ -99,12 +107,13 @@ export class ConflictIndex {
   }
 
   private grow(): void {
-    const { keyHi, keyLo, users, rows } = this;
+    const { keyHi, keyLo, users, rows, second } = this;
     this.capacity *= 2;
     this.keyHi = new Uint32Array(this.capacity);
     this.keyLo = new Uint32Array(this.capacity);
     this.users = new Uint32Array(this.capacity);
     this.rows = new Uint32Array(this.capacity);
+    this.second = new Uint32Array(this.capacity);
     for (let i = 0; i < rows.length; i++) {
       if (rows[i] === 0) continue;
       const slot = this.find(keyHi[i]!, keyLo[i]!);
@@ -112,6 +121,7 @@ export class ConflictIndex {
       this.keyLo[slot] = keyLo[i]!;
       this.users[slot] = users[i]!;
       this.rows[slot] = rows[i]!;
+      this.second[slot] = second[i]!;
     }
   }
 }

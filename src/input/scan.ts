@@ -9,8 +9,38 @@ import { openInput, readRows, type InputLayout } from './reader.js';
 import { InputError } from './input-error.js';
 import { checkRow, userKey, type CheckedRow } from './validate.js';
 
+/**
+ * Data row -> file line, for messages ("row N (line L)"). Lines run ahead of rows by the
+ * header and by blank lines and multi-line fields: only the rows where that lead changes are
+ * kept, so a clean file costs one entry.
+ */
+export class LineMap {
+  private readonly rows: number[] = [];
+  private readonly leads: number[] = [];
+
+  note(row: number, line: number): void {
+    const lead = line - row;
+    if (this.leads.length === 0 || this.leads[this.leads.length - 1] !== lead) {
+      this.rows.push(row);
+      this.leads.push(lead);
+    }
+  }
+
+  lineOf = (row: number): number => {
+    let lo = 0;
+    let hi = this.rows.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.rows[mid]! <= row) lo = mid;
+      else hi = mid - 1;
+    }
+    return row + (this.leads[lo] ?? 1);
+  };
+}
+
 export interface Scan {
   readonly layout: InputLayout;
+  readonly lines: LineMap;
   readonly rows: number;
   readonly invalid: number;
   /** The first problems, for --strict and the summary: "row N (line L): CODE: message". */
@@ -21,11 +51,13 @@ export interface Scan {
 export async function scanInput(path: string, keepProblems = 20): Promise<Scan> {
   const layout = await openInput(path);
   const conflicts = new ConflictIndex();
+  const lines = new LineMap();
   let rows = 0;
   let invalid = 0;
   const firstProblems: string[] = [];
   for await (const raw of readRows(layout)) {
     rows++;
+    lines.note(raw.row, raw.line);
     const row = checkRow(layout, raw);
     if (row.problem || !row.user) {
       invalid++;
@@ -34,13 +66,13 @@ export async function scanInput(path: string, keepProblems = 20): Promise<Scan> 
     }
     for (const bad of conflicts.note(row.row, userKey(row.user), row.serialNumber)) {
       if (firstProblems.length < keepProblems) {
-        const kind = conflicts.check(bad, row.serialNumber);
-        firstProblems.push(`row ${bad}: ${kind?.code}: ${kind?.message}`);
+        const kind = conflicts.check(bad, row.serialNumber, lines.lineOf);
+        firstProblems.push(`row ${bad} (line ${lines.lineOf(bad)}): ${kind?.code}: ${kind?.message}`);
       }
     }
   }
   if (rows === 0) throw new InputError(path, undefined, 'has a header but no data rows: add one row per token (userID,serialNumber)');
-  return { layout, rows, invalid: invalid + conflicts.invalidRows, firstProblems, conflicts };
+  return { layout, lines, rows, invalid: invalid + conflicts.invalidRows, firstProblems, conflicts };
 }
 
 export function describeProblem(row: CheckedRow): string {
@@ -48,14 +80,14 @@ export function describeProblem(row: CheckedRow): string {
 }
 
 /** The rows with every problem known, conflicts included, in file order. */
-export async function* finalRows(scan: Pick<Scan, 'layout' | 'conflicts'>): AsyncGenerator<CheckedRow> {
+export async function* finalRows(scan: Pick<Scan, 'layout' | 'conflicts' | 'lines'>): AsyncGenerator<CheckedRow> {
   for await (const raw of readRows(scan.layout)) {
     const row = checkRow(scan.layout, raw);
     if (row.problem || !row.user) {
       yield row;
       continue;
     }
-    const conflict = scan.conflicts.check(row.row, row.serialNumber);
+    const conflict = scan.conflicts.check(row.row, row.serialNumber, scan.lines.lineOf);
     yield conflict ? { ...row, problem: conflict } : row;
   }
 }

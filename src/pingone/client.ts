@@ -9,7 +9,7 @@ import { StopError } from '../errors.js';
 import type { TokenProvider } from './auth.js';
 import { ApiError, failureFromBody } from './errors.js';
 import type { RequestGate, RequestStats } from './gate.js';
-import type { HttpAnswer, Transport } from './http.js';
+import { RequestAborted, type HttpAnswer, type Transport } from './http.js';
 
 export interface Device {
   readonly id: string;
@@ -34,6 +34,8 @@ export interface CallOptions {
   readonly notAfter?: AbortSignal;
   /** Sent as X-Ping-External-Transaction-ID so PingOne's logs join ours. */
   readonly correlationId?: string;
+  /** Awaited after the request's turn comes and before it is written (the journal's start). */
+  readonly beforeSend?: () => Promise<void>;
 }
 
 export interface DeviceApi {
@@ -161,6 +163,11 @@ export class PingOneClient implements DeviceApi {
       'x-ping-external-transaction-id': (options.correlationId ?? randomUUID()).slice(0, 100),
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
+    if (options.beforeSend) {
+      if (options.notAfter?.aborted) throw new RequestAborted(false);
+      await options.beforeSend();
+      if (options.notAfter?.aborted) throw new RequestAborted(false);
+    }
     try {
       const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, startSignal: options.notAfter, timeoutMs, onWritten: () => gate.sent?.(sentAt) });
       if (answer.status === 429) {

@@ -34,8 +34,9 @@ export type Transport = (request: HttpRequest) => Promise<HttpAnswer>;
 
 /** Thrown when the caller's signal stopped the request. */
 export class RequestAborted extends Error {
-  constructor() {
-    super('request aborted');
+  /** `sent`: the request had been written whole, so PingOne may have carried it out. */
+  constructor(readonly sent = false) {
+    super(sent ? 'request aborted after it was sent' : 'request aborted before it was sent');
     this.name = 'RequestAborted';
   }
 }
@@ -71,6 +72,7 @@ export function createTransport(options: { maxSockets: number; retryAfterUnitMs?
     const onAbort = (): void => limit.abort();
     request.signal?.addEventListener('abort', onAbort, { once: true });
     let response;
+    let written = false;
     try {
       response = await instance.request<string>({
         method: request.method,
@@ -83,14 +85,17 @@ export function createTransport(options: { maxSockets: number; retryAfterUnitMs?
         transport: {
           request: (options: http.RequestOptions, callback: (res: http.IncomingMessage) => void) => {
             const req = (options.protocol === 'https:' ? https : http).request(options, callback);
-            if (request.onWritten) req.once('finish', request.onWritten);
+            req.once('finish', () => {
+              written = true;
+              request.onWritten?.();
+            });
             return req;
           },
         },
       } as Parameters<AxiosInstance['request']>[0]);
     } catch (error) {
       if (timedOut) throw new ApiError({ network: 'ETIMEDOUT', message: networkMessage('ETIMEDOUT'), maybeSent: true });
-      if (request.signal?.aborted || axios.isCancel(error)) throw new RequestAborted();
+      if (request.signal?.aborted || axios.isCancel(error)) throw new RequestAborted(written);
       const code = networkCode(error);
       throw new ApiError({
         network: code,

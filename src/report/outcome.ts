@@ -1,7 +1,7 @@
 /** What happened to one input row: one line of the results CSV, one "row" event in the log. */
-export type Outcome = 'CREATED' | 'EXISTING' | 'FAILED' | 'INVALID' | 'NOT_ATTEMPTED';
+export type Outcome = 'CREATED' | 'EXISTING' | 'FAILED' | 'INVALID' | 'UNCONFIRMED' | 'NOT_ATTEMPTED';
 
-export const OUTCOMES: readonly Outcome[] = ['CREATED', 'EXISTING', 'FAILED', 'INVALID', 'NOT_ATTEMPTED'];
+export const OUTCOMES: readonly Outcome[] = ['CREATED', 'EXISTING', 'FAILED', 'INVALID', 'UNCONFIRMED', 'NOT_ATTEMPTED'];
 
 export interface RowResult {
   readonly row: number;
@@ -17,4 +17,6 @@ export interface RowResult {
   readonly attempts: number;
   readonly durationMs: number;
   readonly extras: readonly string[];
+  /** Reported from the journal: an earlier run finished the row; nothing was sent. */
+  readonly finishedEarlier?: boolean;
 }

@@ -1,6 +1,82 @@
-/** The summary JSON beside the results, and the short human summary on stdout. */
+/**
+ * The summary JSON beside the results, and the short human summary on stdout: one shape for
+ * run, verify and rollback, so that scripts read any of them the same way.
+ */
+import { resolve } from 'node:path';
 import { openPrivate } from './files.js';
 import { ADVICE, type Tally } from './tally.js';
+
+export interface StopInfo {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface ReportSet {
+  readonly results: string;
+  readonly log: string;
+  readonly summary: string;
+  /** The journal the command read or wrote (absolute), or null when it kept none. */
+  readonly journal: string | null;
+}
+
+/** The summary JSON: the same keys for every command. */
+export interface CommandSummary {
+  readonly command: 'run' | 'verify' | 'rollback';
+  readonly runId: string;
+  readonly input: string;
+  readonly dryRun: boolean;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+  readonly rows: number;
+  readonly outcomes: Record<string, number>;
+  readonly errorCodes: Record<string, number>;
+  readonly finishedEarlier: number;
+  readonly requests: object;
+  readonly rowsPerSecond: number | null;
+  readonly stopped: StopInfo | null;
+  readonly exitCode: number;
+  readonly reports: ReportSet;
+}
+
+export function buildSummary(fields: {
+  command: CommandSummary['command'];
+  runId: string;
+  input: string;
+  dryRun: boolean;
+  startedAt: Date;
+  durationMs: number;
+  tally: Tally<string>;
+  requests: object;
+  stopped: StopInfo | undefined | null;
+  exitCode: number;
+  reports: Omit<ReportSet, 'journal'> & { journal?: string | null };
+}): CommandSummary {
+  const { tally, durationMs } = fields;
+  return {
+    command: fields.command,
+    runId: fields.runId,
+    input: resolve(fields.input),
+    dryRun: fields.dryRun,
+    startedAt: fields.startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    durationMs,
+    rows: tally.rows,
+    outcomes: { ...tally.outcomes },
+    errorCodes: { ...tally.errorCodes },
+    finishedEarlier: tally.finishedEarlier,
+    requests: fields.requests,
+    rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,
+    stopped: fields.stopped ? { code: fields.stopped.code, message: fields.stopped.message } : null,
+    exitCode: fields.exitCode,
+    reports: {
+      results: resolve(fields.reports.results),
+      log: resolve(fields.reports.log),
+      summary: resolve(fields.reports.summary),
+      journal: fields.reports.journal ? resolve(fields.reports.journal) : null,
+    },
+  };
+}
 
 export async function writeSummary(path: string, summary: object): Promise<void> {
   const handle = await openPrivate(path);
@@ -12,44 +88,61 @@ export async function writeSummary(path: string, summary: object): Promise<void>
   }
 }
 
+/** How many problem codes the human summary lists before "and N more". */
+const PROBLEMS_SHOWN = 15;
+
 export interface HumanSummaryInput {
-  readonly command: string;
-  readonly dryRun?: boolean;
+  /** What was run, for the first line: `oath-bulk run shipment.csv`. */
+  readonly title: string;
+  readonly dryRun: boolean;
   readonly durationMs: number;
-  readonly tally: Tally;
+  readonly tally: Tally<string>;
   readonly requests: { total: number; retries: number; rateLimited: number };
-  readonly finishedEarlier?: number;
-  readonly stopped: { code: string; message: string } | null;
-  readonly reports: { results: string; log: string; summary: string; journal?: string | null };
+  readonly stopped: StopInfo | null | undefined;
+  readonly reports: { results: string; log: string; summary: string };
+  /** Lines particular to the command, after the counts. */
+  readonly notes?: readonly string[];
+  /** What to do next, or nothing when nothing is left to do. */
+  readonly next?: string;
 }
 
 export function humanSummary(s: HumanSummaryInput): string {
   const lines: string[] = [];
   const seconds = (s.durationMs / 1000).toFixed(1);
   const state = s.stopped ? `STOPPED (${s.stopped.code})` : s.dryRun ? 'dry run finished' : 'finished';
-  lines.push(`${s.command}: ${state} in ${seconds}s`);
-  lines.push(`  rows ${s.tally.rows}: ${s.tally.line()}${s.finishedEarlier ? ` (${s.finishedEarlier} finished by an earlier run)` : ''}`);
+  lines.push(`${s.title}: ${state} in ${seconds}s`);
+  lines.push(`  rows ${s.tally.rows}: ${s.tally.line()}${s.tally.finishedEarlier ? ` (${s.tally.finishedEarlier} finished by an earlier run)` : ''}`);
   lines.push(`  requests ${s.requests.total} · retries ${s.requests.retries} · rate-limited ${s.requests.rateLimited}`);
-  const top = s.tally.topErrors(5);
-  if (top.length > 0) {
+  const problems = s.tally.problems();
+  if (problems.length > 0) {
     lines.push('  problems:');
-    for (const [code, count] of top) lines.push(`    ${code} ×${count}${ADVICE[code] ? ` — ${ADVICE[code]}` : ''}`);
+    for (const [code, count] of problems.slice(0, PROBLEMS_SHOWN)) lines.push(`    ${code} ×${count}${ADVICE[code] ? ` — ${ADVICE[code]}` : ''}`);
+    if (problems.length > PROBLEMS_SHOWN) lines.push(`    and ${problems.length - PROBLEMS_SHOWN} more codes: see errorCodes in ${s.reports.summary}`);
   }
+  for (const note of s.notes ?? []) lines.push(`  ${note}`);
   if (s.stopped) lines.push(`  why it stopped: ${s.stopped.message}`);
   lines.push(reportLines(s.reports));
-  const o = s.tally.outcomes;
-  if (s.dryRun) {
-    if (o.INVALID === 0) lines.push(`  next: run it for real: ${s.command}`);
-    else lines.push(`  next: correct the INVALID rows (see the results), then run it for real`);
-  } else if (o.FAILED + o.INVALID > 0) {
-    lines.push(`  next: fix what the problems above say (in the input or in PingOne), then run the same command again: ${s.command} (finished rows are not sent again)`);
-  } else if (o.NOT_ATTEMPTED > 0) {
-    lines.push(`  next: run the same command again to finish the ${o.NOT_ATTEMPTED} rows not attempted: ${s.command} (finished rows are not sent again)`);
-  }
+  if (s.next) lines.push(`  next: ${s.next}`);
   return lines.join('\n') + '\n';
 }
 
 /** Where a command's reports are, as the last lines of its human summary. */
 export function reportLines(reports: { results: string; log: string; summary: string }): string {
   return `  results  ${reports.results}\n  log      ${reports.log}\n  summary  ${reports.summary}`;
+}
+
+/** What to do about a stop, by its code: the fix, before running again. */
+export function stopAdvice(stop: StopInfo): string {
+  switch (stop.code) {
+    case 'INTERRUPTED':
+      return 'run the same command again to finish';
+    case 'ENVIRONMENT_NOT_FOUND':
+      return 'check --environment-id and --region (or --api-url and --auth-url), then run again';
+    case 'CREDENTIALS_REFUSED':
+      return 'check the client id and secret (and --token-auth), then run again';
+    case 'CONFIGURATION_SUSPECTED':
+      return 'check the settings the message names, then run again';
+    default:
+      return `${ADVICE[stop.code] ?? 'fix the cause above'}; then run again`;
+  }
 }

@@ -1,34 +1,48 @@
 /** Counts per outcome and per error code, for the summary JSON, the stdout summary and progress. */
 import { OUTCOMES, type Outcome, type RowResult } from './outcome.js';
 
-export class Tally {
-  readonly outcomes: Record<Outcome, number> = { CREATED: 0, EXISTING: 0, FAILED: 0, INVALID: 0, NOT_ATTEMPTED: 0 };
+export class Tally<O extends string = Outcome> {
+  readonly outcomes: Record<O, number>;
   readonly errorCodes: Record<string, number> = {};
   rows = 0;
   /** Rows answered without a request because an earlier run finished them. */
-  fromJournal = 0;
+  finishedEarlier = 0;
 
-  add(result: RowResult): void {
+  constructor(
+    private readonly names: readonly O[] = OUTCOMES as unknown as readonly O[],
+    /** The outcomes a row is "not done" in (progress). */
+    private readonly pending: readonly O[] = ['NOT_ATTEMPTED' as O],
+  ) {
+    this.outcomes = Object.fromEntries(names.map((n) => [n, 0])) as Record<O, number>;
+  }
+
+  add(result: { outcome: O; errorCode?: string; finishedEarlier?: boolean }): void {
     this.rows++;
     this.outcomes[result.outcome]++;
+    if (result.finishedEarlier) this.finishedEarlier++;
     if (result.errorCode) this.errorCodes[result.errorCode] = (this.errorCodes[result.errorCode] ?? 0) + 1;
   }
 
+  count(outcome: O): number {
+    return this.outcomes[outcome] ?? 0;
+  }
+
   get done(): number {
-    return this.rows - this.outcomes.NOT_ATTEMPTED;
+    return this.rows - this.pending.reduce((n, o) => n + this.count(o), 0);
   }
 
-  /** SPEC exit codes 0/1 for a run that finished. */
-  exitCode(): 0 | 1 {
-    return this.outcomes.FAILED + this.outcomes.INVALID + this.outcomes.NOT_ATTEMPTED === 0 ? 0 : 1;
+  /** SPEC exit codes 0/1 for a command that finished: 0 when every row is in one of `good`. */
+  exitCode(good: readonly O[] = ['CREATED', 'EXISTING'] as unknown as O[]): 0 | 1 {
+    return good.reduce((n, o) => n + this.count(o), 0) === this.rows ? 0 : 1;
   }
 
-  topErrors(n: number): Array<[string, number]> {
-    return Object.entries(this.errorCodes).sort((a, b) => b[1] - a[1]).slice(0, n);
+  /** Error codes, most frequent first. */
+  problems(): Array<[string, number]> {
+    return Object.entries(this.errorCodes).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   }
 
-  line(): string {
-    return OUTCOMES.filter((o) => this.outcomes[o] > 0 || o === 'CREATED').map((o) => `${o} ${this.outcomes[o]}`).join(' · ');
+  line(always?: O): string {
+    return this.names.filter((o) => this.count(o) > 0 || o === (always ?? this.names[0])).map((o) => `${o} ${this.count(o)}`).join(' · ');
   }
 }
 
@@ -61,4 +75,10 @@ export const ADVICE: Record<string, string> = {
   TLS_ERROR: 'the server certificate is not trusted: for a corporate proxy set NODE_EXTRA_CA_CERTS',
   BREAKER_TRIPPED: 'PingOne or the network is failing for every row: check status, then rerun',
   TOKEN_UNAVAILABLE: 'the token endpoint kept failing: check PingOne status, then rerun',
+  UNCONFIRMED: "a create was sent but its answer never came: the next run reads the user's devices and settles the row",
+  CONFIGURATION_SUSPECTED: 'every row so far failed the same way: check the settings named above',
+  INTERRUPTED: 'the run was stopped by a signal',
+  DEVICE_CHANGED: 'the device now carries another serial: left alone',
+  NOT_CREATED_BY_THIS_JOB: "the run's journal does not record that this job created the device: left alone",
+  ROW_UNREADABLE: 'the results row is damaged: compare it with the log',
 };

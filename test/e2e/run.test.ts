@@ -29,7 +29,7 @@ test('a clean 200-row run creates every device: exit 0, every row CREATED, ids m
   expect(statSync(latest(dir, '.results.csv')).mode & 0o077).toBe(0);
   expect(statSync(latest(dir, '.log.jsonl')).mode & 0o077).toBe(0);
   const summary = JSON.parse((await import('node:fs')).readFileSync(latest(dir, '.summary.json'), 'utf8'));
-  expect(summary.outcomes).toEqual({ CREATED: 200, EXISTING: 0, FAILED: 0, INVALID: 0, NOT_ATTEMPTED: 0 });
+  expect(summary.outcomes).toEqual({ CREATED: 200, EXISTING: 0, FAILED: 0, INVALID: 0, UNCONFIRMED: 0, NOT_ATTEMPTED: 0 });
   expect(summary.requests.create).toBe(200);
 });
 

@@ -1,6 +1,7 @@
 import { assignRow, type AssignContext, type ResolvedRow } from '../../src/engine/assign-row.js';
-import { NullJournal, pairKey, type PairJournal, type PairState } from '../../src/engine/journal.js';
-import type { Device, DeviceApi } from '../../src/pingone/client.js';
+import { NullJournal, pairKey, type PairJournal } from '../../src/engine/journal.js';
+import { MemoryDisk } from '../support/memory-journal.js';
+import type { CallOptions, Device, DeviceApi } from '../../src/pingone/client.js';
 import { ApiError, failureFromBody } from '../../src/pingone/errors.js';
 import { StopError } from '../../src/errors.js';
 
@@ -10,15 +11,20 @@ const uniqueness = () => new ApiError(failureFromBody(400, { code: 'INVALID_DATA
 const lost = () => new ApiError({ network: 'ECONNRESET', message: 'connection reset before the answer arrived', maybeSent: true });
 const status = (s: number, retryAfterMs?: number) => new ApiError(failureFromBody(s, { code: s === 429 ? 'REQUEST_LIMITED' : 'UNEXPECTED_ERROR' }, retryAfterMs));
 
-/** A scripted PingOne: each create answers with the next script entry. */
-function scripted(script: Array<Error | 'ok'>, devices: Device[] = []): DeviceApi & { creates: number; lists: number } {
+/**
+ * A scripted PingOne: each create answers with the next script entry. Its clock runs
+ * `skewMs` off ours (negative: behind), as a real server's may, and shows in createdAt.
+ */
+function scripted(script: Array<Error | 'ok'>, devices: Device[] = [], skewMs = 0): DeviceApi & { creates: number; lists: number } {
   const api = {
     creates: 0,
     lists: 0,
-    async createOathDevice(_u: string, serialNumber: string): Promise<Device> {
+    async createOathDevice(_u: string, serialNumber: string, options?: CallOptions): Promise<Device> {
+      // As the real client: the hook runs once the request's turn has come, before it is written.
+      await options?.beforeSend?.();
       const step = script[api.creates++] ?? 'ok';
       if (step === 'ok' || (step instanceof ApiError && step.network === 'ECONNRESET')) {
-        const device = { id: `dev-${api.creates}`, type: 'OATH_TOKEN', status: 'ACTIVE', serialNumber, createdAt: new Date().toISOString() };
+        const device = { id: `dev-${api.creates}`, type: 'OATH_TOKEN', status: 'ACTIVE', serialNumber, createdAt: new Date(Date.now() + skewMs).toISOString() };
         devices.push(device); // a lost answer still created the device
         if (step === 'ok') return device;
       }
@@ -41,6 +47,7 @@ function context(api: DeviceApi, journal: PairJournal = new NullJournal(), sleep
     api,
     journal,
     maxAttempts: 8,
+    timeoutMs: 30_000,
     backoff: { baseMs: 1000, capMs: 30_000 },
     sleep: async (ms) => {
       sleeps.push(ms);
@@ -107,13 +114,69 @@ describe('assigning one row', () => {
     expect(stops).toHaveLength(1);
   });
 
-  test('a pair an earlier run started is looked for before sending again', async () => {
-    const device: Device = { id: 'made-before', type: 'OATH_TOKEN', status: 'ACTIVE', serialNumber: '000123', createdAt: new Date().toISOString() };
-    const states = new Map<string, PairState>([[pairKey(U, '000123'), { startedAt: Date.now() - 1000 }]]);
-    const journal: PairJournal = { ...new NullJournal(), lookup: (k) => states.get(k), started: async () => undefined, finished: () => undefined, removed: async () => undefined, close: async () => undefined };
-    const api = scripted([], [device]);
+  test('a 201 is CREATED even when PingOne\'s clock is minutes behind ours', async () => {
+    const result = await assignRow(row, context(scripted(['ok'], [], -3 * 60_000)));
+    expect(result).toMatchObject({ outcome: 'CREATED', httpStatus: 201 });
+  });
+
+  test('a lost answer with PingOne\'s clock four minutes behind is still CREATED: skew never turns our device EXISTING', async () => {
+    const result = await assignRow(row, context(scripted([lost(), uniqueness()], [], -4 * 60_000)));
+    expect(result).toMatchObject({ outcome: 'CREATED', deviceId: 'dev-1' });
+  });
+
+  test('a lost answer, and the token turns out to have been put on the user by hand an hour before: EXISTING', async () => {
+    const byHand: Device = { id: 'by-hand', type: 'OATH_TOKEN', status: 'ACTIVE', serialNumber: '000123', createdAt: new Date(Date.now() - 3_600_000).toISOString() };
+    const api = scripted([new ApiError({ network: 'ETIMEDOUT', message: 'no answer', maybeSent: true }), uniqueness()], [byHand]);
+    // The timeout's create did nothing here (the device existed): only the old device is found.
+    api.createOathDevice = async (_u, _s, options) => {
+      await options?.beforeSend?.();
+      api.creates++;
+      throw api.creates === 1 ? new ApiError({ network: 'ETIMEDOUT', message: 'no answer', maybeSent: true }) : uniqueness();
+    };
+    const result = await assignRow(row, context(api));
+    expect(result).toMatchObject({ outcome: 'EXISTING', deviceId: 'by-hand' });
+  });
+
+  test('every create\'s start is on disk before the create is written', async () => {
+    const disk = new MemoryDisk();
+    const journal = disk.open();
+    const seen: boolean[] = [];
+    const api = scripted([status(503), 'ok']);
+    const create = api.createOathDevice.bind(api);
+    api.createOathDevice = async (u, s, options) =>
+      create(u, s, {
+        beforeSend: async () => {
+          await options?.beforeSend?.();
+          seen.push(disk.durableStart(pairKey(U, '000123')));
+        },
+      });
     const result = await assignRow(row, context(api, journal));
+    expect(result.outcome).toBe('CREATED');
+    expect(seen).toEqual([true, true]);
+  });
+
+  test('a pair an earlier run started is looked for before sending again, and judged by when that create was out', async () => {
+    const disk = new MemoryDisk();
+    const first = disk.open();
+    const sentAt = Date.now() - 1000;
+    await first.started(pairKey(U, '000123'), 1, sentAt, sentAt + 30_000);
+    disk.kill();
+    const device: Device = { id: 'made-before', type: 'OATH_TOKEN', status: 'ACTIVE', serialNumber: '000123', createdAt: new Date(sentAt + 200).toISOString() };
+    const api = scripted([], [device]);
+    const result = await assignRow(row, context(api, disk.open()));
     expect(result).toMatchObject({ outcome: 'CREATED', deviceId: 'made-before', attempts: 0 });
     expect(api.creates).toBe(0);
+  });
+
+  test('a refusal settles the pair: a device put on the user by hand a day later is EXISTING', async () => {
+    const disk = new MemoryDisk();
+    const api = scripted([new ApiError(failureFromBody(400, { code: 'REQUEST_FAILED', details: [{ code: 'LIMIT_EXCEEDED' }] }, undefined))]);
+    const refused = await assignRow(row, context(api, disk.open()));
+    expect(refused).toMatchObject({ outcome: 'FAILED', errorCode: 'MAX_DEVICES_REACHED' });
+    await new Promise((r) => setImmediate(r));
+    expect(disk.lines.some((l) => l.includes('"e":"clear"'))).toBe(true);
+    const later: Device = { id: 'by-hand', type: 'OATH_TOKEN', status: 'ACTIVE', serialNumber: '000123', createdAt: new Date(Date.now() + 86_400_000).toISOString() };
+    const again = scripted([uniqueness()], [later]);
+    expect(await assignRow(row, context(again, disk.open()))).toMatchObject({ outcome: 'EXISTING', deviceId: 'by-hand' });
   });
 });

@@ -22,8 +22,8 @@ describe('the journal', () => {
     const path = join(dir(), 'j.jsonl');
     await written(path);
     const j = await Journal.open(path, ENV);
-    expect(j.lookup(pairKey(U, 'A1'))).toEqual({ startedAt: 1000, outcome: 'CREATED', deviceId: 'dev-a1', deviceStatus: 'ACTIVE' });
-    expect(j.lookup(pairKey(U, 'B2'))).toEqual({ startedAt: 2000 });
+    expect(j.lookup(pairKey(U, 'A1'))).toEqual({ outcome: 'CREATED', deviceId: 'dev-a1', deviceStatus: 'ACTIVE', userId: U.toLowerCase() });
+    expect(j.lookup(pairKey(U, 'B2'))?.windows?.[0]?.from).toBe(2000);
     expect(j.lookup(pairKey(U, 'C3'))).toBeUndefined();
     await j.close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
@@ -34,7 +34,7 @@ describe('the journal', () => {
     await written(path);
     appendFileSync(path, '{"v":1,"e":"done","k":"' + pairKey(U, 'B2') + '","o":"CREA');
     const j = await Journal.open(path, ENV);
-    expect(j.lookup(pairKey(U, 'B2'))).toEqual({ startedAt: 2000 });
+    expect(j.lookup(pairKey(U, 'B2'))?.windows?.[0]?.from).toBe(2000);
     expect(j.report.tornTail).toBe(true);
     j.finished(pairKey(U, 'B2'), 2, { outcome: 'CREATED', deviceId: 'dev-b2' });
     await j.close();
@@ -95,8 +95,8 @@ describe('the journal', () => {
     // …and all of it is on disk for the next run.
     const again = await Journal.open(path, ENV);
     expect(again.heldPairs).toBe(1002);
-    expect(again.lookup(pairKey(U, 'N999'))).toEqual({ startedAt: 999, outcome: 'CREATED', deviceId: 'dev-n999', deviceStatus: undefined });
-    expect(again.lookup(pairKey(U, 'B2'))).toMatchObject({ startedAt: 2000, outcome: 'CREATED', deviceId: 'dev-b2' });
+    expect(again.lookup(pairKey(U, 'N999'))).toEqual({ outcome: 'CREATED', deviceId: 'dev-n999', deviceStatus: undefined, userId: U.toLowerCase() });
+    expect(again.lookup(pairKey(U, 'B2'))).toMatchObject({ outcome: 'CREATED', deviceId: 'dev-b2' });
     await again.close();
   });
 
@@ -116,7 +116,8 @@ describe('the journal', () => {
     const j = await Journal.open(path, ENV);
     await Promise.all(Array.from({ length: 500 }, (_, i) => j.started(pairKey(U, `S${i}`), i + 1, i)));
     await j.close();
-    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(501);
+    // The header, the run's `open` record, and the 500 starts.
+    expect(readFileSync(path, 'utf8').trim().split('\n')).toHaveLength(502);
   });
 });
 

@@ -34,24 +34,32 @@ describe('URLs built from input', () => {
     expect(() => client.devicesUrl(id)).toThrow(TypeError);
   });
 
-  test('ten thousand random strings either are refused or stay on the devices path', () => {
+  test('ten thousand random ids, half of them well-formed: each is refused or stays on the devices path, and most reach the check', () => {
     const alphabet = '0123456789abcdef-/.%?#&=\\ :@ABCDEF\u0000\u2028';
+    const hex = '0123456789abcdefABCDEF';
     let seed = 7;
     const next = () => (seed = (seed * 16807) % 2147483647);
+    const pick = (chars: string, n: number) => Array.from({ length: n }, () => chars[next() % chars.length]).join('');
+    let reached = 0;
     for (let i = 0; i < 10_000; i++) {
-      const length = 30 + (next() % 12);
-      const id = Array.from({ length }, () => alphabet[next() % alphabet.length]).join('');
-      const device = next() % 2 === 0 ? undefined : Array.from({ length: 8 }, () => alphabet[next() % alphabet.length]).join('');
+      // Well-formed ids in any case, ids with one character swapped for a dangerous one, and noise.
+      const uuid = [8, 4, 4, 4, 12].map((n) => pick(hex, n)).join('-');
+      const kind = next() % 3;
+      const id = kind === 0 ? uuid : kind === 1 ? uuid.slice(0, next() % 36) + pick(alphabet, 1) + uuid.slice((next() % 36) + 1) : pick(alphabet, 30 + (next() % 12));
+      const device = next() % 2 === 0 ? undefined : next() % 2 === 0 ? pick('abcdef0123456789-', 36) : pick(alphabet, 8);
       let url: string;
       try {
         url = client.devicesUrl(id, device);
       } catch {
         continue;
       }
+      reached++;
       const parsed = new URL(url);
       expect(parsed.origin).toBe('https://api.pingone.com');
       expect(parsed.search).toBe('');
+      expect(parsed.hash).toBe('');
       expect(parsed.pathname).toMatch(DEVICES);
     }
+    expect(reached).toBeGreaterThan(2500);
   });
 });

@@ -56,7 +56,7 @@ describe('conflicts inside a file', () => {
   function judge(rows: Array<[string, string]>): Array<string | undefined> {
     const index = new ConflictIndex();
     rows.forEach(([user, serial], i) => index.note(i + 1, user, serial));
-    return rows.map(([, serial], i) => index.check(i + 1, serial)?.code);
+    return rows.map(([, serial], i) => index.check(i + 1, serial, (r) => r + 1)?.code);
   }
 
   test('one serial to two users: every row of it is invalid', () => {
@@ -101,11 +101,14 @@ describe('the conflict index at scale', () => {
     expect(index.size).toBe(100_000);
     expect(index.note(100_001, user(42), 'S42')).toEqual([100_001]);
     expect(index.note(100_002, 'someone-else', 'S77')).toEqual([77, 100_002]);
-    expect(index.check(42, 'S42')).toBeUndefined();
-    expect(index.check(100_001, 'S42')?.code).toBe('DUPLICATE_ROW');
-    expect(index.check(77, 'S77')?.message).toMatch(/first at row 77/);
-    expect(index.check(99_999, 'S99999')).toBeUndefined();
-    expect(index.check(1, 'NEVER-SEEN')).toBeUndefined();
+    const lineOf = (r: number) => r + 1;
+    expect(index.check(42, 'S42', lineOf)).toBeUndefined();
+    expect(index.check(100_001, 'S42', lineOf)?.message).toMatch(/^repeats row 42 \(line 43\)/);
+    // Each row of a conflict names the other one, never itself.
+    expect(index.check(77, 'S77', lineOf)?.message).toMatch(/at row 100002 \(line 100003\)/);
+    expect(index.check(100_002, 'S77', lineOf)?.message).toMatch(/at row 77 \(line 78\)/);
+    expect(index.check(99_999, 'S99999', lineOf)).toBeUndefined();
+    expect(index.check(1, 'NEVER-SEEN', lineOf)).toBeUndefined();
     expect(index.invalidRows).toBe(3);
   });
 });

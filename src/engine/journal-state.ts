@@ -1,0 +1,116 @@
+/**
+ * What the journal's records say, pair by pair: the pure part of the journal, shared by the
+ * file journal, the read-only one of a dry run and the in-memory one of the tests.
+ *
+ * Records (one JSON object a line, `v` the journal version):
+ * - `open`    a run opened the journal (`at`): every create an earlier run left unanswered was
+ *             sent before this moment;
+ * - `start`   a create for the pair is about to be written (`at`), durable before it leaves;
+ *             `until`: the latest moment PingOne can act on it (`at` + the request timeout);
+ * - `done`    the pair is final: `o` CREATED or EXISTING, `d` the device id, `r` an alias key
+ *             (the row's email or username and serial) when the row named its user that way;
+ * - `clear`   the pair's earlier creates are settled and made nothing: no claim remains;
+ * - `removed` rollback deleted the device this job created: the pair is open again.
+ */
+
+export const JOURNAL_VERSION = 1;
+
+export type FinalOutcome = 'CREATED' | 'EXISTING';
+
+/** A stretch of our clock in which a create of ours was out with its answer never heard. */
+export interface Window {
+  readonly from: number;
+  readonly until: number;
+}
+
+export interface PairState {
+  /** Creates sent for the pair whose effect was never learned (a crash, a lost answer). */
+  readonly windows?: readonly Window[];
+  readonly outcome?: FinalOutcome;
+  readonly deviceId?: string;
+  readonly deviceStatus?: string;
+  /** The PingOne user id of the pair (the key's first half). */
+  readonly userId?: string;
+}
+
+export function pairKey(userId: string, serialNumber: string): string {
+  return `${userId.toLowerCase()}|${serialNumber}`;
+}
+
+export class JournalState {
+  private readonly pairs = new Map<string, PairState>();
+  /** email/username keys of rows that named their user that way -> the pair key. */
+  private readonly aliases = new Map<string, string>();
+  /** Pairs with windows recorded since the last `open`: one without `until` (older journals) ends there. */
+  private readonly open = new Set<string>();
+
+  get size(): number {
+    return this.pairs.size;
+  }
+
+  lookup(key: string): PairState | undefined {
+    return this.pairs.get(key);
+  }
+
+  /** The pair an email/username row was finished under, if any. */
+  lookupAlias(alias: string): PairState | undefined {
+    const key = this.aliases.get(alias);
+    return key === undefined ? undefined : this.pairs.get(key);
+  }
+
+  /** Forgets a pair this run has finished: nothing of this run is looked up again. */
+  forget(key: string, alias?: string): void {
+    this.pairs.delete(key);
+    this.open.delete(key);
+    if (alias !== undefined) this.aliases.delete(alias);
+  }
+
+  apply(record: Record<string, unknown>): void {
+    const at = Number(record['at']);
+    if (record['e'] === 'open') {
+      this.closeWindows(Number.isFinite(at) ? at : Date.now());
+      return;
+    }
+    const key = record['k'];
+    if (typeof key !== 'string') return;
+    const prior = this.pairs.get(key);
+    switch (record['e']) {
+      case 'start':
+        if (prior?.outcome !== undefined) break;
+        {
+          const until = Number(record['until']);
+          this.pairs.set(key, { windows: [...(prior?.windows ?? []), { from: Number.isFinite(at) ? at : 0, until: Number.isFinite(until) ? until : Infinity }] });
+          this.open.add(key);
+        }
+        break;
+      case 'done':
+        if (record['o'] === 'CREATED' || record['o'] === 'EXISTING') {
+          this.pairs.set(key, {
+            outcome: record['o'],
+            deviceId: String(record['d']),
+            deviceStatus: typeof record['s'] === 'string' ? record['s'] : undefined,
+            userId: key.slice(0, key.indexOf('|')),
+          });
+          this.open.delete(key);
+          if (typeof record['r'] === 'string') this.aliases.set(record['r'], key);
+        }
+        break;
+      case 'clear':
+      case 'removed':
+        this.pairs.delete(key);
+        this.open.delete(key);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Windows left open by a run are closed by the next run's opening (or now). */
+  closeWindows(at: number): void {
+    for (const key of this.open) {
+      const state = this.pairs.get(key);
+      if (state?.windows) this.pairs.set(key, { ...state, windows: state.windows.map((w) => (w.until === Infinity ? { from: w.from, until: Math.max(w.from, at) } : w)) });
+    }
+    this.open.clear();
+  }
+}
