@@ -9,6 +9,14 @@ describe('Retry-After', () => {
   test('a date in the past means now', () => expect(parseRetryAfter('Sat, 28 Nov 2026 11:00:00 GMT', { now })).toBe(0));
   test('missing', () => expect(parseRetryAfter(undefined, { now })).toBeUndefined());
   test('garbage', () => expect(parseRetryAfter('soon', { now })).toBeUndefined());
+  // Date.parse reads these as dates long past: the retry would go at once, with no backoff.
+  test.each(['-5', '1 2', '5, 10', '+5', '1e3', '12:00'])('unparseable %j means "use backoff"', (value) => {
+    expect(parseRetryAfter(value, { now })).toBeUndefined();
+  });
+  test('the two obsolete HTTP date forms still count', () => {
+    expect(parseRetryAfter('Saturday, 28-Nov-26 12:00:07 GMT', { now })).toBe(7000);
+    expect(parseRetryAfter('Sat Nov 28 12:00:07 2026', { now })).toBe(7000);
+  });
   test('capped', () => expect(parseRetryAfter('86400', { now })).toBe(120_000));
   test('the time unit can be shortened for drills', () => expect(parseRetryAfter('2', { now, unitMs: 10 })).toBe(20));
 });
