@@ -57,8 +57,25 @@ function refuseSecretFlag(argv: Record<string, unknown>): void {
   }
 }
 
+const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden'];
+
+/**
+ * yargs reads `--dry-run=1` as false: a real run where a dry run was meant. A switch takes no
+ * value, or exactly true/false.
+ */
+function refuseSwitchValues(argv: readonly string[]): void {
+  for (const arg of argv) {
+    if (arg === '--') break;
+    const m = /^--(no-)?([a-z-]+)=(.*)$/.exec(arg);
+    if (m && SWITCHES.includes(m[2]!) && m[3] !== 'true' && m[3] !== 'false') {
+      throw new UsageError(`--${m[1] ?? ''}${m[2]}: takes no value, got ${JSON.stringify(m[3])}; write --${m[2]} alone (or --no-${m[2]})`);
+    }
+  }
+}
+
 /** Parses argv and runs the command. Resolves with the exit code. */
 export async function dispatch(argv: string[], commands: Commands, deps: CommandDeps): Promise<number> {
+  refuseSwitchValues(argv);
   let exitCode = 0;
   let helpShown = true;
   const parser = yargs(argv)

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
-import { UsageError } from '../errors.js';
+import { StopError, UsageError } from '../errors.js';
 import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
@@ -143,6 +143,15 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
 
   let failure: unknown;
   try {
+    // Prove the credentials first, as run does: refused ones stop it with nothing sent.
+    if (created > 0) {
+      try {
+        await session.tokens.token();
+      } catch (error) {
+        if (!(error instanceof StopError)) throw error;
+        deps.control.stop(error);
+      }
+    }
     await orderedPool(source.targets(), ctx.engine.concurrency, async (t) => ({ row: t.seq, t, r: await undoRow(t, retry) }), async ({ t, r }) => {
       tally.add(r);
       if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE' || r.outcome === 'WOULD_DELETE')) createdDone++;
@@ -174,7 +183,13 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   if (stopped) next = `${stopAdvice(stopped)}: ${commandLine(args)}`;
   else if (dryRun && tally.count('WOULD_DELETE') > 0) next = `to delete them: ${commandLine(args, ['--dry-run'], ['--yes'])}`;
   else if (exitCode !== 0) next = `see the rows that are not DELETED in the results, then run the same command again: ${commandLine(args)}`;
-  const notes = journalPath === null ? ['the run kept no journal (--no-journal): the results file alone decided what to delete'] : dryRun ? [] : [`deletions recorded in ${resolve(journalPath)}: running the input again assigns those tokens anew`];
+  const removed = tally.count('DELETED') + tally.count('ALREADY_GONE');
+  const notes =
+    journalPath === null
+      ? ['the run kept no journal (--no-journal): the results file alone decided what to delete']
+      : !dryRun && removed > 0
+        ? [`deletions recorded in ${resolve(journalPath)}: running the input again assigns those tokens anew`]
+        : [];
   await ctx.finish(
     summary,
     humanSummary({ title: `oath-bulk rollback ${resultsPath}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, notes, next }),

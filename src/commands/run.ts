@@ -46,7 +46,8 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
 
   // Taken before any report is created: a run refused the lock leaves nothing behind.
   const locked = keepJournal ? await openLockedJournal(journalPath, connection.environmentId) : undefined;
-  const journal: PairJournal = locked?.journal ?? (dryRun ? await readOnlyJournal(journalPath, connection.environmentId) : new NullJournal());
+  // A dry run reads (never writes) the journal the real run would use; none with --no-journal.
+  const journal: PairJournal = locked?.journal ?? (dryRun && raw['journal'] !== false ? await readOnlyJournal(journalPath, connection.environmentId) : new NullJournal());
 
   const t0 = performance.now();
   const ctx = await openCommand('run', input, config, deps);

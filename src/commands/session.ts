@@ -21,10 +21,13 @@ export interface Session {
 export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport): Session {
   const stats = newRequestStats();
   const http = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
-  // --concurrency bounds requests in flight. A row waiting out a backoff holds no slot, so a
-  // few failing rows do not starve the others.
-  const slots = pLimit(engine.concurrency);
-  const base: Transport = (request) => slots(() => http(request));
+  // --concurrency bounds API requests in flight (the client takes a slot before the pacer's
+  // turn). A row waiting out a backoff holds no slot, so a few failing rows do not starve the
+  // others. A token request (one an hour, or after a 401) takes none: requests holding slots
+  // may be waiting for it.
+  const limit = pLimit(engine.concurrency);
+  const slots = <T>(work: () => Promise<T>): Promise<T> => limit(work);
+  const base: Transport = http;
   const logged: Transport = !logger.isLevelEnabled('debug') ? base : async (request) => {
     const t0 = performance.now();
     const path = new URL(request.url).pathname;
@@ -54,7 +57,7 @@ export function openSession(connection: Connection, engine: EngineOptions, logge
       retrying: (attempt, reason, delayMs) => logger.warn({ event: 'token.retry', attempt, reason, delayMs }),
     },
   });
-  const client = new PingOneClient({ connection, transport: logged, tokens, gate: pacer, stats, timeoutMs: engine.timeoutMs });
+  const client = new PingOneClient({ connection, transport: logged, tokens, gate: pacer, stats, timeoutMs: engine.timeoutMs, slots });
   return { client, tokens, pacer, stats };
 }
 

@@ -51,6 +51,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   const resolver = new UserResolver();
   const outcomeColumn = scan.layout.extras.find((e) => e.name === 'input.outcome' || e.name === 'outcome');
   const outcomeIndex = outcomeColumn ? scan.layout.extras.indexOf(outcomeColumn) : -1;
+  const reportedDevice = scan.layout.extras.findIndex((e) => e.name === 'input.deviceId');
   const carried = scan.layout.extras.map((e, i) => ({ name: e.name, i })).filter((e) => !RUN_COLUMNS.has(e.name));
   const t0 = performance.now();
   logger.info({ event: 'verify.start', input, rows: scan.rows });
@@ -102,7 +103,11 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   const results = await ResultsWriter.open(paths.results, carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS]);
   const tally = new Tally<VerifyStatus>(VERIFY_STATUSES, ['UNKNOWN']);
   for await (const row of finalRows(scan)) {
-    const verdict = judge(row, userIds, listings, holder, deps.control.stopped);
+    let verdict = judge(row, userIds, listings, holder, deps.control.stopped);
+    const reported = reportedDevice >= 0 ? row.extras[reportedDevice] : undefined;
+    if (verdict.status === 'PRESENT' && reported && verdict.device && reported !== verdict.device.id) {
+      verdict = { ...verdict, message: `present, as device ${verdict.device.id}: not the device ${reported} the run reported (it was replaced since)` };
+    }
     const userID = verdict.userId ?? (row.user?.kind === 'id' ? row.user.value : '');
     tally.add({ outcome: verdict.status, errorCode: verdict.code });
     const runOutcome = outcomeIndex >= 0 ? row.extras[outcomeIndex] : undefined;

@@ -140,6 +140,8 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
   /** Creates of ours whose answer never came: earlier runs', then this run's. */
   const windows: Window[] = [...(prior?.windows ?? [])];
   let outstanding: number | undefined;
+  /** A start was recorded for the row in this run. */
+  let recorded = false;
   const correlationId = `oath-bulk-${row.row}-${started.toString(36)}`;
 
   const settle = (device: Device, outcome: 'CREATED' | 'EXISTING', httpStatus: number | undefined, message: string | undefined): RowResult => {
@@ -168,6 +170,10 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
   };
 
   const stopped = (checking: boolean): RowResult => {
+    if (windows.length === 0 && recorded) {
+      // Every create recorded for the row was answered (or never written): nothing of ours exists.
+      ctx.journal.cleared(key, row.row);
+    }
     if (windows.length > 0) {
       return unconfirmed(row, attempts, checking
         ? 'the run stopped while checking whether an earlier create made this device; the next run checks this user\'s devices before sending again'
@@ -195,6 +201,7 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
           // Each create's start is on disk before the create is written (README "Exactly once").
           beforeSend: async () => {
             const at = now();
+            recorded = true;
             await ctx.journal.started(key, row.row, at, at + ctx.timeoutMs);
             attempts++;
             outstanding = at;

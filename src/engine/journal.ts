@@ -13,7 +13,7 @@
  *   one is lost, its pair is "started" on the next run, which reconciles it by reading the
  *   user's devices.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
@@ -263,7 +263,19 @@ interface ReadResult {
   readonly report: JournalReadReport;
 }
 
+/** A journal path must name a file (or nothing yet): a directory is a usage error, not a crash. */
+function checkJournalPath(path: string): void {
+  let info;
+  try {
+    info = statSync(path);
+  } catch {
+    return;
+  }
+  if (!info.isFile()) throw new UsageError(`--journal: ${path} is ${info.isDirectory() ? 'a directory' : 'not a regular file'}: give the path of a journal file, such as <out-dir>/<name>.journal.jsonl`);
+}
+
 async function readJournal(path: string, environmentId: string, state: JournalState): Promise<ReadResult> {
+  checkJournalPath(path);
   let stream;
   try {
     stream = createReadStream(path, { encoding: 'utf8' });
@@ -343,6 +355,7 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
 
 /** The journal at `path`, under its lock (one run per journal): released by close(). */
 export async function openLockedJournal(path: string, environmentId: string): Promise<{ journal: Journal; tookOver?: LockOwner; close(): Promise<void> }> {
+  checkJournalPath(path);
   const lock = await acquireLock(`${path}.lock`);
   let journal: Journal;
   try {

@@ -52,6 +52,13 @@ export interface ClientOptions {
   readonly gate: RequestGate;
   readonly stats: RequestStats;
   readonly timeoutMs: number;
+  /**
+   * --concurrency: a request takes its slot before its turn at the pacer and keeps it until
+   * answered, so that a turn granted is a request written at once (never a queue of granted
+   * turns that leaves in a burst when slots free up), and a journal start is only recorded
+   * for a request about to be written.
+   */
+  readonly slots?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 /** What a PingOne device id may look like before it goes into a URL. */
@@ -151,23 +158,26 @@ export class PingOneClient implements DeviceApi {
    * Waits for the pacer first and takes the token after: a token taken before a wait in the
    * pacer could expire in that wait.
    */
-  private async send(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string): Promise<{ answer: HttpAnswer; token: string }> {
+  private send(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string): Promise<{ answer: HttpAnswer; token: string }> {
+    const slots = this.options.slots;
+    return slots ? slots(() => this.sendNow(kind, method, url, token, options, body)) : this.sendNow(kind, method, url, token, options, body);
+  }
+
+  private async sendNow(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string): Promise<{ answer: HttpAnswer; token: string }> {
     const { gate, stats, transport, timeoutMs, tokens } = this.options;
+    if (options.notAfter?.aborted) throw new RequestAborted(false);
     const sentAt = await gate.acquire(options.signal);
     const bearer = token ?? (await tokens.token());
-    stats.total++;
-    stats[kind]++;
     const headers: Record<string, string> = {
       authorization: `Bearer ${bearer}`,
       accept: 'application/json',
       'x-ping-external-transaction-id': (options.correlationId ?? randomUUID()).slice(0, 100),
     };
     if (body !== undefined) headers['content-type'] = 'application/json';
-    if (options.beforeSend) {
-      if (options.notAfter?.aborted) throw new RequestAborted(false);
-      await options.beforeSend();
-      if (options.notAfter?.aborted) throw new RequestAborted(false);
-    }
+    if (options.notAfter?.aborted) throw new RequestAborted(false);
+    await options.beforeSend?.();
+    stats.total++;
+    stats[kind]++;
     try {
       const answer = await transport({ method: method as 'GET', url, headers, body, signal: options.signal, startSignal: options.notAfter, timeoutMs, onWritten: () => gate.sent?.(sentAt) });
       if (answer.status === 429) {

@@ -10,8 +10,17 @@ export function shellQuote(arg: string): string {
   return arg !== '' && SAFE.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-/** `oath-bulk <args…>` without the flags in `drop` (boolean flags, also as --flag=value). */
+/** `oath-bulk <args…>` without the boolean flags in `drop` (as `--flag`, `--flag=value` or `--flag true`). */
 export function commandLine(args: readonly string[], drop: readonly string[] = [], add: readonly string[] = []): string {
-  const kept = args.filter((a) => !drop.some((flag) => a === flag || a.startsWith(`${flag}=`)));
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (drop.some((flag) => a.startsWith(`${flag}=`))) continue;
+    if (drop.includes(a)) {
+      if (args[i + 1] === 'true' || args[i + 1] === 'false') i++;
+      continue;
+    }
+    kept.push(a);
+  }
   return ['oath-bulk', ...kept, ...add.filter((a) => !kept.includes(a))].map(shellQuote).join(' ').replace(/^'oath-bulk'/, 'oath-bulk');
 }

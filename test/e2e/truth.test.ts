@@ -209,6 +209,12 @@ test('5. a stopped run reports what earlier runs finished, and a rollback from i
   expect(dry.code).toBe(0);
   expect(dry.stdout).toMatch(/WOULD_DELETE 12/);
   expect(box.sandbox.allDevices()).toHaveLength(12);
+  // Refused credentials stop a rollback before any row: nothing sent, nothing said to be recorded.
+  const refusedUndo = await runCli(['rollback', newest(dir, 'run'), '--out-dir', dir, '--yes'], { ...env, PINGONE_CLIENT_SECRET: 'wrong' });
+  expect(refusedUndo.code).toBe(3);
+  expect(refusedUndo.stdout).not.toMatch(/deletions recorded/);
+  expect(csv(newest(dir, 'rollback')).map((r) => r['outcome'])).toEqual(Array(12).fill('NOT_ATTEMPTED'));
+  expect(box.sandbox.stats.byKind['delete'] ?? 0).toBe(0);
   const undo = await runCli(['rollback', newest(dir, 'run'), '--out-dir', dir, '--yes'], env);
   expect(undo.code).toBe(0);
   expect(undo.stdout).toMatch(/DELETED 12/);
@@ -415,4 +421,57 @@ test('12. run, verify and rollback reports line up: same leading columns, same s
   for (const k of ['command', 'runId', 'input', 'startedAt', 'finishedAt', 'durationMs', 'rows', 'outcomes', 'errorCodes', 'requests', 'stopped', 'exitCode', 'reports']) {
     expect(keys(runSummary)).toContain(k);
   }
+});
+
+test('a stop while rows wait for a request slot leaves no claim on them: a serial an admin assigns by hand later is EXISTING, and rollback keeps it', async () => {
+  box.sandbox.configure({ latencyMs: 3000 });
+  const dir = tempDir();
+  const { path, rows } = shipment(dir, 8);
+  const env = sandboxEnv(box.sandbox);
+  const child = startCli(['run', path, '--out-dir', dir, '--concurrency', '2', '--rate', '100'], env);
+  const done = exited(child);
+  while (box.sandbox.stats.createsReceived < 2) await sleep(20);
+  await sleep(300);
+  child.kill('SIGTERM');
+  expect((await done).code).toBe(3);
+  const stopped = csv(newest(dir, 'run'));
+  expect(stopped.filter((r) => r['outcome'] === 'NOT_ATTEMPTED').length).toBeGreaterThanOrEqual(5);
+  const summary = json(newest(dir, 'run', '.summary.json'));
+  // The summary counts only requests that were written.
+  expect((summary['requests'] as { create: number }).create).toBe(box.sandbox.stats.createsReceived);
+
+  box.sandbox.configure({ latencyMs: 0 });
+  const queued = rows[stopped.findIndex((r) => r['outcome'] === 'NOT_ATTEMPTED')]!;
+  const byHand = box.sandbox.seedDevice(queued.userID, queued.serialNumber, new Date().toISOString());
+  expect((await runCli(['run', path, '--out-dir', dir], env)).code).toBe(0);
+  const rerun = csv(newest(dir, 'run'));
+  expect(rerun.find((r) => r['serialNumber'] === queued.serialNumber)).toMatchObject({ outcome: 'EXISTING', deviceId: byHand.id });
+  expect((await runCli(['rollback', newest(dir, 'run'), '--out-dir', dir, '--yes'], env)).code).toBe(0);
+  expect(box.sandbox.allDevices().map((d) => d.id)).toEqual([byHand.id]);
+}, 40_000);
+
+test('a dry run with --no-journal reads no journal; --dry-run=1 is refused rather than run for real; `--dry-run true` gives a next: that runs', async () => {
+  const dir = tempDir();
+  const { path } = shipment(dir, 4);
+  const env = sandboxEnv(box.sandbox);
+  expect((await runCli(['run', path, '--out-dir', dir], env)).code).toBe(0);
+  const dry = await runCli(['run', path, '--out-dir', dir, '--dry-run', '--no-journal'], env);
+  expect(dry.code).toBe(0);
+  expect(csv(newest(dir, 'run')).map((r) => r['outcome'])).toEqual(Array(4).fill('NOT_ATTEMPTED'));
+
+  const odd = await runCli(['run', path, '--out-dir', dir, '--dry-run=1'], env);
+  expect(odd.code).toBe(2);
+  expect(odd.stderr).toMatch(/--dry-run: takes no value/);
+
+  const other = tempDir();
+  const { path: fresh } = shipment(other, 2, 'fresh.csv', 'FR');
+  const go = await runCli(['run', fresh, '--out-dir', other, '--dry-run', 'true'], env);
+  expect(go.code).toBe(0);
+  const next = /next: run it for real: (.*)/.exec(go.stdout)![1]!;
+  expect(next).toBe(`oath-bulk run ${fresh} --out-dir ${other}`);
+  expect(box.sandbox.allDevices()).toHaveLength(4);
+
+  const dirJournal = await runCli(['run', path, '--out-dir', dir, '--journal', other], env);
+  expect(dirJournal.code).toBe(2);
+  expect(dirJournal.stderr).toMatch(/--journal: .* is a directory/);
 });
