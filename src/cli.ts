@@ -90,8 +90,9 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'validate the file and the credentials; write nothing to PingOne' })
           .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none; reruns then cannot resume)', defaultDescription: '<out-dir>/<name>.journal.jsonl' })
-          .example('$0 run shipment.csv --env-file pingone.env', 'assign a shipment')
-          .example('$0 run shipment.csv --env-file pingone.env --dry-run', 'check the file and credentials first'),
+          // --dry-run first: however the help wraps, the line's start is a dry run.
+          .example('$0 run --dry-run shipment.csv --env-file pingone.env', 'check the file and credentials first')
+          .example('$0 run shipment.csv --env-file pingone.env', 'assign a shipment'),
       async (a) => {
         helpShown = false;
         refuseSecretFlag(a);
@@ -159,7 +160,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
     .help()
     .alias('h', 'help')
     .version()
-    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .wrap(Math.min(110, process.stdout.columns ?? (Number(process.env['COLUMNS']) || 100)))
     .exitProcess(false)
     .fail((message, error) => {
       if (error) throw error;

@@ -46,6 +46,8 @@ export type RawOptions = Readonly<Record<string, unknown>>;
 export interface ConfigSources {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly isTTY: boolean;
+  /** A warning for stderr (settings that work but should be fixed). */
+  readonly warn?: (message: string) => void;
 }
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -59,7 +61,11 @@ export function parseEnvFile(text: string, file: string): { values: Record<strin
     if (line === '' || line.startsWith('#')) return;
     const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
     if (!match) {
-      problems.push(`--env-file: ${file} line ${index + 1}: expected KEY=value, got ${describe(line.slice(0, 40))}`);
+      // Never echo the line: it may be a secret with a typo in it.
+      const key = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)/.exec(line)?.[1];
+      problems.push(
+        `--env-file: ${file} line ${index + 1}${key ? ` (${key})` : ''}: expected KEY=value with "=" right after the name; the line is not shown, as it may hold a secret`,
+      );
       return;
     }
     let value = match[2]!;
@@ -99,7 +105,39 @@ export function environmentFrom(raw: RawOptions, sources: ConfigSources): Record
   }
   const { values, problems } = parseEnvFile(text, String(envFile));
   if (problems.length > 0) throw new UsageError(problems.join('\n'), problems);
-  return { ...sources.env, ...values };
+  warnIfShared(String(envFile), sources);
+  const merged = { ...sources.env, ...values };
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const origin = new Map<string, string>();
+  for (const key of Object.keys(values)) {
+    const line = lines.findIndex((l) => new RegExp(`^\\s*(?:export\\s+)?${key}\\s*=`).test(l)) + 1;
+    origin.set(key, `${key} in ${String(envFile)} line ${line}`);
+  }
+  ORIGINS.set(merged, origin);
+  return merged;
+}
+
+/** Where each value of an environment came from (an --env-file line), for messages. */
+const ORIGINS = new WeakMap<object, Map<string, string>>();
+
+/** A file holding the client secret that others on the machine may read: say how to close it. */
+function warnIfShared(path: string, sources: ConfigSources): void {
+  try {
+    const mode = statSync(path).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      sources.warn?.(`${path} is readable by ${mode & 0o007 ? 'every user' : 'its group'} (mode ${mode.toString(8)}) and holds the client secret: run chmod 600 ${path}`);
+    }
+  } catch {
+    // Read a moment ago: nothing to add.
+  }
+}
+
+/** `--region`, or `--region (PINGONE_REGION in pingone.env line 4)` when the value came from there. */
+function label(raw: RawOptions, flag: string, env: Record<string, string | undefined>, variable: string): string {
+  const fromFlag = raw[flag];
+  if (fromFlag !== undefined && fromFlag !== null && String(fromFlag) !== '') return `--${flag}`;
+  const origin = ORIGINS.get(env)?.get(variable);
+  return origin ? `--${flag} (${origin})` : env[variable] !== undefined ? `--${flag} (${variable} in the environment)` : `--${flag}`;
 }
 
 function pick(raw: RawOptions, flag: string, env: Record<string, string | undefined>, variable: string): string | undefined {
@@ -147,15 +185,18 @@ export function resolveConnection(raw: RawOptions, sources: ConfigSources): Conn
 
   const environmentId = pick(raw, 'environment-id', env, 'PINGONE_ENVIRONMENT_ID');
   if (environmentId === undefined) c.add('--environment-id', 'the PingOne environment id (or PINGONE_ENVIRONMENT_ID)', undefined);
-  else if (!UUID_RE.test(environmentId)) c.add('--environment-id', 'a UUID such as 9c4a1e2b-…', environmentId);
+  else if (!UUID_RE.test(environmentId)) c.add(label(raw, 'environment-id', env, 'PINGONE_ENVIRONMENT_ID'), 'a UUID such as 9c4a1e2b-…', environmentId);
 
   const clientId = pick(raw, 'client-id', env, 'PINGONE_CLIENT_ID');
   if (clientId === undefined) c.add('--client-id', 'the worker app client id (or PINGONE_CLIENT_ID)', undefined);
-  else if (!/^[A-Za-z0-9._~-]{1,200}$/.test(clientId)) c.add('--client-id', 'a client id of letters, digits and -._~', clientId);
+  else if (!/^[A-Za-z0-9._~-]{1,200}$/.test(clientId)) c.add(label(raw, 'client-id', env, 'PINGONE_CLIENT_ID'), 'a client id of letters, digits and -._~', clientId);
 
   let clientSecret: string | undefined;
   const secretFile = raw['client-secret-file'];
-  if (secretFile !== undefined && secretFile !== null && String(secretFile) !== '') clientSecret = readSecretFile(c, String(secretFile));
+  if (secretFile !== undefined && secretFile !== null && String(secretFile) !== '') {
+    clientSecret = readSecretFile(c, String(secretFile));
+    if (clientSecret !== undefined) warnIfShared(String(secretFile), sources);
+  }
   else clientSecret = env['PINGONE_CLIENT_SECRET'];
   if (clientSecret === undefined || clientSecret === '') {
     if (!c.problems.some((p) => p.startsWith('--client-secret-file'))) {
@@ -166,15 +207,15 @@ export function resolveConnection(raw: RawOptions, sources: ConfigSources): Conn
   const regionRaw = (pick(raw, 'region', env, 'PINGONE_REGION') ?? 'NA').toUpperCase();
   let region: Region = 'NA';
   if (isRegion(regionRaw)) region = regionRaw;
-  else c.add('--region', `one of ${Object.keys(REGIONS).join('|')}`, regionRaw);
+  else c.add(label(raw, 'region', env, 'PINGONE_REGION'), `one of ${Object.keys(REGIONS).join('|')}`, regionRaw);
 
   const apiRaw = pick(raw, 'api-url', env, 'PINGONE_API_URL');
   const authRaw = pick(raw, 'auth-url', env, 'PINGONE_AUTH_URL');
-  const apiUrl = apiRaw === undefined ? REGIONS[region].apiUrl : checkUrl(c, '--api-url', apiRaw);
-  const authUrl = authRaw === undefined ? REGIONS[region].authUrl : checkUrl(c, '--auth-url', authRaw);
+  const apiUrl = apiRaw === undefined ? REGIONS[region].apiUrl : checkUrl(c, label(raw, 'api-url', env, 'PINGONE_API_URL'), apiRaw);
+  const authUrl = authRaw === undefined ? REGIONS[region].authUrl : checkUrl(c, label(raw, 'auth-url', env, 'PINGONE_AUTH_URL'), authRaw);
 
   const tokenAuthRaw = (pick(raw, 'token-auth', env, 'PINGONE_TOKEN_AUTH') ?? 'basic').toLowerCase();
-  if (tokenAuthRaw !== 'basic' && tokenAuthRaw !== 'post') c.add('--token-auth', 'basic or post', tokenAuthRaw);
+  if (tokenAuthRaw !== 'basic' && tokenAuthRaw !== 'post') c.add(label(raw, 'token-auth', env, 'PINGONE_TOKEN_AUTH'), 'basic or post', tokenAuthRaw);
 
   c.throwIfAny();
   return Object.freeze({

@@ -27,10 +27,15 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // An SSH session dropping: stop as for SIGTERM (reports written, lock released) rather than
+  // die mid-write. Its terminal is gone: what cannot be printed any more is not an error.
+  process.on('SIGHUP', onSignal);
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 
   const deps: CommandDeps = {
     env: process.env,
     isTTY: process.stderr.isTTY === true,
+    warn: (message) => process.stderr.write(`oath-bulk: warning: ${message}\n`),
     stdout: process.stdout,
     stderr: process.stderr,
     control,

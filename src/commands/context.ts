@@ -10,7 +10,8 @@ import {
 import type { AssignContext } from '../engine/assign-row.js';
 import { abortableSleep } from '../engine/pacer.js';
 import { NullJournal, type PairJournal } from '../engine/journal.js';
-import { reportPaths, type ReportPaths } from '../report/files.js';
+import { StopError } from '../errors.js';
+import { reportPaths, writeFault, type ReportPaths } from '../report/files.js';
 import { openRunLog, type RunLog } from '../report/logger.js';
 import { writeSummary } from '../report/summary.js';
 import type { CommandDeps } from './run.js';
@@ -31,6 +32,8 @@ export interface CommandContext {
    * written, the human lines on stdout (unless --quiet), and why it stopped on stderr.
    */
   finish(summary: CommandSummary, human: string): Promise<void>;
+  /** What a report writer calls when its file cannot be written: the run stops, naming it. */
+  faultHandler(path: string): (error: unknown) => void;
 }
 
 export interface CommandSummary {
@@ -59,8 +62,9 @@ export async function openCommand(command: string, input: string, config: Comman
   const { connection, engine, report } = config;
   const startedAt = new Date();
   const paths = await reportPaths(report.outDir, input, command, startedAt);
-  const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command });
-  const session = openSession(connection, engine, log.logger, deps.transport);
+  const fault = (path: string) => (error: unknown) => deps.control.stop(writeFault(path, error));
+  const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command }, fault(paths.log));
+  const session = openSession(connection, engine, log.logger, deps.transport, deps.control.stopping);
   const backoff = { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs };
   return {
     connection,
@@ -86,12 +90,20 @@ export async function openCommand(command: string, input: string, config: Comman
       },
       onSystemic: (error) => deps.control.stop(error),
     }),
+    faultHandler: fault,
     finish: async (summary, human) => {
       log.logger.info({ event: `${summary.command}.end`, ...summary });
       await log.close();
-      await writeSummary(paths.summary, summary);
+      let unwritten: StopError | undefined;
+      try {
+        await writeSummary(paths.summary, summary);
+      } catch (error) {
+        unwritten = writeFault(paths.summary, error);
+      }
       if (!report.quiet) deps.stdout.write(human);
       if (summary.stopped) deps.stderr.write(`oath-bulk: stopped (${summary.stopped.code}): ${summary.stopped.message}\n`);
+      // The summary is part of the truth: a run whose summary could not be written is stopped.
+      if (unwritten && summary.stopped?.code !== 'WRITE_FAILED') throw unwritten;
     },
   };
 }

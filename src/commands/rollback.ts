@@ -100,13 +100,26 @@ export function findRunJournal(resultsPath: string, given: unknown): string | nu
   throw new UsageError(`${basename(resultsPath)}: cannot find the journal of the run that wrote it (no summary beside it naming one, no ${basename(beside)} beside it): ${fix}`);
 }
 
+/**
+ * Asks on the terminal. Anything but "yes" is a no — Ctrl-C and Ctrl-D included: the normal
+ * "nothing deleted" ending, not an error.
+ */
 async function confirm(deps: CommandDeps, count: number, environmentId: string, path: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: deps.stderr });
+  const stop = new AbortController();
+  const onStop = (): void => stop.abort();
+  deps.control.stopping.addEventListener('abort', onStop, { once: true });
+  rl.once('SIGINT', onStop);
+  rl.once('close', onStop);
   try {
-    const answer = await rl.question(`Delete up to ${count} OATH token devices created by ${basename(path)} in environment ${environmentId}? Type "yes" to go on: `);
+    const answer = await rl.question(`Delete up to ${count} OATH token devices created by ${basename(path)} in environment ${environmentId}? Type "yes" to go on: `, { signal: stop.signal });
     return answer.trim().toLowerCase() === 'yes';
+  } catch {
+    return false;
   } finally {
+    deps.control.stopping.removeEventListener('abort', onStop);
     rl.close();
+    deps.stderr.write('\n');
   }
 }
 
@@ -139,7 +152,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   logger.info({ event: 'rollback.start', input: resultsPath, dryRun, created, journal: journalPath });
   const tally = new Tally<RollbackOutcome>(ROLLBACK_OUTCOMES, ['NOT_ATTEMPTED']);
   let createdDone = 0;
-  const results = await ResultsWriter.open(paths.results, source.extras.map((e) => e.name), [...RESULT_COLUMNS, 'runOutcome']);
+  const results = await ResultsWriter.open(paths.results, source.extras.map((e) => e.name), [...RESULT_COLUMNS, 'runOutcome'], ctx.faultHandler(paths.results));
 
   let failure: unknown;
   try {
@@ -164,7 +177,8 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     await results.close();
     if (locked) {
       await locked.close().catch((error: unknown) => {
-        failure ??= error;
+        if (error instanceof StopError) deps.control.stop(error);
+        else failure ??= error;
       });
     }
   }

@@ -2,15 +2,16 @@
  * `oath-bulk run <input.csv>`: validate the whole file, take the journal's lock, prove the
  * credentials, then assign every row and write the results, log and summary.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigSources, RawOptions } from '../config.js';
 import { StopError, UsageError } from '../errors.js';
 import { runBatch } from '../engine/batch.js';
 import type { RunControl } from '../engine/control.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
-import { finalRows, scanInput } from '../input/scan.js';
+import { checkUnchanged, finalRows, scanInput } from '../input/scan.js';
 import type { Transport } from '../pingone/http.js';
-import { prepareOutDir, stem } from '../report/files.js';
+import { legacyStem, prepareOutDir, stem } from '../report/files.js';
 import type { RowResult } from '../report/outcome.js';
 import { ProgressLine } from '../report/progress.js';
 import { ResultsWriter } from '../report/results-writer.js';
@@ -41,7 +42,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     );
   }
   await prepareOutDir(report.outDir);
-  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(input)}.journal.jsonl`);
+  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : defaultJournal(report.outDir, input);
   const keepJournal = raw['journal'] !== false && !dryRun;
 
   // Taken before any report is created: a run refused the lock leaves nothing behind.
@@ -52,7 +53,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const t0 = performance.now();
   const ctx = await openCommand('run', input, config, deps);
   const { paths, log, logger, session, startedAt } = ctx;
-  const results = await ResultsWriter.open(paths.results, scan.layout.extras.map((e) => e.name));
+  const results = await ResultsWriter.open(paths.results, scan.layout.extras.map((e) => e.name), undefined, ctx.faultHandler(paths.results));
   const { control } = deps;
   const tally = new Tally();
 
@@ -90,6 +91,8 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     void finishedEarlier;
     const level = result.outcome === 'CREATED' || result.outcome === 'EXISTING' ? 'info' : 'warn';
     logger[level]({ event: 'row', ...fields });
+    // The log cannot push back on pino: rows wait here when it falls behind the disk.
+    if (log.backlog > 4 << 20) await log.flush();
     await results.write(result);
   };
 
@@ -101,7 +104,9 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
       if (!(error instanceof StopError)) throw error;
       control.stop(error);
     }
-    await runBatch(finalRows(scan), ctx.retryContext(journal), control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
+    if (!control.stopped) await checkUnchanged(scan);
+    const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (written to, or replaced): the rows after that were not sent; run again once the file is final`));
+    await runBatch(finalRows(scan, changed), ctx.retryContext(journal), control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
   } catch (error) {
     failure = error;
   } finally {
@@ -110,7 +115,9 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     control.dispose();
     await results.close();
     await (locked ?? journal).close().catch((error: unknown) => {
-      failure ??= error;
+      // A journal that could not be written has stopped the run already (WRITE_FAILED).
+      if (error instanceof StopError) control.stop(error);
+      else failure ??= error;
     });
   }
   if (failure) {
@@ -142,6 +149,13 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     humanSummary({ title: `oath-bulk run ${input}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, next: nextStep(tally, dryRun, stopped, args) }),
   );
   return exitCode;
+}
+
+/** `<out-dir>/<name>.journal.jsonl`, or the one an earlier release named after the input. */
+function defaultJournal(outDir: string, input: string): string {
+  const path = join(outDir, `${stem(input)}.journal.jsonl`);
+  const legacy = join(outDir, `${legacyStem(input)}.journal.jsonl`);
+  return !existsSync(path) && legacy !== path && existsSync(legacy) ? legacy : path;
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */

@@ -18,7 +18,7 @@ export interface Session {
   readonly stats: RequestStats;
 }
 
-export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport): Session {
+export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport, stopping?: AbortSignal): Session {
   const stats = newRequestStats();
   const http = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
   // --concurrency bounds API requests in flight (the client takes a slot before the pacer's
@@ -52,6 +52,8 @@ export function openSession(connection: Connection, engine: EngineOptions, logge
     gate: pacer,
     stats,
     timeoutMs: engine.timeoutMs,
+    sleep: abortableSleep,
+    stopping,
     events: {
       refreshed: (reason, expiresInS) => logger.info({ event: 'token', reason, expiresInS }),
       retrying: (attempt, reason, delayMs) => logger.warn({ event: 'token.retry', attempt, reason, delayMs }),

@@ -100,7 +100,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   }, () => undefined);
 
   // Pass 2: one line per row.
-  const results = await ResultsWriter.open(paths.results, carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS]);
+  const results = await ResultsWriter.open(paths.results, carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS], ctx.faultHandler(paths.results));
   const tally = new Tally<VerifyStatus>(VERIFY_STATUSES, ['UNKNOWN']);
   for await (const row of finalRows(scan)) {
     let verdict = judge(row, userIds, listings, holder, deps.control.stopped);

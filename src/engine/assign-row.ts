@@ -221,6 +221,11 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
     return settle(device, 'CREATED', 201, undefined);
   } catch (error) {
     if (isAbort(error, ctx)) return stopped(false);
+    if (error instanceof StopError && error.code === 'WRITE_FAILED') {
+      // The journal could not record the start: this create was never sent.
+      ctx.onSystemic(error);
+      return stopped(false);
+    }
     if (error instanceof StopError) return systemic(error);
     if (!(error instanceof ApiError)) throw error;
     const verdict = error.verdict;

@@ -17,6 +17,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
+import { describeWriteError, writeFault, writeFully } from '../report/files.js';
 import { acquireLock, type LockOwner } from './lock.js';
 import { JOURNAL_VERSION, JournalState, type FinalOutcome, type PairState } from './journal-state.js';
 
@@ -189,20 +190,23 @@ class FileSink implements RecordSink {
   private syncing?: Promise<void>;
   private failed?: unknown;
 
-  constructor(private readonly handle: FileHandle) {}
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly path: string,
+  ) {}
 
+  /** A write or sync that fails (a full disk …) stops the run: a StopError naming the file. */
   async write(text: string, durable: boolean): Promise<void> {
-    const bytes = Buffer.from(text, 'utf8');
-    for (let offset = 0; offset < bytes.length; ) {
-      const { bytesWritten } = await this.handle.write(bytes, offset, bytes.length - offset);
-      if (bytesWritten <= 0) throw Object.assign(new Error('the journal write wrote nothing'), { code: 'EIO' });
-      offset += bytesWritten;
+    try {
+      await writeFully(this.handle, Buffer.from(text, 'utf8'));
+      if (durable) {
+        if (this.syncTimer) clearTimeout(this.syncTimer);
+        this.syncTimer = undefined;
+        await this.handle.datasync();
+      } else this.scheduleSync();
+    } catch (error) {
+      throw writeFault(this.path, error);
     }
-    if (durable) {
-      if (this.syncTimer) clearTimeout(this.syncTimer);
-      this.syncTimer = undefined;
-      await this.handle.datasync();
-    } else this.scheduleSync();
   }
 
   private scheduleSync(): void {
@@ -210,7 +214,7 @@ class FileSink implements RecordSink {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
       this.syncing = this.handle.datasync().catch((error: unknown) => {
-        this.failed ??= error;
+        this.failed ??= writeFault(this.path, error);
       });
     }, 100);
   }
@@ -220,9 +224,11 @@ class FileSink implements RecordSink {
     this.syncTimer = undefined;
     try {
       await this.syncing;
-      await this.handle.datasync();
+      if (!this.failed) await this.handle.datasync();
+    } catch (error) {
+      this.failed ??= writeFault(this.path, error);
     } finally {
-      await this.handle.close();
+      await this.handle.close().catch(() => undefined);
     }
     if (this.failed) throw this.failed;
   }
@@ -243,7 +249,12 @@ export class Journal extends RecordingJournal {
   static async open(path: string, environmentId: string): Promise<Journal> {
     const state = new JournalState();
     const read = await readJournal(path, environmentId, state);
-    const handle = await open(path, 'a', 0o600);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'a', 0o600);
+    } catch (error) {
+      throw new UsageError(`journal ${path}: cannot open it for writing: ${describeWriteError(error)}; free space there or choose another --out-dir (or --journal)`);
+    }
     await handle.chmod(0o600);
     const firstLines: string[] = [];
     if (!read.exists || read.empty) {
@@ -253,7 +264,7 @@ export class Journal extends RecordingJournal {
       // Start the next record on a line of its own; the torn one stays ignored.
       firstLines.push('');
     }
-    return new Journal(path, state, new FileSink(handle), firstLines, read.report);
+    return new Journal(path, state, new FileSink(handle, path), firstLines, read.report);
   }
 }
 

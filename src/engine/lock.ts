@@ -1,21 +1,48 @@
 /**
- * One run per journal at a time (SPEC). The lock is a file created with O_EXCL holding the
- * owner's pid, host and start time. A lock whose process is gone (same host) is taken over.
+ * One run per journal at a time (SPEC). The lock file holds its owner's pid, host, start time,
+ * the process's start tick (to tell a live owner from a new process that was given a dead
+ * owner's pid) and a nonce of the owning process.
+ *
+ * - It appears whole: written to a temporary file first, then hard-linked into place, which
+ *   fails if a lock exists (atomic, like O_EXCL, but never empty or half-written).
+ * - It is stale when its process is gone: its pid is not running, or is this very process
+ *   under another nonce (a container restarted: the new run has the old pid), or runs with
+ *   another start tick (the pid was reused). Only then is it taken over, by renaming it away
+ *   first, so that two runs that both judged it stale cannot both take it.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { open, readFile, unlink } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 
 export interface LockOwner {
   readonly pid: number;
   readonly host: string;
   readonly startedAt: string;
+  /** The process's start time in clock ticks since boot (Linux), when known. */
+  readonly tick?: number;
+  readonly nonce?: string;
 }
 
 export interface HeldLock {
   readonly path: string;
   readonly tookOver?: LockOwner;
   release(): Promise<void>;
+}
+
+const NONCE = randomBytes(8).toString('hex');
+
+/** Field 22 of /proc/<pid>/stat: when the process started, in ticks since boot. */
+function startTick(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const tick = Number(fields[19]);
+    return Number.isFinite(tick) ? tick : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function alive(pid: number): boolean {
@@ -27,40 +54,77 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Whether the owner named in a lock on this host is a live process other than a dead one's namesake. */
+function ownerAlive(owner: Partial<LockOwner>): boolean {
+  if (typeof owner.pid !== 'number') return false;
+  if (owner.pid === process.pid) return owner.nonce === NONCE;
+  if (!alive(owner.pid)) return false;
+  if (owner.tick === undefined) return true;
+  const tick = startTick(owner.pid);
+  return tick === undefined || tick === owner.tick;
+}
+
 export async function acquireLock(path: string): Promise<HeldLock> {
-  const me: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
-  let tookOver: LockOwner | undefined;
-  for (let tries = 0; tries < 3; tries++) {
-    try {
-      const handle = await open(path, 'wx', 0o600);
-      await handle.writeFile(JSON.stringify(me) + '\n');
-      await handle.close();
-      return {
-        path,
-        tookOver,
-        release: async () => {
-          await unlink(path).catch(() => undefined);
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new UsageError(`cannot create the lock file ${path} (${(error as NodeJS.ErrnoException).code}): is --out-dir writable?`);
-      }
-    }
-    let owner: Partial<LockOwner> = {};
-    try {
-      owner = JSON.parse(await readFile(path, 'utf8')) as Partial<LockOwner>;
-    } catch {
-      // Unreadable or half-written lock: the writer died between create and write.
-    }
-    const sameHost = owner.host === undefined || owner.host === me.host;
-    if (typeof owner.pid === 'number' && (!sameHost || alive(owner.pid))) {
-      throw new UsageError(
-        `another run holds the lock ${path} (pid ${owner.pid}${sameHost ? '' : ` on ${owner.host}`}, started ${owner.startedAt ?? 'at an unknown time'}); wait for it to finish${sameHost ? '' : ', or delete the lock if that run is gone'}`,
-      );
-    }
-    tookOver = { pid: owner.pid ?? 0, host: owner.host ?? me.host, startedAt: owner.startedAt ?? '' };
-    await unlink(path).catch(() => undefined);
+  const me: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), tick: startTick(process.pid), nonce: NONCE };
+  const content = JSON.stringify(me) + '\n';
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, content, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    throw new UsageError(`cannot create the lock file ${path} (${(error as NodeJS.ErrnoException).code}): is --out-dir writable and not full?`);
   }
-  throw new UsageError(`could not take the lock ${path}: another run keeps taking it`);
+  let tookOver: LockOwner | undefined;
+  try {
+    for (let tries = 0; tries < 5; tries++) {
+      try {
+        await link(temp, path);
+        return {
+          path,
+          tookOver,
+          release: async () => {
+            // Only our own lock: never one that replaced it.
+            const now = await readFile(path, 'utf8').catch(() => '');
+            if (now === content) await unlink(path).catch(() => undefined);
+          },
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new UsageError(`cannot create the lock file ${path} (${(error as NodeJS.ErrnoException).code}): is --out-dir writable?`);
+        }
+      }
+      const seen = await readFile(path, 'utf8').catch(() => undefined);
+      if (seen === undefined) continue; // released in between: try again
+      let owner: Partial<LockOwner> = {};
+      try {
+        owner = JSON.parse(seen) as Partial<LockOwner>;
+      } catch {
+        // A lock is written whole, so an unreadable one was left by a crash of an older release.
+      }
+      const sameHost = owner.host === undefined || owner.host === me.host;
+      if (typeof owner.pid === 'number' && (!sameHost || ownerAlive(owner))) {
+        throw new UsageError(
+          `another run holds the lock ${path} (pid ${owner.pid ?? 'unknown'}${sameHost ? '' : ` on ${owner.host}`}, started ${owner.startedAt ?? 'at an unknown time'}); wait for it to finish${sameHost ? '' : ', or delete the lock if that run is gone'}`,
+        );
+      }
+      // Stale: move it aside under a name of our own, then check it is the one we judged.
+      const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
+      try {
+        await rename(path, aside);
+      } catch {
+        continue; // someone else moved it first
+      }
+      const moved = await readFile(aside, 'utf8').catch(() => '');
+      if (moved !== seen) {
+        // A live lock was put in its place meanwhile: put it back, and look again.
+        await link(aside, path).catch(() => undefined);
+        await unlink(aside).catch(() => undefined);
+        continue;
+      }
+      await unlink(aside).catch(() => undefined);
+      tookOver = { pid: owner.pid ?? 0, host: owner.host ?? me.host, startedAt: owner.startedAt ?? '' };
+    }
+    throw new UsageError(`could not take the lock ${path}: another run keeps taking it`);
+  } finally {
+    await unlink(temp).catch(() => undefined);
+  }
 }

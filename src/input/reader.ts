@@ -32,6 +32,30 @@ export interface InputLayout {
   readonly columns: Columns;
   /** Other columns, carried through to the results under these names. */
   readonly extras: ReadonlyArray<{ readonly name: string; readonly index: number }>;
+  /** The file as it was checked: every pass reads these bytes only, and a change is noticed. */
+  readonly fingerprint: Fingerprint;
+}
+
+export interface Fingerprint {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ino: number;
+  readonly dev: number;
+}
+
+function fingerprintOf(info: { size: number; mtimeMs: number; ino: number; dev: number }): Fingerprint {
+  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, dev: info.dev };
+}
+
+/** Whether the file is no longer the one that was checked (appended to, edited, replaced). */
+export async function inputChanged(layout: InputLayout): Promise<boolean> {
+  try {
+    const now = fingerprintOf(await stat(layout.path));
+    const was = layout.fingerprint;
+    return now.size !== was.size || now.mtimeMs !== was.mtimeMs || now.ino !== was.ino || now.dev !== was.dev;
+  } catch {
+    return true;
+  }
 }
 
 export interface RawRow {
@@ -152,6 +176,7 @@ export async function openInput(path: string): Promise<InputLayout> {
     header,
     columns: found as Columns,
     extras,
+    fingerprint: fingerprintOf(info),
   };
 }
 
@@ -179,10 +204,12 @@ export function detectDelimiter(text: string): Delimiter {
   return counts[best] > 0 ? best : ',';
 }
 
-async function* decoded(path: string, encoding: Encoding): AsyncGenerator<string> {
+async function* decoded(path: string, encoding: Encoding, size?: number): AsyncGenerator<string> {
   const decoder = new TextDecoder(encoding, { fatal: true });
   let line = 1;
-  for await (const chunk of createReadStream(path, { highWaterMark: 16 * 1024 })) {
+  // Only the bytes that were checked: rows appended later are never read.
+  const range = size === undefined ? {} : { end: Math.max(0, size - 1) };
+  for await (const chunk of createReadStream(path, { highWaterMark: 16 * 1024, ...range })) {
     let text: string;
     try {
       text = decoder.decode(chunk as Buffer, { stream: true });
@@ -213,7 +240,7 @@ interface ParsedRecord {
   readonly fields: string[];
 }
 
-async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimiter): AsyncGenerator<ParsedRecord> {
+async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimiter, size?: number): AsyncGenerator<ParsedRecord> {
   const parser = parse({
     delimiter,
     relax_column_count: true,
@@ -223,7 +250,7 @@ async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimi
     max_record_size: MAX_RECORD_BYTES,
     info: true,
   });
-  const source = Readable.from(decoded(path, encoding));
+  const source = Readable.from(decoded(path, encoding, size));
   const piping = pipeline(source, parser).catch(() => undefined);
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number; raw?: string } }>) {
@@ -259,7 +286,7 @@ function asInputError(error: unknown, path: string): unknown {
 export async function* readRows(layout: InputLayout): AsyncGenerator<RawRow> {
   let row = 0;
   let first = true;
-  for await (const record of parseRecords(layout.path, layout.encoding, layout.delimiter)) {
+  for await (const record of parseRecords(layout.path, layout.encoding, layout.delimiter, layout.fingerprint.size)) {
     if (first) {
       first = false;
       continue;

@@ -5,7 +5,8 @@
  * sent. The second streams the rows again, now final, to the engine.
  */
 import { ConflictIndex } from './conflicts.js';
-import { openInput, readRows, type InputLayout } from './reader.js';
+import { UsageError } from '../errors.js';
+import { inputChanged, openInput, readRows, type InputLayout } from './reader.js';
 import { InputError } from './input-error.js';
 import { checkRow, userKey, type CheckedRow } from './validate.js';
 
@@ -72,16 +73,38 @@ export async function scanInput(path: string, keepProblems = 20): Promise<Scan> 
     }
   }
   if (rows === 0) throw new InputError(path, undefined, 'has a header but no data rows: add one row per token (userID,serialNumber)');
+  if (await inputChanged(layout)) throw new InputError(path, undefined, CHANGED);
   return { layout, lines, rows, invalid: invalid + conflicts.invalidRows, firstProblems, conflicts };
+}
+
+const CHANGED = 'changed while it was being checked (written to, or replaced): run again once the file is final';
+
+/**
+ * Before anything is sent: the file must still be the one the first pass checked (--strict,
+ * conflicts and the counts were judged on it). Exit 2, nothing sent.
+ */
+export async function checkUnchanged(scan: Pick<Scan, 'layout'>): Promise<void> {
+  if (await inputChanged(scan.layout)) {
+    throw new UsageError(`${scan.layout.path}: changed since it was checked (written to, or replaced), so nothing was sent: run again once the file is final`);
+  }
 }
 
 export function describeProblem(row: CheckedRow): string {
   return `row ${row.row} (line ${row.line}): ${row.problem?.code}: ${row.problem?.message}`;
 }
 
-/** The rows with every problem known, conflicts included, in file order. */
-export async function* finalRows(scan: Pick<Scan, 'layout' | 'conflicts' | 'lines'>): AsyncGenerator<CheckedRow> {
+/**
+ * The rows with every problem known, conflicts included, in file order: only the bytes the
+ * first pass checked. Every 1,000 rows the file is looked at again; `onChanged` hears of an
+ * edit (the rows read from then on may not be what was checked) and no more rows are given.
+ */
+export async function* finalRows(scan: Pick<Scan, 'layout' | 'conflicts' | 'lines'>, onChanged?: () => void): AsyncGenerator<CheckedRow> {
+  let count = 0;
   for await (const raw of readRows(scan.layout)) {
+    if (onChanged && ++count % 1000 === 0 && (await inputChanged(scan.layout))) {
+      onChanged();
+      return;
+    }
     const row = checkRow(scan.layout, raw);
     if (row.problem || !row.user) {
       yield row;

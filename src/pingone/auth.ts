@@ -21,8 +21,14 @@ export interface TokenProviderOptions {
   readonly stats: RequestStats;
   readonly timeoutMs: number;
   readonly now?: () => number;
-  readonly sleep?: (ms: number) => Promise<void>;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly events?: Partial<TokenEvents>;
+  /**
+   * The run's stop: ends the wait for a turn, the token request itself (a token is not worth
+   * the drain period: nothing is created by it) and the sleep between attempts; the fetch then
+   * rejects with the stop's reason.
+   */
+  readonly stopping?: AbortSignal;
   /** Refresh this long before expiry so that no request carries a token that dies in flight. */
   readonly marginMs?: number;
   readonly maxAttempts?: number;
@@ -39,11 +45,16 @@ export class TokenProvider {
   private held?: Held;
   private pending?: Promise<string>;
   private readonly now: () => number;
-  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 
   constructor(private readonly options: TokenProviderOptions) {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  private stopReason(): unknown {
+    const reason: unknown = this.options.stopping?.reason;
+    return reason ?? new RequestAborted(false);
   }
 
   /** A token valid for at least the margin. */
@@ -88,13 +99,21 @@ export class TokenProvider {
     const url = `${c.authUrl}/${encodeURIComponent(c.environmentId)}/as/token`;
     const maxAttempts = this.options.maxAttempts ?? 5;
 
+    const stopping = this.options.stopping;
     for (let attempt = 1; ; attempt++) {
-      const sentAt = await gate.acquire();
+      if (stopping?.aborted) throw this.stopReason();
+      let sentAt: number;
+      try {
+        sentAt = await gate.acquire(stopping);
+      } catch (error) {
+        if (stopping?.aborted) throw this.stopReason();
+        throw error;
+      }
       stats.total++;
       stats.token++;
       let failure: ApiError;
       try {
-        const answer = await transport({ method: 'POST', url, headers, body: form.toString(), timeoutMs, onWritten: () => gate.sent?.(sentAt) });
+        const answer = await transport({ method: 'POST', url, headers, body: form.toString(), timeoutMs, signal: stopping, startSignal: stopping, onWritten: () => gate.sent?.(sentAt) });
         const body = answer.body as Record<string, unknown> | undefined;
         if (answer.status === 200 && body && typeof body['access_token'] === 'string') {
           gate.answered();
@@ -110,7 +129,7 @@ export class TokenProvider {
           gate.rateLimited(answer.retryAfterMs, sentAt);
         } else gate.answered();
       } catch (error) {
-        if (error instanceof RequestAborted) throw error;
+        if (error instanceof RequestAborted) throw stopping?.aborted ? this.stopReason() : error;
         failure = error as ApiError;
       }
       const stop = tokenStop(failure, c);
@@ -120,7 +139,12 @@ export class TokenProvider {
       }
       const delayMs = failure.retryAfterMs ?? Math.min(30_000, 1000 * 2 ** (attempt - 1));
       this.options.events?.retrying?.(attempt, failure.message, delayMs);
-      await this.sleep(delayMs);
+      try {
+        await this.sleep(delayMs, stopping);
+      } catch (error) {
+        if (stopping?.aborted) throw this.stopReason();
+        throw error;
+      }
     }
   }
 }

@@ -4,8 +4,9 @@
  */
 import { constants } from 'node:fs';
 import { access, mkdir, open, type FileHandle } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { createHash } from 'node:crypto';
+import { basename, dirname, extname, join } from 'node:path';
+import { StopError, UsageError } from '../errors.js';
 
 export interface ReportPaths {
   readonly runId: string;
@@ -24,9 +25,22 @@ export function runIdFor(date: Date): string {
  * (`<name>.<runId>.results.csv`, or a verify/rollback one), the name of its input.
  */
 export function stem(inputPath: string): string {
+  const bare = bareName(inputPath);
+  // Letters and digits of any script stay (東京, Zürich); anything else becomes "_", and then
+  // a short digest of the real name keeps "shipment (1)" apart from "shipment__1_".
+  const safe = bare.replace(/[^\p{L}\p{N}._-]/gu, '_');
+  return safe === bare ? safe : `${safe}-${createHash('sha256').update(bare).digest('hex').slice(0, 6)}`;
+}
+
+/** The name earlier releases gave the shipment (ASCII only), to find their journals. */
+export function legacyStem(inputPath: string): string {
+  return bareName(inputPath).replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+function bareName(inputPath: string): string {
   const base = basename(inputPath);
   const bare = base.slice(0, base.length - extname(base).length) || base;
-  return bare.replace(/(\.(verify|rollback))?\.\d{8}T\d{6}Z(_\d+)?\.results$/, '').replace(/[^A-Za-z0-9._-]/g, '_');
+  return bare.replace(/(\.(verify|rollback))?\.\d{8}T\d{6}Z(_\d+)?\.results$/, '');
 }
 
 export async function prepareOutDir(outDir: string): Promise<void> {
@@ -60,7 +74,43 @@ export async function reportPaths(outDir: string, inputPath: string, command: st
 
 /** Creates (or truncates) a report file that only its owner can read. */
 export async function openPrivate(path: string, flags = 'w'): Promise<FileHandle> {
-  const handle = await open(path, flags, 0o600);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, flags, 0o600);
+  } catch (error) {
+    throw new UsageError(`cannot create ${path}: ${describeWriteError(error)}: ${WRITE_FIX}`);
+  }
   await handle.chmod(0o600);
   return handle;
+}
+
+const WRITE_FIX = 'free space there (or fix the disk), or choose another --out-dir, then run again';
+
+/** Writes all of `bytes`, continuing after short writes. */
+export async function writeFully(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let offset = 0; offset < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, offset, bytes.length - offset);
+    if (bytesWritten <= 0) throw Object.assign(new Error('the write wrote nothing'), { code: 'EIO' });
+    offset += bytesWritten;
+  }
+}
+
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'the file system is read-only',
+  EIO: 'an I/O error',
+  EFBIG: 'the file is too large for the file system',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+};
+
+export function describeWriteError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code ? `${WRITE_ERRORS[code] ?? 'write failed'} (${code})` : 'write failed';
+}
+
+/** A report, log or journal that cannot be written: the run stops (exit 3), saying which and why. */
+export function writeFault(path: string, error: unknown): StopError {
+  return new StopError('WRITE_FAILED', `cannot write ${path}: ${describeWriteError(error)} under ${dirname(path)}; ${WRITE_FIX} (the journal stays readable: the rerun resumes)`);
 }

@@ -5,6 +5,7 @@
  */
 import pino, { type Logger } from 'pino';
 import { openPrivate } from './files.js';
+import { LineFile } from './line-file.js';
 import type { LogLevel } from '../config.js';
 
 /**
@@ -33,13 +34,16 @@ export const REDACT_PATHS = [
 
 export interface RunLog {
   readonly logger: Logger;
+  /** Bytes logged and not yet written: a fast producer waits (flush) above a bound. */
+  readonly backlog: number;
+  flush(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function openRunLog(path: string, level: LogLevel, base: Record<string, unknown>): Promise<RunLog> {
+/** `onFault`: the log cannot be written (a full disk …); lines after it are dropped. */
+export async function openRunLog(path: string, level: LogLevel, base: Record<string, unknown>, onFault: (error: unknown) => void = () => undefined): Promise<RunLog> {
   const handle = await openPrivate(path);
-  const fd = handle.fd;
-  const destination = pino.destination({ dest: fd, sync: false, minLength: 0 });
+  const destination = new LineFile(handle, onFault);
   const logger = pino(
     {
       level,
@@ -53,17 +57,11 @@ export async function openRunLog(path: string, level: LogLevel, base: Record<str
   );
   return {
     logger,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        destination.flush((error) => {
-          void error;
-          resolve();
-        });
-      });
-      destination.flushSync?.();
-      await handle.sync().catch(() => undefined);
-      await handle.close().catch(() => undefined);
+    get backlog() {
+      return destination.backlog;
     },
+    flush: () => destination.flush(),
+    close: () => destination.close(),
   };
 }
 

@@ -7,42 +7,47 @@ import { stringify, type Stringifier } from 'csv-stringify';
 import { RESULT_COLUMNS } from '../input/reader.js';
 import { safeCell } from './csv-safe.js';
 import { openPrivate } from './files.js';
+import { LineFile } from './line-file.js';
 import type { RowResult } from './outcome.js';
+
+/** Queued bytes above which a writer waits for the disk (back-pressure). */
+const BACKLOG_BYTES = 1 << 20;
 
 export class ResultsWriter {
   private constructor(
     private readonly csv: Stringifier,
-    private readonly done: Promise<void>,
+    private readonly file: LineFile,
   ) {}
 
-  static async open(path: string, extraColumns: readonly string[], columns: readonly string[] = RESULT_COLUMNS): Promise<ResultsWriter> {
+  /** `onFault`: the file cannot be written (a full disk …); rows after it are dropped. */
+  static async open(path: string, extraColumns: readonly string[], columns: readonly string[] = RESULT_COLUMNS, onFault: (error: unknown) => void = () => undefined): Promise<ResultsWriter> {
     const handle = await openPrivate(path);
+    const file = new LineFile(handle, onFault);
     const csv = stringify({ header: true, columns: [...columns, ...extraColumns].map(safeCell), record_delimiter: 'unix' });
-    const out = handle.createWriteStream();
-    csv.pipe(out);
-    const done = new Promise<void>((resolve, reject) => {
-      out.on('close', resolve);
-      out.on('error', reject);
-      csv.on('error', reject);
-    });
-    return new ResultsWriter(csv, done);
+    csv.on('data', (chunk: Buffer | string) => file.write(String(chunk)));
+    return new ResultsWriter(csv, file);
   }
 
-  /** Writes one row; resolves when the stream can take more (back-pressure). */
+  /** Writes one row; waits while the disk is behind. */
   async write(result: RowResult): Promise<void> {
-    const ok = this.csv.write(toCells(result));
-    if (!ok) await new Promise<void>((resolve) => this.csv.once('drain', resolve));
+    this.csv.write(toCells(result));
+    if (this.file.backlog > BACKLOG_BYTES) await this.file.flush();
   }
 
   /** Writes a row of arbitrary cells, in column order (verify and rollback results). */
   async writeCells(cells: readonly unknown[]): Promise<void> {
-    const ok = this.csv.write(cells.map(safeCell));
-    if (!ok) await new Promise<void>((resolve) => this.csv.once('drain', resolve));
+    this.csv.write(cells.map(safeCell));
+    if (this.file.backlog > BACKLOG_BYTES) await this.file.flush();
   }
 
+  /** Resolves once the file is written (or its fault reported) and closed; never hangs. */
   async close(): Promise<void> {
-    this.csv.end();
-    await this.done;
+    await new Promise<void>((resolve) => {
+      this.csv.once('end', resolve);
+      this.csv.end();
+      this.csv.resume();
+    });
+    await this.file.close();
   }
 }
 

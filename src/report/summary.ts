@@ -104,13 +104,16 @@ export interface HumanSummaryInput {
   readonly notes?: readonly string[];
   /** What to do next, or nothing when nothing is left to do. */
   readonly next?: string;
+  /** When it ended (default: now). */
+  readonly at?: Date;
 }
 
 export function humanSummary(s: HumanSummaryInput): string {
   const lines: string[] = [];
   const seconds = (s.durationMs / 1000).toFixed(1);
   const state = s.stopped ? `STOPPED (${s.stopped.code})` : s.dryRun ? 'dry run finished' : 'finished';
-  lines.push(`${s.title}: ${state} in ${seconds}s`);
+  // The time first: in a log that cron appends to, each run's lines are found and dated.
+  lines.push(`${(s.at ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z')} ${s.title}: ${state} in ${seconds}s`);
   lines.push(`  rows ${s.tally.rows}: ${s.tally.line()}${s.tally.finishedEarlier ? ` (${s.tally.finishedEarlier} finished by an earlier run)` : ''}`);
   lines.push(`  requests ${s.requests.total} · retries ${s.requests.retries} · rate-limited ${s.requests.rateLimited}`);
   const problems = s.tally.problems();

@@ -57,6 +57,10 @@ export interface SandboxOptions {
   readonly recordArrivals?: boolean;
   /** How far this PingOne's clock is off ours, in ms (negative: behind): shows in createdAt. */
   readonly clockSkewMs?: number;
+  /** The token endpoint takes requests and never answers (a hung identity provider). */
+  readonly hangToken?: boolean;
+  /** The Retry-After value sent with a 429 (default: the seconds until the window frees). */
+  readonly retryAfter?: string;
 }
 
 export interface SandboxDevice {
@@ -213,8 +217,12 @@ export class PingOneSandbox {
       this.stats.strayPaths.push(`${req.method} ${url.pathname}`);
       return this.answer(res, 404, pingError('NOT_FOUND', 'The requested resource was not found.'));
     }
+    if (route.kind === 'token' && this.options.hangToken) {
+      this.count('byStatus', 'hung');
+      return;
+    }
     if (!this.admit(arrived)) {
-      res.setHeader('retry-after', String(this.retryAfterS(arrived)));
+      res.setHeader('retry-after', this.options.retryAfter ?? String(this.retryAfterS(arrived)));
       return this.answer(res, 429, pingError('REQUEST_LIMITED', 'The request was rate limited.', [{ code: 'LIMIT_EXCEEDED', message: 'Too many requests.' }]));
     }
     if (route.kind === 'token') return this.token(req, res, route, body);

@@ -1,0 +1,70 @@
+/**
+ * The README's install steps and its cron line, run as written, in a fresh clone: `git clone`,
+ * `npm ci` (which builds the CLI), then the crontab's command line with cron's environment,
+ * against the sandbox. The runbook cannot drift from what works.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { useSandbox } from '../support/sandbox.js';
+import { shipment, tempDir } from '../support/cli.js';
+
+const box = useSandbox('all');
+const readme = readFileSync('README.md', 'utf8');
+
+function sh(command: string, env: Record<string, string>, cwd?: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn('sh', ['-c', command], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += String(d)));
+    child.stderr.on('data', (d) => (out += String(d)));
+    child.once('exit', (code) => resolvePromise({ code, out }));
+  });
+}
+
+test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shipment as cron would', async () => {
+  const dir = tempDir();
+  const clone = join(dir, 'oath-bulk');
+  execFileSync('git', ['clone', '--quiet', resolve('.'), clone]);
+  const home = process.env['HOME'] ?? dir;
+  const install = /```sh\n# install\n([\s\S]*?)```/.exec(readme)?.[1]?.trim();
+  expect(install).toBeDefined();
+  const installed = await sh(install!.replace(/\/opt\/oath-bulk/g, clone), { PATH: process.env['PATH'] ?? '', HOME: home }, dir);
+  expect({ code: installed.code, out: installed.code === 0 ? '' : installed.out }).toEqual({ code: 0, out: '' });
+  expect(statSync(join(clone, 'dist/bin.js')).mode & 0o111).not.toBe(0);
+
+  // The crontab as the README gives it: its PATH line, then the job's line without the schedule.
+  const crontab = /```cron\n([\s\S]*?)```/.exec(readme)![1]!.split('\n');
+  const pathLine = crontab.find((l) => l.startsWith('PATH='));
+  const jobLine = crontab.find((l) => /^[\d*]/.test(l))!;
+  const command = jobLine.split(/\s+/).slice(5).join(' ');
+  const work = join(dir, 'work');
+  const envFile = join(dir, 'pingone.env');
+  writeFileSync(envFile, box.sandbox.envLines().join('\n') + '\n', { mode: 0o600 });
+  const { path } = shipment(dir, 5, 'shipment.csv');
+  const log = join(dir, 'oath-bulk.log');
+  const line = command
+    .replace(/\/opt\/oath-bulk/g, clone)
+    .replace(/\/srv\/tokens\/shipment\.csv/g, path)
+    .replace(/\/etc\/oath-bulk\/pingone\.env/g, envFile)
+    .replace(/\/var\/lib\/oath-bulk/g, work)
+    .replace(/\/var\/log\/oath-bulk\.log/g, log);
+  // cron's environment: its own PATH (or the crontab's), a HOME and a shell, nothing else.
+  const cronEnv = { PATH: pathLine ? pathLine.slice(5) : '/usr/bin:/bin', HOME: home, SHELL: '/bin/sh' };
+  const first = await sh(line, cronEnv, '/');
+  expect(first.code).toBe(0);
+  expect(first.out).toBe(''); // all went to the log: cron mails nothing on success
+  const logged = readFileSync(log, 'utf8');
+  expect(logged).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z oath-bulk run /m);
+  expect(logged).toMatch(/CREATED 5/);
+  const results = parse(readFileSync(join(work, execFileSync('ls', [work], { encoding: 'utf8' }).split('\n').find((f) => f.endsWith('.results.csv'))!), 'utf8'), { columns: true }) as Array<Record<string, string>>;
+  expect(results.map((r) => r['outcome'])).toEqual(Array(5).fill('CREATED'));
+
+  // A run with failed rows is not silent: the crontab line prints (cron mails) the exit code.
+  const bad = join(dir, 'bad.csv');
+  writeFileSync(bad, 'userID,serialNumber\n00000000-0000-4000-8000-000000000001,ZZ1\n');
+  const failing = await sh(line.replace(path, bad), cronEnv, '/');
+  expect(failing.out).toMatch(/exit 1/);
+  expect(existsSync(join(work, 'bad.journal.jsonl'))).toBe(true);
+}, 240_000);

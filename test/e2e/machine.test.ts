@@ -1,0 +1,218 @@
+/**
+ * A process that survives its machine: a full disk, a hung token endpoint, an SSH session
+ * that drops, cron jobs that start together, a latency spike, a file edited mid-run, odd
+ * file names. The built CLI against the sandbox over loopback, as cron runs it.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { useSandbox } from '../support/sandbox.js';
+import { exited, runCli, sandboxEnv, shipment, startCli, tempDir, type ResultRow } from '../support/cli.js';
+
+const box = useSandbox();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const csv = (path: string): ResultRow[] => parse(readFileSync(path, 'utf8'), { columns: true }) as ResultRow[];
+const files = (dir: string, suffix: string) => readdirSync(dir).filter((f) => f.endsWith(suffix));
+
+test('a full disk under --out-dir stops the run promptly: exit 3, the file and the reason on stderr, the lock released, the journal readable', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'small');
+  mkdirSync(out);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=160k,mode=0700', 'tmpfs', out]);
+  try {
+    const { path } = shipment(dir, 1500);
+    const env = sandboxEnv(box.sandbox);
+    const started = Date.now();
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolvePromise) => {
+      const child = startCli(['run', path, '--out-dir', out, '--rate', '1000', '--concurrency', '8'], env);
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += String(d)));
+      const killer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.once('exit', (code) => {
+        clearTimeout(killer);
+        resolvePromise({ code, stderr });
+      });
+    });
+    expect(result.code).toBe(3);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(result.stderr).toMatch(/no space left on device/);
+    expect(result.stderr).toContain(out);
+    expect(result.stderr).not.toMatch(/internal error|at .*\.js:\d+/);
+    expect(files(out, '.lock')).toEqual([]);
+    // Free the space the reports took: the journal reads back, and a rerun finishes the job.
+    for (const f of readdirSync(out)) if (!f.endsWith('.journal.jsonl')) rmSync(join(out, f));
+    const rerun = await runCli(['run', path, '--out-dir', out, '--rate', '1000', '--quiet', '--log-level', 'silent'], env);
+    expect(rerun.stderr).not.toMatch(/journal .*(damaged|not a journal record)/);
+    expect(box.sandbox.allDevices().length).toBeLessThanOrEqual(1500);
+    const serials = box.sandbox.allDevices().map((d) => d.serialNumber);
+    expect(new Set(serials).size).toBe(serials.length);
+  } finally {
+    execFileSync('umount', ['-l', out]);
+  }
+}, 120_000);
+
+test('SIGTERM while the token endpoint never answers: exit 3 within 5 s, and no token request after the signal', async () => {
+  box.sandbox.configure({ hangToken: true });
+  const dir = tempDir();
+  const { path } = shipment(dir, 10);
+  const child = startCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
+  const done = exited(child);
+  await sleep(1000);
+  const before = box.sandbox.stats.byKind['token'] ?? 0;
+  expect(before).toBeGreaterThanOrEqual(1);
+  const signalled = Date.now();
+  child.kill('SIGTERM');
+  const { code } = await done;
+  expect(code).toBe(3);
+  expect(Date.now() - signalled).toBeLessThan(5_500);
+  expect(box.sandbox.stats.byKind['token'] ?? 0).toBe(before);
+  expect(csv(join(dir, files(dir, '.results.csv')[0]!)).every((r) => r['outcome'] === 'NOT_ATTEMPTED')).toBe(true);
+}, 30_000);
+
+test('SIGHUP (an SSH session dropping) is a stop like SIGTERM: exit 3, complete results, a summary, no lock left', async () => {
+  box.sandbox.configure({ latencyMs: 50 });
+  const dir = tempDir();
+  const { path } = shipment(dir, 200);
+  const child = startCli(['run', path, '--out-dir', dir, '--rate', '30'], sandboxEnv(box.sandbox));
+  const done = exited(child);
+  while (box.sandbox.stats.createsReceived < 10) await sleep(20);
+  child.kill('SIGHUP');
+  const { code, signal } = await done;
+  expect(signal).toBeNull();
+  expect(code).toBe(3);
+  expect(csv(join(dir, files(dir, '.results.csv')[0]!))).toHaveLength(200);
+  expect(files(dir, '.summary.json')).toHaveLength(1);
+  expect(files(dir, '.lock')).toEqual([]);
+}, 30_000);
+
+test('three processes starting at the same instant: exactly one holds the lock, in every one of ten trials', async () => {
+  const dir = tempDir();
+  const lockModule = resolve('dist/engine/lock.js');
+  const script = `
+    const { acquireLock } = await import(${JSON.stringify(lockModule)});
+    const at = Number(process.argv[1]);
+    while (Date.now() < at) {}
+    try { const lock = await acquireLock(process.argv[2]); process.stdout.write('held'); await new Promise((r) => setTimeout(r, 400)); await lock.release(); }
+    catch (e) { process.stdout.write('refused'); }`;
+  const holders: number[] = [];
+  for (let trial = 0; trial < 10; trial++) {
+    const path = join(dir, `race-${trial}.lock`);
+    const at = Date.now() + 700;
+    const runs = Array.from({ length: 3 }, () =>
+      new Promise<string>((resolvePromise) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, String(at), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += String(d)));
+        child.once('exit', () => resolvePromise(out));
+      }),
+    );
+    const outs = await Promise.all(runs);
+    holders.push(outs.filter((o) => o === 'held').length);
+  }
+  expect(holders).toEqual(Array(10).fill(1));
+}, 60_000);
+
+test('--rate holds at the server through a latency spike: no one-second window above the cap', async () => {
+  const dir = tempDir();
+  const { path } = shipment(dir, 220);
+  const from = box.sandbox.arrivals.length;
+  const child = startCli(['run', path, '--out-dir', dir, '--rate', '20', '--concurrency', '8'], sandboxEnv(box.sandbox));
+  const done = exited(child);
+  await sleep(3000);
+  box.sandbox.configure({ latencyMs: 3000 });
+  await sleep(3000);
+  box.sandbox.configure({ latencyMs: 0 });
+  expect((await done).code).toBe(0);
+  expect(box.sandbox.maxInWindow(1000, from)).toBeLessThanOrEqual(20);
+}, 60_000);
+
+test('rows appended to the input after it was checked are never sent: exit 2 before any create', async () => {
+  box.sandbox.configure({ latencyMs: 600 });
+  const dir = tempDir();
+  const { path } = shipment(dir, 10_000);
+  const child = startCli(['run', path, '--out-dir', dir, '--strict', '--rate', '200'], sandboxEnv(box.sandbox));
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += String(d)));
+  const done = exited(child);
+  const lock = join(dir, 'shipment.journal.jsonl.lock');
+  while (!existsSync(lock)) await sleep(5);
+  appendFileSync(path, 'not-a-uuid,BAD1\n00000000-0000-4000-8000-000000000001,EXTRA1\n');
+  expect((await done).code).toBe(2);
+  expect(stderr).toMatch(/changed since it was checked/);
+  expect(box.sandbox.stats.createsReceived).toBe(0);
+}, 60_000);
+
+test('shipments whose names differ only in characters a file name may not keep get their own journal and reports', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  const env = sandboxEnv(box.sandbox);
+  const names = ['東京.csv', '大阪.csv', 'shipment (1).csv', 'shipment__1_.csv'];
+  for (const [i, name] of names.entries()) {
+    shipment(dir, 2, name, `N${i}X`);
+    expect((await runCli(['run', join(dir, name), '--out-dir', out], env)).code).toBe(0);
+  }
+  expect(files(out, '.journal.jsonl')).toHaveLength(4);
+  expect(files(out, '.results.csv')).toHaveLength(4);
+  expect(files(out, '.journal.jsonl').some((f) => f.startsWith('東京'))).toBe(true);
+  expect(box.sandbox.allDevices()).toHaveLength(8);
+});
+
+test('an env file: a malformed line names file, line and key but never echoes the value; loose permissions draw a chmod warning; a bad region names the file', async () => {
+  const dir = tempDir();
+  const { path } = shipment(dir, 1);
+  const bare = { PATH: process.env['PATH'] ?? '' };
+  const envFile = join(dir, 'p.env');
+  writeFileSync(envFile, box.sandbox.envLines().join('\n').replace(/PINGONE_CLIENT_SECRET=/, 'PINGONE_CLIENT_SECRET: ') + '\n', { mode: 0o600 });
+  const bad = await runCli(['run', path, '--env-file', envFile, '--out-dir', dir], bare);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain(envFile);
+  expect(bad.stderr).toMatch(/line 3/);
+  expect(bad.stderr).toMatch(/PINGONE_CLIENT_SECRET/);
+  expect(bad.stderr).not.toContain(box.sandbox.clientSecret);
+  expect(bad.stderr).not.toContain(box.sandbox.clientSecret.slice(0, 8));
+
+  writeFileSync(envFile, box.sandbox.envLines().join('\n') + '\n', { mode: 0o644 });
+  execFileSync('chmod', ['644', envFile]);
+  const loose = await runCli(['run', path, '--env-file', envFile, '--out-dir', dir], bare);
+  expect(loose.code).toBe(0);
+  expect(loose.stderr).toContain(`chmod 600 ${envFile}`);
+
+  writeFileSync(envFile, [...box.sandbox.envLines().filter((l) => !l.startsWith('PINGONE_API_URL') && !l.startsWith('PINGONE_AUTH_URL')), 'PINGONE_REGION=EUR'].join('\n') + '\n', { mode: 0o600 });
+  execFileSync('chmod', ['600', envFile]);
+  const region = await runCli(['run', path, '--env-file', envFile, '--out-dir', dir], bare);
+  expect(region.code).toBe(2);
+  expect(region.stderr).toMatch(/PINGONE_REGION/);
+  expect(region.stderr).toContain(envFile);
+});
+
+test('Ctrl-C at rollback\'s question ends it with nothing deleted, said plainly, exit 2', async () => {
+  const dir = tempDir();
+  const { path } = shipment(dir, 3);
+  const env = sandboxEnv(box.sandbox);
+  expect((await runCli(['run', path, '--out-dir', dir], env)).code).toBe(0);
+  const results = join(dir, files(dir, '.results.csv')[0]!);
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, '--', resolve('dist/bin.js'), 'rollback', results, '--out-dir', dir].map(quote).join(' ');
+  // `script` gives the CLI a real terminal, as at a console; \x03 is the Ctrl-C key.
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += String(d)));
+  const done = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  while (!out.includes('Type "yes"')) await sleep(20);
+  child.stdin.write('\x03');
+  const code = await done;
+  expect(code).toBe(2);
+  expect(out).toMatch(/nothing was deleted/);
+  expect(out).not.toMatch(/internal error|Aborted with Ctrl\+C/);
+  expect(box.sandbox.allDevices()).toHaveLength(3);
+}, 30_000);
+
+test('the --dry-run example in `run --help` keeps --dry-run on its first line at any width', async () => {
+  for (const columns of [60, 80, 100, 120]) {
+    const help = execFileSync(process.execPath, ['--', resolve('dist/bin.js'), 'run', '--help'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', COLUMNS: String(columns) } });
+    // The example's first line, the one a reader copies.
+    const example = help.split('\n').find((l) => l.includes('check the file'))!;
+    expect(example.trim()).toMatch(/^oath-bulk run --dry-run /);
+  }
+});
