@@ -20,7 +20,10 @@ const REPORTS = 'Reports:';
 
 function connectionOptions(y: Argv): Argv {
   return y
-    .option('env-file', { type: 'string', group: CONNECTION, describe: 'read KEY=value lines (PINGONE_…) from this file' })
+    // --settings, not --env-file: Node 20 takes --env-file for itself on any `node script …`
+    // command line, npx's own included, and exits with "node: <file>: not found" before
+    // oath-bulk runs. --env-file stays accepted where Node lets it through.
+    .option('settings', { type: 'string', alias: 'env-file', group: CONNECTION, describe: 'read KEY=value lines (PINGONE_…) from this file (also --env-file)' })
     .option('environment-id', { type: 'string', group: CONNECTION, describe: 'PingOne environment id [PINGONE_ENVIRONMENT_ID]' })
     .option('client-id', { type: 'string', group: CONNECTION, describe: 'worker app client id [PINGONE_CLIENT_ID]' })
     .option('client-secret-file', { type: 'string', group: CONNECTION, describe: 'file holding the worker app client secret [PINGONE_CLIENT_SECRET]' })

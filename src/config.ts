@@ -1,7 +1,7 @@
 /**
- * Flags + environment + --env-file -> one validated, immutable configuration.
+ * Flags + environment + --settings (--env-file) -> one validated, immutable configuration.
  * Every problem is collected and reported at once, before any network call (exit 2).
- * Precedence: flag > --env-file > process environment.
+ * Precedence: flag > --settings file > process environment.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { UsageError } from './errors.js';
@@ -64,7 +64,7 @@ export function parseEnvFile(text: string, file: string): { values: Record<strin
       // Never echo the line: it may be a secret with a typo in it.
       const key = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)/.exec(line)?.[1];
       problems.push(
-        `--env-file: ${file} line ${index + 1}${key ? ` (${key})` : ''}: expected KEY=value with "=" right after the name; the line is not shown, as it may hold a secret`,
+        `--settings: ${file} line ${index + 1}${key ? ` (${key})` : ''}: expected KEY=value with "=" right after the name; the line is not shown, as it may hold a secret`,
       );
       return;
     }
@@ -93,15 +93,15 @@ class Collector {
   }
 }
 
-/** Loads --env-file (if any) and merges it over the process environment. */
+/** Loads --settings (if any) and merges it over the process environment. */
 export function environmentFrom(raw: RawOptions, sources: ConfigSources): Record<string, string | undefined> {
-  const envFile = raw['env-file'];
+  const envFile = raw['settings'] ?? raw['env-file'];
   if (envFile === undefined) return { ...sources.env };
   let text: string;
   try {
     text = readFileSync(String(envFile), 'utf8');
   } catch (error) {
-    throw new UsageError(`--env-file: cannot read ${describe(envFile)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+    throw new UsageError(`--settings: cannot read ${describe(envFile)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
   }
   const { values, problems } = parseEnvFile(text, String(envFile));
   if (problems.length > 0) throw new UsageError(problems.join('\n'), problems);
@@ -117,7 +117,7 @@ export function environmentFrom(raw: RawOptions, sources: ConfigSources): Record
   return merged;
 }
 
-/** Where each value of an environment came from (an --env-file line), for messages. */
+/** Where each value of an environment came from (a --settings file line), for messages. */
 const ORIGINS = new WeakMap<object, Map<string, string>>();
 
 /** A file holding the client secret that others on the machine may read: say how to close it. */

@@ -34,6 +34,11 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   expect({ code: installed.code, out: installed.code === 0 ? '' : installed.out }).toEqual({ code: 0, out: '' });
   expect(statSync(join(clone, 'dist/bin.js')).mode & 0o111).not.toBe(0);
 
+  // npx from the checkout, with the settings flag: oath-bulk answers, not Node's own option parser.
+  const npx = await sh('npx --no-install oath-bulk run missing.csv --settings missing.env', { PATH: process.env['PATH'] ?? '', HOME: home }, clone);
+  expect(npx.out).toMatch(/^oath-bulk: --settings: cannot read "missing.env"/m);
+  expect(npx.code).toBe(2);
+
   // The crontab as the README gives it: its PATH line, then the job's line without the schedule.
   const crontab = /```cron\n([\s\S]*?)```/.exec(readme)![1]!.split('\n');
   const pathLine = crontab.find((l) => l.startsWith('PATH='));

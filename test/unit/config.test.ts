@@ -96,6 +96,10 @@ describe('configuration', () => {
   });
 
   test('env files: malformed lines are named', () => {
-    expect(parseEnvFile('A=1\nnot a pair\n', 'x.env').problems).toEqual(['--env-file: x.env line 2: expected KEY=value, got "not a pair"']);
+    expect(parseEnvFile('A=1\nnot a pair\n', 'x.env').problems).toEqual(['--settings: x.env line 2: expected KEY=value with "=" right after the name; the line is not shown, as it may hold a secret']);
+    // A secret with a typo: the key is named, the value never shown.
+    expect(parseEnvFile('PINGONE_CLIENT_SECRET: Zx9-very-secret-value\n', 'x.env').problems).toEqual([
+      '--settings: x.env line 1 (PINGONE_CLIENT_SECRET): expected KEY=value with "=" right after the name; the line is not shown, as it may hold a secret',
+    ]);
   });
 });
