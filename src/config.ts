@@ -62,7 +62,7 @@ export function parseEnvFile(text: string, file: string): { values: Record<strin
     const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
     if (!match) {
       // Never echo the line: it may be a secret with a typo in it.
-      const key = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)/.exec(line)?.[1];
+      const key = /^(?:export\s+)?([A-Z][A-Z0-9_]*)\b/.exec(line)?.[1];
       problems.push(
         `--settings: ${file} line ${index + 1}${key ? ` (${key})` : ''}: expected KEY=value with "=" right after the name; the line is not shown, as it may hold a secret`,
       );

@@ -122,7 +122,8 @@ test('plain http to a host that is not loopback is refused: exit 2, https requir
   const { path } = shipment(dir, 1);
   const result = await runCli(['run', path, '--out-dir', dir], { ...sandboxEnv(box.sandbox), PINGONE_API_URL: 'http://api.pingone.example/v1' });
   expect(result.code).toBe(2);
-  expect(result.stderr).toBe('oath-bulk: --api-url: expected an https:// URL (plain http is allowed only on loopback hosts), got "http://api.pingone.example/v1"\n');
+  // Given in the environment: the message says where the value came from.
+  expect(result.stderr).toBe('oath-bulk: --api-url (PINGONE_API_URL in the environment): expected an https:// URL (plain http is allowed only on loopback hosts), got "http://api.pingone.example/v1"\n');
 });
 
 test('a secret on the command line is refused, with why and what to use', async () => {
