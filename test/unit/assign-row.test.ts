@@ -1,5 +1,6 @@
-import { assignRow, type AssignContext, type ResolvedRow } from '../../src/engine/assign-row.js';
-import { NullJournal, pairKey, type PairJournal } from '../../src/engine/journal.js';
+import { assignRow, type ResolvedRow } from '../../src/engine/assign-row.js';
+import { pairKey } from '../../src/engine/journal.js';
+import { assignContext } from '../support/assign-context.js';
 import { MemoryDisk } from '../support/memory-journal.js';
 import type { CallOptions, Device, DeviceApi } from '../../src/pingone/client.js';
 import { ApiError, failureFromBody } from '../../src/pingone/errors.js';
@@ -42,21 +43,7 @@ function scripted(script: Array<Error | 'ok'>, devices: Device[] = [], skewMs = 
   return api;
 }
 
-function context(api: DeviceApi, journal: PairJournal = new NullJournal(), sleeps: number[] = []): AssignContext {
-  return {
-    api,
-    journal,
-    maxAttempts: 8,
-    timeoutMs: 30_000,
-    backoff: { baseMs: 1000, capMs: 30_000 },
-    sleep: async (ms) => {
-      sleeps.push(ms);
-    },
-    stopping: new AbortController().signal,
-    hard: new AbortController().signal,
-    onSystemic: () => undefined,
-  };
-}
+const context = assignContext;
 
 describe('assigning one row', () => {
   test('a clean 201 is CREATED with the device id', async () => {

@@ -8,27 +8,17 @@
  * those; a rerun after a rollback creates them again.
  */
 import { jest } from '@jest/globals';
-import { assignRow, fromJournal, type AssignContext, type ResolvedRow } from '../../src/engine/assign-row.js';
-import { pairKey, type PairJournal } from '../../src/engine/journal.js';
+import { assignRow, fromJournal, type ResolvedRow } from '../../src/engine/assign-row.js';
+import { pairKey } from '../../src/engine/journal.js';
 import { undoRow, type RollbackContext } from '../../src/engine/rollback-row.js';
 import type { CallOptions, Device, DeviceApi } from '../../src/pingone/client.js';
 import { ApiError, failureFromBody } from '../../src/pingone/errors.js';
 import type { RowResult } from '../../src/report/outcome.js';
+import { seededRandom as random } from '../../src/sandbox/faults.js';
+import { assignContext } from '../support/assign-context.js';
 import { MemoryDisk } from '../support/memory-journal.js';
 
 class Crash extends Error {}
-
-/** Seeded, so that a failing sequence can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const USERS = ['5f8c2a4e-1b7d-4c3e-9a2f-000000000001', '5f8c2a4e-1b7d-4c3e-9a2f-000000000002', '5f8c2a4e-1b7d-4c3e-9a2f-000000000003'];
 const ROWS: ResolvedRow[] = USERS.map((u, i) => ({ row: i + 1, line: i + 2, userText: u, user: { kind: 'id', value: u }, userId: u, serialNumber: `S${i + 1}`, extras: [] }));
@@ -121,19 +111,7 @@ class ModelPingOne implements DeviceApi {
   }
 }
 
-function context(api: DeviceApi, journal: PairJournal): AssignContext {
-  return {
-    api,
-    journal,
-    maxAttempts: 8,
-    timeoutMs: 30_000,
-    backoff: { baseMs: 1, capMs: 1 },
-    sleep: async () => undefined,
-    stopping: new AbortController().signal,
-    hard: new AbortController().signal,
-    onSystemic: () => undefined,
-  };
-}
+const context = assignContext;
 
 /** One run of the three rows, as batch.ts runs them; undefined if it crashed. */
 async function run(api: ModelPingOne, disk: MemoryDisk, crash: 'kill' | 'powerCut'): Promise<RowResult[] | undefined> {
@@ -186,6 +164,7 @@ test('CREATED ⇔ this job made the device; rollback deletes only those; a rerun
   let recreated = 0;
   let crashes = 0;
   for (let seed = 1; seed <= 400; seed++) {
+    // Seeded: a failing history is replayed from its seed.
     const draw = random(seed);
     const disk = new MemoryDisk();
     const api = new ModelPingOne(draw, Math.round((draw() * 2 - 1) * 4 * 60_000), disk);
