@@ -34,7 +34,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const dryRun = raw['dry-run'] === true;
   const config = resolveCommandConfig(raw, deps);
   const { connection, engine, report } = config;
-  const scan = await scanInput(input);
+  const scan = await scanInput(input, deps.control.stopping);
   if (raw['strict'] === true && scan.invalid > 0) {
     const more = scan.invalid > 10 ? `\n  … and ${scan.invalid - 10} more: run without --strict (or with --dry-run) to see every row in the results` : '';
     throw new UsageError(

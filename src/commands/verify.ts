@@ -43,7 +43,7 @@ interface VerifyRow {
 
 export async function verifyCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const config = resolveCommandConfig(raw, deps);
-  const scan = await scanInput(input);
+  const scan = await scanInput(input, deps.control.stopping);
   await prepareOutDir(config.report.outDir);
   const ctx = await openCommand('verify', input, config, deps);
   const { logger, session, paths, startedAt } = ctx;

@@ -216,3 +216,17 @@ test('the --dry-run example in `run --help` keeps --dry-run on its first line at
     expect(example.trim()).toMatch(/^oath-bulk run --dry-run /);
   }
 });
+
+test('SIGTERM while a large file is still being checked: exit 3 within 5 s, nothing sent, no lock left', async () => {
+  const dir = tempDir();
+  const { path } = shipment(dir, 400_000);
+  const child = startCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
+  const done = exited(child);
+  await sleep(1200);
+  const signalled = Date.now();
+  child.kill('SIGTERM');
+  expect((await done).code).toBe(3);
+  expect(Date.now() - signalled).toBeLessThan(5_000);
+  expect(box.sandbox.stats.requests).toBe(0);
+  expect(files(dir, '.lock')).toEqual([]);
+}, 60_000);
