@@ -97,8 +97,23 @@ const MAGIC: Array<[Buffer, string]> = [
   [Buffer.from([0xd0, 0xcf, 0x11, 0xe0]), 'is an old Excel/Office document, not a CSV file: in Excel use Save As → "CSV UTF-8"'],
 ];
 
-/** Opens and checks the file, and reads its header. */
-export async function openInput(path: string): Promise<InputLayout> {
+/** A CSV file opened and checked: its encoding, separator and header. */
+export interface CsvFile {
+  readonly path: string;
+  readonly name: string;
+  readonly encoding: Encoding;
+  readonly delimiter: Delimiter;
+  readonly header: readonly string[];
+  readonly headerLine: number;
+  readonly fingerprint: Fingerprint;
+}
+
+/**
+ * Opens a CSV of any kind (assignments, seeds): refuses binaries by their magic bytes,
+ * detects UTF-8/UTF-16 and the separator, reads the header. `expected` says in messages what
+ * the header should be.
+ */
+export async function openCsv(path: string, expected = 'a header row "userID,serialNumber" and one row per token'): Promise<CsvFile> {
   const name = basename(path);
   let info;
   try {
@@ -109,7 +124,7 @@ export async function openInput(path: string): Promise<InputLayout> {
   }
   if (info.isDirectory()) throw new InputError(path, undefined, 'is a directory: give the path of the CSV file');
   if (!info.isFile()) throw new InputError(path, undefined, 'is not a regular file: give the path of the CSV file');
-  if (info.size === 0) throw new InputError(path, undefined, 'is empty: expected a header row "userID,serialNumber" and one row per token');
+  if (info.size === 0) throw new InputError(path, undefined, `is empty: expected ${expected}`);
 
   const head = Buffer.alloc(Math.min(SNIFF_BYTES, info.size));
   const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
@@ -129,15 +144,31 @@ export async function openInput(path: string): Promise<InputLayout> {
 
   const sniffText = decodeSniff(head, encoding, path);
   const delimiter = detectDelimiter(sniffText);
+  const fingerprint = fingerprintOf(info);
 
-  let header: string[] | undefined;
-  let headerLine = 1;
-  for await (const record of parseRecords(path, encoding, delimiter)) {
-    header = record.fields.map((f) => f.trim());
-    headerLine = record.line;
-    break;
+  for await (const record of parseRecords(path, encoding, delimiter, fingerprint.size)) {
+    return { path, name, encoding, delimiter, header: record.fields.map((f) => f.trim()), headerLine: record.line, fingerprint };
   }
-  if (!header) throw new InputError(path, undefined, 'holds only blank lines: expected a header row "userID,serialNumber"');
+  throw new InputError(path, undefined, `holds only blank lines: expected ${expected}`);
+}
+
+/** Every data record after the header of a CSV file, numbered (only the bytes that were checked). */
+export async function* readCsvRecords(file: Pick<CsvFile, 'path' | 'encoding' | 'delimiter' | 'fingerprint'>): AsyncGenerator<RawRow> {
+  let row = 0;
+  let first = true;
+  for await (const record of parseRecords(file.path, file.encoding, file.delimiter, file.fingerprint.size)) {
+    if (first) {
+      first = false;
+      continue;
+    }
+    row++;
+    yield { row, line: record.line, fields: record.fields };
+  }
+}
+
+/** Opens and checks the file, and reads its header. */
+export async function openInput(path: string): Promise<InputLayout> {
+  const { name, encoding, delimiter, header, headerLine, fingerprint } = await openCsv(path);
   const where = `line ${headerLine}`;
 
   const found: Partial<Record<keyof Columns, number>> = {};
@@ -152,7 +183,7 @@ export async function openInput(path: string): Promise<InputLayout> {
       return;
     }
     if (found[role] !== undefined) {
-      throw new InputError(path, where, `the header names the ${role} column twice (${show(header![found[role]!]!)} and ${show(cell)}): keep one`);
+      throw new InputError(path, where, `the header names the ${role} column twice (${show(header[found[role]!]!)} and ${show(cell)}): keep one`);
     }
     found[role] = index;
     // The results' userID column holds the resolved id: keep the name the row was given by.
@@ -176,7 +207,7 @@ export async function openInput(path: string): Promise<InputLayout> {
     header,
     columns: found as Columns,
     extras,
-    fingerprint: fingerprintOf(info),
+    fingerprint,
   };
 }
 
@@ -283,15 +314,6 @@ function asInputError(error: unknown, path: string): unknown {
 }
 
 /** Every data record after the header, numbered. */
-export async function* readRows(layout: InputLayout): AsyncGenerator<RawRow> {
-  let row = 0;
-  let first = true;
-  for await (const record of parseRecords(layout.path, layout.encoding, layout.delimiter, layout.fingerprint.size)) {
-    if (first) {
-      first = false;
-      continue;
-    }
-    row++;
-    yield { row, line: record.line, fields: record.fields };
-  }
+export function readRows(layout: InputLayout): AsyncGenerator<RawRow> {
+  return readCsvRecords(layout);
 }

@@ -1,0 +1,164 @@
+/**
+ * Seed CSVs (SEEDS.md "Seed CSVs in the wild"): a header row naming at least the serial and
+ * the secret; optional type, otpLength, counter, timeStep, hashAlgorithm, manufacturer, model.
+ * The Microsoft Entra layout (`upn,serial number,secret key,time interval,manufacturer,model`)
+ * is recognised from its header: base32 TOTP. The same spreadsheet hygiene as the assignment
+ * file (BOM, `;`, UTF-16, leading zeros, `E+` serials) comes from the shared CSV reader.
+ */
+import { base32 } from '@scure/base';
+import { InputError } from '../input/input-error.js';
+import { openCsv, readCsvRecords, type CsvFile, type RawRow } from '../input/reader.js';
+import { Secret } from './secret.js';
+import { checkToken, hashFromText, markDuplicates, type SeedToken, type TokenType } from './token.js';
+
+export type SecretEncoding = 'hex' | 'base32' | 'base64';
+
+/** What the file leaves out: --type, --otp-length, --time-step, --secret-encoding. */
+export interface SeedDefaults {
+  readonly type?: TokenType;
+  readonly otpLength?: number;
+  readonly timeStep?: number;
+  readonly secretEncoding?: SecretEncoding;
+}
+
+type Role = 'serial' | 'secret' | 'type' | 'otpLength' | 'counter' | 'timeStep' | 'hash' | 'manufacturer' | 'model' | 'upn';
+
+const ALIASES: Record<string, Role> = {
+  serial: 'serial',
+  serialnumber: 'serial',
+  serialno: 'serial',
+  sn: 'serial',
+  secret: 'secret',
+  secretkey: 'secret',
+  seed: 'secret',
+  key: 'secret',
+  type: 'type',
+  tokentype: 'type',
+  otplength: 'otpLength',
+  otplen: 'otpLength',
+  digits: 'otpLength',
+  counter: 'counter',
+  timestep: 'timeStep',
+  timeinterval: 'timeStep',
+  interval: 'timeStep',
+  period: 'timeStep',
+  hash: 'hash',
+  hashalgorithm: 'hash',
+  algorithm: 'hash',
+  manufacturer: 'manufacturer',
+  model: 'model',
+  upn: 'upn',
+};
+
+const ENTRA_HEADER = ['upn', 'serial number', 'secret key', 'time interval', 'manufacturer', 'model'];
+
+export interface SeedCsvLayout {
+  readonly file: CsvFile;
+  readonly columns: Partial<Record<Role, number>>;
+  /** The Microsoft Entra upload layout: base32 TOTP, one user per token (upn). */
+  readonly entra: boolean;
+}
+
+export async function openSeedCsv(path: string): Promise<SeedCsvLayout> {
+  const file = await openCsv(path, 'a header row "serialNumber,secret" and one row per token');
+  const normalised = file.header.map((h) => h.toLowerCase().replace(/[\s_.-]/g, ''));
+  const columns: Partial<Record<Role, number>> = {};
+  normalised.forEach((h, i) => {
+    const role = ALIASES[h];
+    if (role !== undefined && columns[role] === undefined) columns[role] = i;
+  });
+  const where = `line ${file.headerLine}`;
+  if (columns.serial === undefined || columns.secret === undefined) {
+    const has = file.header.map((h) => JSON.stringify(h.slice(0, 30))).join(', ');
+    throw new InputError(path, where, `no ${columns.serial === undefined ? 'serial' : 'secret'} column (the header has ${has}): name the columns serialNumber and secret (or serial, seed, secret key)`);
+  }
+  const entra = ENTRA_HEADER.every((h, i) => (file.header[i] ?? '').trim().toLowerCase() === h);
+  return { file, columns, entra };
+}
+
+/** Decodes a secret as written; undefined when it is not valid in that encoding. */
+export function decodeSecret(text: string, encoding: SecretEncoding): Buffer | undefined {
+  const t = text.trim();
+  if (encoding === 'hex') return /^(?:[0-9a-fA-F]{2})+$/.test(t) ? Buffer.from(t, 'hex') : undefined;
+  if (encoding === 'base64') {
+    const c = t.replace(/\s+/g, '');
+    return /^[A-Za-z0-9+/]+={0,2}$/.test(c) && c.length % 4 === 0 ? Buffer.from(c, 'base64') : undefined;
+  }
+  // base32: lenient about case, spaces, padding and trailing bits (Microsoft's own example has
+  // non-zero trailing bits), strict about the alphabet.
+  const c = t.toUpperCase().replace(/[\s-]/g, '').replace(/=+$/, '');
+  if (!/^[A-Z2-7]+$/.test(c)) return undefined;
+  const usable = Math.floor((c.length * 5) / 8);
+  const padded = c + 'A'.repeat((8 - (c.length % 8)) % 8);
+  try {
+    return Buffer.from(base32.decode(padded)).subarray(0, usable);
+  } catch {
+    return undefined;
+  }
+}
+
+function parseType(text: string | undefined): TokenType | undefined | 'bad' {
+  if (text === undefined || text === '') return undefined;
+  const t = text.trim().toUpperCase();
+  return t === 'HOTP' || t === 'TOTP' ? t : 'bad';
+}
+
+function parseWhole(text: string | undefined): number | undefined | 'bad' {
+  if (text === undefined || text.trim() === '') return undefined;
+  return /^\d{1,15}$/.test(text.trim()) ? Number(text.trim()) : 'bad';
+}
+
+/** Every token of the file, checked; the secrets of INVALID tokens are wiped. */
+export async function readSeedCsv(path: string, defaults: SeedDefaults = {}): Promise<{ layout: SeedCsvLayout; tokens: SeedToken[] }> {
+  const layout = await openSeedCsv(path);
+  const tokens: SeedToken[] = [];
+  for await (const raw of readCsvRecords(layout.file)) tokens.push(readRow(layout, raw, defaults));
+  if (tokens.length === 0) throw new InputError(path, undefined, 'has a header but no tokens: one row per token');
+  return { layout, tokens: markDuplicates(tokens) };
+}
+
+function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): SeedToken {
+  const { columns, entra } = layout;
+  const at = (role: Role): string | undefined => {
+    const i = columns[role];
+    return i === undefined ? undefined : (raw.fields[i] ?? '').trim();
+  };
+  const serialNumber = at('serial') ?? '';
+  const base = { index: raw.row, line: raw.line, serialNumber, manufacturer: at('manufacturer') || undefined, model: at('model') || undefined };
+  const invalid = (code: 'SECRET_INVALID' | 'TYPE_MISSING' | 'OTP_LENGTH_UNSUPPORTED' | 'TIME_STEP_UNSUPPORTED' | 'SERIAL_INVALID', message: string): SeedToken => ({ ...base, problem: { code, message }, warnings: [] });
+
+  if (/^\d+(?:[.,]\d+)?E\+?\d+$/i.test(serialNumber)) {
+    return invalid('SERIAL_INVALID', `serial ${JSON.stringify(serialNumber)}: a spreadsheet turned it into a number; format the column as Text and export again`);
+  }
+  const encoding: SecretEncoding = entra ? 'base32' : (defaults.secretEncoding ?? 'hex');
+  const secretText = at('secret') ?? '';
+  const bytes = secretText === '' ? undefined : decodeSecret(secretText, encoding);
+  if (secretText !== '' && !bytes) {
+    // The length and the alphabet say what is wrong; the value itself is never shown.
+    const odd = encoding === 'hex' && /^[0-9a-fA-F]+$/.test(secretText) ? ' (an odd number of hex digits)' : '';
+    return invalid('SECRET_INVALID', `the secret is not valid ${encoding}${odd}; check --secret-encoding (hex, base32 or base64)`);
+  }
+  const typeText = at('type');
+  const parsedType = entra ? 'TOTP' : parseType(typeText);
+  if (parsedType === 'bad') return invalid('TYPE_MISSING', `type ${JSON.stringify(typeText)}: expected HOTP or TOTP`);
+  const type = parsedType ?? defaults.type;
+  const otp = parseWhole(at('otpLength'));
+  if (otp === 'bad') return invalid('OTP_LENGTH_UNSUPPORTED', `otpLength ${JSON.stringify(at('otpLength'))}: expected 6 or 8`);
+  const step = parseWhole(at('timeStep'));
+  if (step === 'bad') return invalid('TIME_STEP_UNSUPPORTED', `time step ${JSON.stringify(at('timeStep'))}: expected 30 or 60`);
+  const counter = parseWhole(at('counter'));
+  if (counter === 'bad') return invalid('SECRET_INVALID', `counter ${JSON.stringify(at('counter'))}: expected a whole number`);
+  const hashText = at('hash');
+  const token = {
+    ...base,
+    type,
+    otpLength: otp ?? defaults.otpLength ?? 6,
+    hashAlgorithm: hashFromText(hashText),
+    counter: type === 'HOTP' ? (counter ?? 0) : undefined,
+    timeStep: type === 'TOTP' ? (step ?? defaults.timeStep ?? 30) : undefined,
+    secret: bytes ? Secret.own(bytes) : undefined,
+  };
+  const checked = checkToken(token, hashText);
+  if (checked.problem) token.secret?.wipe();
+  return { ...token, secret: checked.problem ? undefined : token.secret, problem: checked.problem, warnings: checked.warnings };
+}
