@@ -150,6 +150,10 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('max-devices', { type: 'number', describe: 'MFA devices a user may hold', default: 5 })
           .option('forbidden', { type: 'boolean', describe: 'answer every API call 403 (a worker app without its role)', default: false })
           .option('users', { type: 'string', describe: 'CSV of id,username,email for email/username lookups' })
+          .option('inventory', { type: 'string', describe: 'open: every serial but UNKNOWN… is in the token inventory; imported: only serials imported through oathTokens/oathJobs', default: 'open' })
+          .option('job-size-limit', { type: 'number', describe: 'tokens one oathJob may hold', default: 1000 })
+          .option('job-delay', { type: 'number', describe: 'ms an oathJob stays IN_PROGRESS', default: 200 })
+          .option('fail-job-serials', { type: 'string', describe: 'comma-separated serials: an oathJob holding one of them FAILS whole (drills)' })
           .option('env-out', { type: 'string', describe: 'also write the KEY=value settings to this file (mode 0600)' })
           .example('$0 sandbox --port 8443 --faults lost=0.05 --env-out sandbox.env', 'rehearse a rollout'),
       async (a) => {

@@ -36,6 +36,10 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   const tokenTtlS = num(raw, 'token-ttl', 1, 86400, problems);
   const maxDevicesPerUser = num(raw, 'max-devices', 1, 15, problems);
   const seed = num(raw, 'seed', 0, 2 ** 32, problems);
+  const jobSizeLimit = num(raw, 'job-size-limit', 1, 100000, problems);
+  const jobDelayMs = num(raw, 'job-delay', 0, 600000, problems);
+  const inventory = raw['inventory'] === undefined ? 'open' : String(raw['inventory']);
+  if (inventory !== 'open' && inventory !== 'imported') problems.push(`--inventory: expected open or imported, got ${JSON.stringify(inventory)}`);
   let faults = {};
   try {
     faults = parseFaultMix(String(raw['faults'] ?? ''));
@@ -45,7 +49,11 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   if (problems.length > 0) throw new UsageError(problems.join('\n'), problems);
   const users = typeof raw['users'] === 'string' ? readDirectory(raw['users']) : [];
 
-  const sandbox = new PingOneSandbox({ port, rateLimit, latencyMs, slowMs, tokenTtlS, maxDevicesPerUser, seed, faults, users, forbidden: raw['forbidden'] === true, recordArrivals: false });
+  const failJobSerials = typeof raw['fail-job-serials'] === 'string' ? raw['fail-job-serials'].split(',').map((x) => x.trim()).filter(Boolean) : [];
+  const sandbox = new PingOneSandbox({
+    port, rateLimit, latencyMs, slowMs, tokenTtlS, maxDevicesPerUser, seed, faults, users, forbidden: raw['forbidden'] === true, recordArrivals: false,
+    inventory: inventory as 'open' | 'imported', jobSizeLimit, jobDelayMs, failJobSerials,
+  });
   try {
     await sandbox.start();
   } catch (error) {
@@ -57,7 +65,11 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
     await chmod(raw['env-out'], 0o600);
   }
   deps.stdout.write(`# oath-bulk sandbox: a PingOne simulator on ${sandbox.url} (Ctrl-C stops it)\n`);
-  deps.stdout.write('# serials beginning UNKNOWN are not in its token inventory; user ids beginning 00000000- do not exist\n');
+  deps.stdout.write(
+    inventory === 'imported'
+      ? '# only serials imported into its token inventory (oathTokens, oathJobs) can be assigned; user ids beginning 00000000- do not exist\n'
+      : '# serials beginning UNKNOWN are not in its token inventory; user ids beginning 00000000- do not exist\n',
+  );
   deps.stdout.write(lines.join('\n') + '\n');
 
   await new Promise<void>((resolve) => {

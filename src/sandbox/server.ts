@@ -15,6 +15,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { drawFault, seededRandom, type FaultKind, type FaultMix } from './faults.js';
+import { OathInventory, type InventoryOptions } from './inventory.js';
 
 export const SANDBOX_DEFAULTS = {
   environmentId: '5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d',
@@ -61,6 +62,17 @@ export interface SandboxOptions {
   readonly hangToken?: boolean;
   /** The Retry-After value sent with a 429 (default: the seconds until the window frees). */
   readonly retryAfter?: string;
+  /**
+   * `open` (default): every serial of letters and digits is in the token inventory but those
+   * beginning UNKNOWN. `imported`: only the serials imported through oathTokens/oathJobs are.
+   */
+  readonly inventory?: 'open' | 'imported';
+  /** Tokens one oathJob may hold (default 1,000). */
+  readonly jobSizeLimit?: number;
+  /** How long an oathJob stays IN_PROGRESS, in ms (default 200). */
+  readonly jobDelayMs?: number;
+  /** An oathJob holding any of these serials FAILS whole. */
+  readonly failJobSerials?: readonly string[];
 }
 
 export interface SandboxDevice {
@@ -109,6 +121,8 @@ export class PingOneSandbox {
   private acceptedHead = 0;
   private random: () => number;
   private users: readonly DirectoryUser[];
+  /** The OATH token inventory (oathTokens, oathJobs). */
+  readonly inventory: OathInventory;
 
   constructor(options: SandboxOptions = {}) {
     this.options = options;
@@ -117,6 +131,7 @@ export class PingOneSandbox {
     this.clientSecret = options.clientSecret ?? SANDBOX_DEFAULTS.clientSecret;
     this.random = seededRandom(options.seed ?? 1);
     this.users = options.users ?? [];
+    this.inventory = new OathInventory(this.inventoryOptions());
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch(() => {
         if (!res.headersSent) this.json(res, 500, { code: 'UNEXPECTED_ERROR', message: 'sandbox failure' });
@@ -130,6 +145,15 @@ export class PingOneSandbox {
     this.options = { ...this.options, ...changes };
     if (changes.seed !== undefined) this.random = seededRandom(changes.seed);
     if (changes.users) this.users = changes.users;
+    this.inventory.options = this.inventoryOptions();
+  }
+
+  private inventoryOptions(): InventoryOptions {
+    return {
+      jobSizeLimit: this.options.jobSizeLimit ?? 1000,
+      jobDelayMs: this.options.jobDelayMs ?? 200,
+      failJobSerials: new Set(this.options.failJobSerials ?? []),
+    };
   }
 
   async start(): Promise<string> {
@@ -182,6 +206,7 @@ export class PingOneSandbox {
     if (index < 0) return false;
     const [device] = list.splice(index, 1);
     this.bySerial.delete(device!.serialNumber);
+    this.inventory.unpair(device!.id);
     return true;
   }
 
@@ -273,6 +298,12 @@ export class PingOneSandbox {
     if (m && (method === 'DELETE' || method === 'GET')) return { kind: method === 'DELETE' ? 'delete' : 'read', env: m[1]!, userId: m[2]!.toLowerCase(), deviceId: m[3]! };
     m = /^\/v1\/environments\/([0-9a-f-]{36})\/users$/.exec(path);
     if (m && method === 'GET') return { kind: 'lookup', env: m[1]! };
+    m = /^\/v1\/environments\/([0-9a-f-]{36})\/oathTokens(?:\/([A-Za-z0-9-]{1,64}))?$/.exec(path);
+    if (m && !m[2] && (method === 'POST' || method === 'GET')) return { kind: method === 'POST' ? 'oathCreate' : 'oathList', env: m[1]! };
+    if (m && m[2] && method === 'DELETE') return { kind: 'oathDelete', env: m[1]!, deviceId: m[2] };
+    m = /^\/v1\/environments\/([0-9a-f-]{36})\/oathJobs(?:\/([A-Za-z0-9-]{1,64}))?$/.exec(path);
+    if (m && !m[2] && method === 'POST') return { kind: 'oathJob', env: m[1]! };
+    if (m && m[2] && method === 'GET') return { kind: 'oathJobStatus', env: m[1]!, deviceId: m[2] };
     return undefined;
   }
 
@@ -334,6 +365,7 @@ export class PingOneSandbox {
   private api(route: Route, req: IncomingMessage, url: URL, body: string): [number, unknown] {
     const base = `${this.url}/v1/environments/${route.env}`;
     if (route.kind === 'lookup') return this.lookup(url);
+    if (route.kind.startsWith('oath')) return this.oath(route, req, url, body, base);
     const userId = route.userId!;
     if (!this.userExists(userId)) return [404, pingError('NOT_FOUND', 'Unable to find user.')];
     const list = this.devices.get(userId) ?? [];
@@ -353,6 +385,28 @@ export class PingOneSandbox {
     }
   }
 
+  private oath(route: Route, req: IncomingMessage, url: URL, body: string, base: string): [number, unknown] {
+    const type = req.headers['content-type'] ?? '';
+    switch (route.kind) {
+      case 'oathCreate':
+        if (!/^application\/json/i.test(type)) return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/json.')];
+        return this.inventory.createOne(parseJson(body));
+      case 'oathJob':
+        if (!/^application\/vnd\.pingidentity\.job\.oathtokens\.create\+json/i.test(type)) {
+          return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/vnd.pingidentity.job.oathtokens.create+json.')];
+        }
+        return this.inventory.createJob(parseJson(body), base);
+      case 'oathJobStatus':
+        return this.inventory.jobStatus(route.deviceId!, base);
+      case 'oathList':
+        return this.inventory.list(url, base);
+      case 'oathDelete':
+        return this.inventory.remove(route.deviceId!);
+      default:
+        return [404, pingError('NOT_FOUND', 'The requested resource was not found.')];
+    }
+  }
+
   private create(userId: string, list: SandboxDevice[], req: IncomingMessage, body: string): [number, unknown] {
     this.stats.createsReceived++;
     if (!/^application\/json/i.test(req.headers['content-type'] ?? '')) {
@@ -367,7 +421,8 @@ export class PingOneSandbox {
       return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'REQUIRED_VALUE', target: 'serialNumber', message: 'serialNumber is required and must be a string' }])];
     }
     const serial = input.serialNumber;
-    if (!/^[A-Za-z0-9]{1,50}$/.test(serial) || serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX)) {
+    const known = this.options.inventory === 'imported' ? this.inventory.has(serial) : !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX);
+    if (!/^[A-Za-z0-9]{1,50}$/.test(serial) || !known) {
       return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_VALUE', target: 'serialNumber', message: `No OATH token with serial number ${serial} exists in this environment.` }])];
     }
     if (this.bySerial.has(serial)) {
@@ -378,6 +433,7 @@ export class PingOneSandbox {
       return [400, pingError('REQUEST_FAILED', 'The request could not be completed.', [{ code: 'LIMIT_EXCEEDED', message: `The user has reached the maximum number of devices (${max}).`, innerError: { maximumAllowed: max } }])];
     }
     const device = this.addDevice(userId, serial, new Date(Date.now() + (this.options.clockSkewMs ?? 0)).toISOString());
+    this.inventory.pair(serial, { id: device.id, userId });
     this.stats.devicesCreated++;
     return [201, this.deviceBody(device)];
   }
@@ -473,7 +529,7 @@ function readBody(req: IncomingMessage): Promise<string> {
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > 64 * 1024) {
+      if (size > 8 * 1024 * 1024) {
         req.destroy();
         reject(new Error('body too large'));
         return;

@@ -1,0 +1,230 @@
+/**
+ * The sandbox's OATH token inventory (PINGONE.md "OATH token inventory"): tokens created one by
+ * one or through batch jobs that finish after a delay, looked up by serial, listed in pages
+ * with a cursor, with the devices they are paired to; duplicates reported as PingOne does.
+ * The secret is taken and never returned.
+ */
+import { randomUUID } from 'node:crypto';
+
+export interface InventoryToken {
+  readonly id: string;
+  readonly serialNumber: string;
+  readonly type: 'HOTP' | 'TOTP';
+  readonly otpLength: number;
+  readonly hashAlgorithm: string;
+  readonly timeStep?: number;
+  readonly counter?: number;
+  /** Kept for activation drills; never returned by the API. */
+  readonly secretHex: string;
+  readonly createdAt: string;
+  device?: { readonly id: string; readonly userId: string };
+}
+
+export interface InventoryOptions {
+  /** Tokens a job may hold (PingOne's own limit is unconfirmed: make it a setting). */
+  readonly jobSizeLimit: number;
+  /** How long a job stays IN_PROGRESS, in ms. */
+  readonly jobDelayMs: number;
+  /** A job holding any of these serials FAILS whole (a drill for isolating bad tokens). */
+  readonly failJobSerials: ReadonlySet<string>;
+}
+
+export interface Job {
+  readonly id: string;
+  readonly doneAt: number;
+  readonly status: 'DONE' | 'FAILED';
+  readonly reason?: string;
+  readonly created: number;
+  readonly duplicates: string[];
+}
+
+type Answer = [number, unknown];
+
+const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
+/** An environment holds at most this many tokens (PINGONE.md). */
+export const INVENTORY_CAP = 100_000;
+
+function invalid(message: string, target = 'serialNumber', code = 'INVALID_VALUE'): Answer {
+  return [400, { id: randomUUID(), code: 'INVALID_DATA', message: 'The request could not be completed. One or more validation errors were in the request.', details: [{ code, target, message }] }];
+}
+
+export class OathInventory {
+  private readonly bySerial = new Map<string, InventoryToken>();
+  private readonly byId = new Map<string, InventoryToken>();
+  private readonly jobs = new Map<string, Job>();
+  /** Tokens created, one by one or in jobs (for assertions). */
+  created = 0;
+
+  constructor(public options: InventoryOptions) {}
+
+  has(serial: string): boolean {
+    return this.bySerial.has(serial);
+  }
+
+  get(serial: string): InventoryToken | undefined {
+    return this.bySerial.get(serial);
+  }
+
+  all(): InventoryToken[] {
+    return [...this.bySerial.values()];
+  }
+
+  pair(serial: string, device: { id: string; userId: string }): void {
+    const token = this.bySerial.get(serial);
+    if (token) token.device = device;
+  }
+
+  unpair(deviceId: string): void {
+    for (const token of this.bySerial.values()) if (token.device?.id === deviceId) token.device = undefined;
+  }
+
+  /** Checks one token body; returns the token or PingOne's 400. */
+  private build(body: unknown): InventoryToken | Answer {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const serial = b['serialNumber'];
+    if (typeof serial !== 'string' || !SERIAL_RE.test(serial)) return invalid('serialNumber must be 1-50 letters and digits');
+    const secret = b['secret'];
+    if (typeof secret !== 'string' || !/^(?:[0-9a-fA-F]{2}){1,100}$/.test(secret)) return invalid('secret must be hex of at most 200 characters', 'secret');
+    const type = b['type'];
+    if (type !== 'HOTP' && type !== 'TOTP') return invalid('type must be HOTP or TOTP', 'type');
+    const otpLength = b['otpLength'] ?? 6;
+    if (otpLength !== 6 && otpLength !== 8) return invalid('otpLength must be 6 or 8', 'otpLength');
+    const hash = b['hashAlgorithm'] ?? 'HmacSHA1';
+    if (hash !== 'HmacSHA1' && hash !== 'HmacSHA256' && hash !== 'HmacSHA512') return invalid('unsupported hashAlgorithm', 'hashAlgorithm');
+    if (type === 'HOTP' && hash !== 'HmacSHA1') return invalid('HOTP tokens use HmacSHA1', 'hashAlgorithm');
+    const totp = (b['totp'] ?? {}) as Record<string, unknown>;
+    const hotp = (b['hotp'] ?? {}) as Record<string, unknown>;
+    const timeStep = type === 'TOTP' ? (totp['timeStep'] ?? 30) : undefined;
+    if (type === 'TOTP' && timeStep !== 30 && timeStep !== 60) return invalid('timeStep must be 30 or 60', 'totp.timeStep');
+    const counter = type === 'HOTP' ? Number(hotp['counter'] ?? 0) : undefined;
+    return {
+      id: randomUUID(),
+      serialNumber: serial,
+      type,
+      otpLength: otpLength as number,
+      hashAlgorithm: hash as string,
+      timeStep: timeStep as number | undefined,
+      counter,
+      secretHex: secret.toLowerCase(),
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  private add(token: InventoryToken): void {
+    this.bySerial.set(token.serialNumber, token);
+    this.byId.set(token.id, token);
+    this.created++;
+  }
+
+  /** POST /oathTokens */
+  createOne(body: unknown): Answer {
+    const token = this.build(body);
+    if (Array.isArray(token)) return token;
+    if (this.bySerial.has(token.serialNumber)) return invalid(`An OATH token with serial number ${token.serialNumber} already exists.`, 'serialNumber', 'UNIQUENESS_VIOLATION');
+    if (this.bySerial.size >= INVENTORY_CAP) return invalid(`The environment holds the most OATH tokens allowed (${INVENTORY_CAP}).`, 'tokens', 'LIMIT_EXCEEDED');
+    this.add(token);
+    return [201, this.body(token, false)];
+  }
+
+  /** POST /oathJobs: the tokens are created when the job finishes (or none, if it fails). */
+  createJob(body: unknown, base: string): Answer {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    if (b['type'] !== 'CREATE_OATH_TOKENS' || !Array.isArray(b['tokens'])) return invalid('expected {"type":"CREATE_OATH_TOKENS","tokens":[…]}', 'type');
+    const tokens = b['tokens'] as unknown[];
+    if (tokens.length === 0 || tokens.length > this.options.jobSizeLimit) return invalid(`a job holds 1 to ${this.options.jobSizeLimit} tokens`, 'tokens', 'SIZE_LIMIT_EXCEEDED');
+    const built: InventoryToken[] = [];
+    for (const t of tokens) {
+      const token = this.build(t);
+      if (Array.isArray(token)) return token;
+      built.push(token);
+    }
+    const id = randomUUID();
+    const failing = built.find((t) => this.options.failJobSerials.has(t.serialNumber));
+    let job: Job;
+    if (failing) {
+      job = { id, doneAt: Date.now() + this.options.jobDelayMs, status: 'FAILED', reason: `Token ${failing.serialNumber} could not be created.`, created: 0, duplicates: [] };
+    } else {
+      const duplicates: string[] = [];
+      let created = 0;
+      for (const token of built) {
+        if (this.bySerial.has(token.serialNumber)) duplicates.push(token.serialNumber);
+        else {
+          this.add(token);
+          created++;
+        }
+      }
+      job = { id, doneAt: Date.now() + this.options.jobDelayMs, status: 'DONE', created, duplicates };
+    }
+    this.jobs.set(id, job);
+    return [202, this.jobBody(job, base)];
+  }
+
+  /** GET /oathJobs/{id} */
+  jobStatus(id: string, base: string): Answer {
+    const job = this.jobs.get(id);
+    if (!job) return [404, { id: randomUUID(), code: 'NOT_FOUND', message: 'Unable to find job.' }];
+    return [200, this.jobBody(job, base)];
+  }
+
+  private jobBody(job: Job, base: string): Record<string, unknown> {
+    const finished = Date.now() >= job.doneAt;
+    return {
+      _links: { self: { href: `${base}/oathJobs/${job.id}` } },
+      id: job.id,
+      type: 'CREATE_OATH_TOKENS',
+      status: finished ? job.status : 'IN_PROGRESS',
+      ...(finished && job.status === 'FAILED' ? { reason: job.reason } : {}),
+      ...(finished && job.status === 'DONE' ? { result: { created: job.created, duplicates: job.duplicates } } : {}),
+    };
+  }
+
+  /** GET /oathTokens[?filter=serialNumber eq "…"][&expand=devices][&limit=n][&cursor=…] */
+  list(url: URL, base: string): Answer {
+    const filter = url.searchParams.get('filter');
+    let tokens = [...this.bySerial.values()];
+    if (filter) {
+      const m = /^serialNumber eq "((?:[^"\\]|\\.)*)"$/.exec(filter);
+      if (!m) return invalid(`unsupported filter ${filter}`, 'filter', 'INVALID_FILTER');
+      const serial = m[1]!.replace(/\\(.)/g, '$1');
+      tokens = tokens.filter((t) => t.serialNumber === serial);
+    }
+    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+    const start = Number(url.searchParams.get('cursor') ?? 0) || 0;
+    const page = tokens.slice(start, start + limit);
+    const expand = url.searchParams.get('expand') === 'devices';
+    const next = start + limit < tokens.length ? new URL(url.toString()) : undefined;
+    next?.searchParams.set('cursor', String(start + limit));
+    return [
+      200,
+      {
+        _links: { self: { href: `${base}/oathTokens` }, ...(next ? { next: { href: `${base}/oathTokens${next.search}` } } : {}) },
+        _embedded: { oathTokens: page.map((t) => this.body(t, expand)) },
+        count: tokens.length,
+        size: page.length,
+      },
+    ];
+  }
+
+  /** DELETE /oathTokens/{id} */
+  remove(id: string): Answer {
+    const token = this.byId.get(id);
+    if (!token) return [404, { id: randomUUID(), code: 'NOT_FOUND', message: 'Unable to find OATH token.' }];
+    this.byId.delete(id);
+    this.bySerial.delete(token.serialNumber);
+    return [204, undefined];
+  }
+
+  private body(t: InventoryToken, expand: boolean): Record<string, unknown> {
+    return {
+      id: t.id,
+      serialNumber: t.serialNumber,
+      type: t.type,
+      otpLength: t.otpLength,
+      hashAlgorithm: t.hashAlgorithm,
+      ...(t.type === 'TOTP' ? { totp: { timeStep: t.timeStep } } : { hotp: { counter: t.counter } }),
+      status: t.device ? 'PAIRED' : 'UNPAIRED',
+      createdAt: t.createdAt,
+      ...(expand && t.device ? { _embedded: { devices: [{ id: t.device.id, user: { id: t.device.userId } }] } } : {}),
+    };
+  }
+}
