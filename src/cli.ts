@@ -12,11 +12,13 @@ export interface Commands {
   verify(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   rollback(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   sandbox(raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  import(seeds: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
 }
 
 const CONNECTION = 'PingOne connection (flags win over the environment; --env-file is read first):';
 const RUN = 'Run options:';
 const REPORTS = 'Reports:';
+const SEEDS = 'Seed file:';
 
 function connectionOptions(y: Argv): Argv {
   return y
@@ -132,6 +134,31 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       },
     )
     .command(
+      'import <seeds>',
+      "put a vendor's token seeds into the environment's OATH token inventory",
+      (y) =>
+        reportOptions(engineOptions(connectionOptions(y)))
+          .positional('seeds', { type: 'string', describe: 'the seed file: PSKC (RFC 6030) XML, or a seed CSV (serial and secret columns; the Entra layout too)' })
+          .option('psk-file', { type: 'string', group: SEEDS, describe: 'the pre-shared key of an encrypted PSKC file: 16, 24 or 32 bytes, raw or as hex' })
+          .option('passphrase-file', { type: 'string', group: SEEDS, describe: 'the passphrase of a PBKDF2-protected PSKC file (on a terminal, asked for when needed)' })
+          .option('psk', { type: 'string', hidden: true })
+          .option('passphrase', { type: 'string', hidden: true })
+          .option('secret-encoding', { type: 'string', group: SEEDS, describe: 'hex|base32|base64: how a seed CSV writes secrets (Entra layout: base32)', defaultDescription: 'hex' })
+          .option('type', { type: 'string', group: SEEDS, describe: 'HOTP|TOTP, for tokens the file does not say' })
+          .option('otp-length', { type: 'number', group: SEEDS, describe: '6|8, for tokens the file does not say', defaultDescription: '6' })
+          .option('time-step', { type: 'number', group: SEEDS, describe: '30|60 (TOTP), for tokens the file does not say', defaultDescription: '30' })
+          .option('job-size', { type: 'number', group: SEEDS, describe: 'tokens per oathJobs batch (1-1000)', defaultDescription: '500' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'read, decrypt and check the file, read which serials the inventory holds; import nothing' })
+          .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none)', defaultDescription: '<out-dir>/<name>.import.journal.jsonl' })
+          .example('$0 import --dry-run shipment.pskc.xml --settings pingone.env --psk-file vendor.key', 'check a seed file first')
+          .example('$0 import shipment.pskc.xml --settings pingone.env --psk-file vendor.key', 'import it'),
+      async (a) => {
+        helpShown = false;
+        refuseSecretFlag(a);
+        exitCode = await commands.import(String(a['seeds']), a, deps);
+      },
+    )
+    .command(
       'sandbox',
       'start the built-in PingOne simulator on loopback (demos, tests, drills)',
       (y) =>
@@ -161,7 +188,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
         exitCode = await commands.sandbox(a, deps);
       },
     )
-    .demandCommand(1, 'name a command: run, verify, rollback or sandbox')
+    .demandCommand(1, 'name a command: run, verify, rollback, import or sandbox')
     .strict()
     .recommendCommands()
     .help()

@@ -8,10 +8,11 @@ import { runCommand, type CommandDeps } from './commands/run.js';
 import { verifyCommand } from './commands/verify.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { sandboxCommand } from './commands/sandbox.js';
+import { importCommand } from './commands/import.js';
 import { RunControl } from './engine/control.js';
 import { StopError, UsageError } from './errors.js';
 
-const COMMANDS: Commands = { run: runCommand, verify: verifyCommand, rollback: rollbackCommand, sandbox: sandboxCommand };
+const COMMANDS: Commands = { run: runCommand, verify: verifyCommand, rollback: rollbackCommand, sandbox: sandboxCommand, import: importCommand };
 
 export async function main(argv: string[]): Promise<void> {
   const control = new RunControl(5000);

@@ -64,7 +64,8 @@ export function fromJournal(row: CheckedRow & { userId?: string }, state: PairSt
     serialNumber: row.serialNumber,
     extras: row.extras,
     finishedEarlier: true,
-    outcome: state.outcome!,
+    // A device pair's journal holds only CREATED or EXISTING.
+    outcome: state.outcome as 'CREATED' | 'EXISTING',
     deviceId: state.deviceId,
     deviceStatus: state.deviceStatus,
     message: 'finished by an earlier run; nothing sent',
@@ -264,7 +265,7 @@ async function findOnUser(row: ResolvedRow, ctx: AssignContext): Promise<Device 
  * jitter), so p-retry's own timeouts are zero. Only failures that can succeed later are
  * retried: p-retry would otherwise retry everything but TypeErrors.
  */
-export function withRetries<T>(ctx: AssignContext, row: number, attempt: () => Promise<T>): Promise<T> {
+export function withRetries<T>(ctx: Pick<AssignContext, 'maxAttempts' | 'backoff' | 'sleep' | 'stopping' | 'onRetry'>, row: number, attempt: () => Promise<T>): Promise<T> {
   // No `signal` for p-retry: it would throw away an answer that arrives after the stop
   // (a device created, reported as not attempted). A stop prevents the next attempt instead.
   return pRetry(async (n) => {

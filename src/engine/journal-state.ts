@@ -7,7 +7,8 @@
  *             sent before this moment;
  * - `start`   a create for the pair is about to be written (`at`), durable before it leaves;
  *             `until`: the latest moment PingOne can act on it (`at` + the request timeout);
- * - `done`    the pair is final: `o` CREATED or EXISTING, `d` the device id, `r` an alias key
+ * - `done`    the pair is final: `o` CREATED or EXISTING (`d` the device id), or for an imported
+ *             token (key `import|<serial>`) IMPORTED or ALREADY_PRESENT (`d` the token id); `r` an alias key
  *             (the row's email or username and serial) when the row named its user that way;
  * - `clear`   the pair's earlier creates are settled and made nothing: no claim remains;
  * - `removed` rollback deleted the device this job created: the pair is open again.
@@ -15,7 +16,9 @@
 
 export const JOURNAL_VERSION = 1;
 
-export type FinalOutcome = 'CREATED' | 'EXISTING';
+export type FinalOutcome = 'CREATED' | 'EXISTING' | 'IMPORTED' | 'ALREADY_PRESENT';
+
+const FINAL = new Set<string>(['CREATED', 'EXISTING', 'IMPORTED', 'ALREADY_PRESENT']);
 
 /** A stretch of our clock in which a create of ours was out with its answer never heard. */
 export interface Window {
@@ -84,9 +87,9 @@ export class JournalState {
         }
         break;
       case 'done':
-        if (record['o'] === 'CREATED' || record['o'] === 'EXISTING') {
+        if (typeof record['o'] === 'string' && FINAL.has(record['o'])) {
           this.pairs.set(key, {
-            outcome: record['o'],
+            outcome: record['o'] as FinalOutcome,
             deviceId: String(record['d']),
             deviceStatus: typeof record['s'] === 'string' ? record['s'] : undefined,
             userId: key.slice(0, key.indexOf('|')),

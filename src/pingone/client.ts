@@ -25,7 +25,7 @@ export interface User {
   readonly email?: string;
 }
 
-type CallKind = 'create' | 'list' | 'delete' | 'lookup';
+type CallKind = 'create' | 'list' | 'delete' | 'lookup' | 'inventory' | 'job' | 'poll';
 
 export interface CallOptions {
   /** Cuts the request, even in flight (the hard stop). */
@@ -126,6 +126,62 @@ export class PingOneClient implements DeviceApi {
     throw this.failure(answer);
   }
 
+  // --- the OATH token inventory (PINGONE.md "OATH token inventory") -----------------------
+
+  /** POST /oathTokens: one token; the secret goes in the body and nowhere else. */
+  async createOathToken(token: OathTokenBody, options: CallOptions = {}): Promise<InventoryEntry> {
+    const answer = await this.call('inventory', 'POST', `${this.envBase}/oathTokens`, options, JSON.stringify(token));
+    if (answer.status === 201 || answer.status === 200) {
+      const entry = toInventoryEntry(answer.body);
+      if (entry) return entry;
+    }
+    throw this.failure(answer);
+  }
+
+  /** POST /oathJobs: a batch create; resolves with the job's id. */
+  async createOathJob(tokens: readonly OathTokenBody[], options: CallOptions = {}): Promise<string> {
+    const body = JSON.stringify({ type: 'CREATE_OATH_TOKENS', tokens });
+    const answer = await this.call('job', 'POST', `${this.envBase}/oathJobs`, options, body, 'application/vnd.pingidentity.job.oathtokens.create+json');
+    const id = (answer.body as { id?: unknown } | undefined)?.id;
+    if (answer.status >= 200 && answer.status < 300 && typeof id === 'string' && DEVICE_ID_RE.test(id)) return id;
+    throw this.failure(answer);
+  }
+
+  /** GET /oathJobs/{id}: its status, and when DONE the count created and the duplicates. */
+  async getOathJob(id: string, options: CallOptions = {}): Promise<OathJob> {
+    if (!DEVICE_ID_RE.test(id)) throw new TypeError('not a job id');
+    const answer = await this.call('poll', 'GET', `${this.envBase}/oathJobs/${encodeURIComponent(id)}`, options);
+    if (answer.status === 200 && typeof answer.body === 'object' && answer.body !== null) {
+      const b = answer.body as { status?: unknown; reason?: unknown; result?: { created?: unknown; duplicates?: unknown } };
+      return {
+        status: typeof b.status === 'string' ? b.status : 'UNKNOWN',
+        reason: typeof b.reason === 'string' ? b.reason.slice(0, 500) : undefined,
+        created: typeof b.result?.created === 'number' ? b.result.created : undefined,
+        duplicates: Array.isArray(b.result?.duplicates) ? b.result.duplicates.filter((d): d is string => typeof d === 'string') : [],
+      };
+    }
+    throw this.failure(answer);
+  }
+
+  /**
+   * The inventory, page by page, following `_links.next` (a cursor). `serial`: only that
+   * token. With the device each token is paired to.
+   */
+  async *oathTokens(options: CallOptions & { serial?: string } = {}): AsyncGenerator<InventoryEntry[]> {
+    const query = options.serial === undefined ? 'limit=1000&expand=devices' : `filter=${encodeURIComponent(`serialNumber eq ${scimString(options.serial)}`)}&expand=devices`;
+    let url: string | undefined = `${this.envBase}/oathTokens?${query}`;
+    const origin = new URL(this.envBase).origin;
+    while (url) {
+      const answer = await this.call('inventory', 'GET', url, options);
+      if (answer.status !== 200) throw this.failure(answer);
+      const b = answer.body as { _embedded?: { oathTokens?: unknown[] }; _links?: { next?: { href?: unknown } } } | undefined;
+      yield (b?._embedded?.oathTokens ?? []).map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined);
+      const next = b?._links?.next?.href;
+      // Only ever follow a link back to the same API host.
+      url = typeof next === 'string' && new URL(next, origin).origin === origin ? new URL(next, origin).toString() : undefined;
+    }
+  }
+
   private failure(answer: HttpAnswer): Error {
     if (answer.status >= 200 && answer.status < 300) {
       return new ApiError({ status: answer.status, message: `unexpected answer (HTTP ${answer.status}) without the expected body`, maybeSent: true });
@@ -140,12 +196,12 @@ export class PingOneClient implements DeviceApi {
    * for the whole burst — and the request is sent again; only a freshly issued token that is
    * rejected too stops the run (PINGONE.md: "a second 401 is fatal").
    */
-  private async call(kind: CallKind, method: 'GET' | 'POST' | 'DELETE', url: string, options: CallOptions, body?: string): Promise<HttpAnswer> {
-    let sent = await this.send(kind, method, url, undefined, options, body);
+  private async call(kind: CallKind, method: 'GET' | 'POST' | 'DELETE', url: string, options: CallOptions, body?: string, contentType?: string): Promise<HttpAnswer> {
+    let sent = await this.send(kind, method, url, undefined, options, body, contentType);
     for (let tries = 0; sent.answer.status === 401; tries++) {
       const next = await this.options.tokens.replacement(sent.token);
       if (tries >= 2) break;
-      sent = await this.send(kind, method, url, next.token, options, body);
+      sent = await this.send(kind, method, url, next.token, options, body, contentType);
       if (sent.answer.status === 401 && next.fresh) break;
     }
     if (sent.answer.status === 401) {
@@ -158,12 +214,13 @@ export class PingOneClient implements DeviceApi {
    * Waits for the pacer first and takes the token after: a token taken before a wait in the
    * pacer could expire in that wait.
    */
-  private send(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string): Promise<{ answer: HttpAnswer; token: string }> {
+  private send(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string, contentType?: string): Promise<{ answer: HttpAnswer; token: string }> {
     const slots = this.options.slots;
-    return slots ? slots(() => this.sendNow(kind, method, url, token, options, body)) : this.sendNow(kind, method, url, token, options, body);
+    const now = (): Promise<{ answer: HttpAnswer; token: string }> => this.sendNow(kind, method, url, token, options, body, contentType);
+    return slots ? slots(now) : now();
   }
 
-  private async sendNow(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string): Promise<{ answer: HttpAnswer; token: string }> {
+  private async sendNow(kind: CallKind, method: string, url: string, token: string | undefined, options: CallOptions, body?: string, contentType = 'application/json'): Promise<{ answer: HttpAnswer; token: string }> {
     const { gate, stats, transport, timeoutMs, tokens } = this.options;
     if (options.notAfter?.aborted) throw new RequestAborted(false);
     const sentAt = await gate.acquire(options.signal);
@@ -173,7 +230,7 @@ export class PingOneClient implements DeviceApi {
       accept: 'application/json',
       'x-ping-external-transaction-id': (options.correlationId ?? randomUUID()).slice(0, 100),
     };
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body !== undefined) headers['content-type'] = contentType;
     if (options.notAfter?.aborted) throw new RequestAborted(false);
     await options.beforeSend?.();
     stats.total++;
@@ -192,6 +249,41 @@ export class PingOneClient implements DeviceApi {
       throw error;
     }
   }
+}
+
+/** A token as sent to PingOne (PINGONE.md): the secret as hex. */
+export interface OathTokenBody {
+  readonly serialNumber: string;
+  readonly secret: string;
+  readonly type: 'HOTP' | 'TOTP';
+  readonly otpLength: number;
+  readonly hashAlgorithm?: string;
+  readonly hotp?: { readonly counter: number };
+  readonly totp?: { readonly timeStep: number };
+}
+
+export interface InventoryEntry {
+  readonly id: string;
+  readonly serialNumber: string;
+  /** The device the token is paired to, and its user. */
+  readonly device?: { readonly id: string; readonly userId?: string };
+}
+
+export interface OathJob {
+  readonly status: string;
+  readonly reason?: string;
+  readonly created?: number;
+  readonly duplicates: readonly string[];
+}
+
+function toInventoryEntry(value: unknown): InventoryEntry | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v['id'] !== 'string' || typeof v['serialNumber'] !== 'string') return undefined;
+  const devices = (v['_embedded'] as { devices?: Array<Record<string, unknown>> } | undefined)?.devices;
+  const d = Array.isArray(devices) ? devices[0] : undefined;
+  const userId = (d?.['user'] as { id?: unknown } | undefined)?.id;
+  return { id: v['id'], serialNumber: v['serialNumber'], device: d && typeof d['id'] === 'string' ? { id: d['id'], userId: typeof userId === 'string' ? userId : undefined } : undefined };
 }
 
 function toDevice(value: unknown): Device | undefined {

@@ -40,7 +40,7 @@ export function legacyStem(inputPath: string): string {
 function bareName(inputPath: string): string {
   const base = basename(inputPath);
   const bare = base.slice(0, base.length - extname(base).length) || base;
-  return bare.replace(/(\.(verify|rollback))?\.\d{8}T\d{6}Z(_\d+)?\.results$/, '');
+  return bare.replace(/(\.(verify|rollback|import))?\.\d{8}T\d{6}Z(_\d+)?\.results$/, '');
 }
 
 export async function prepareOutDir(outDir: string): Promise<void> {

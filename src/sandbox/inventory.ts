@@ -120,6 +120,7 @@ export class OathInventory {
   createOne(body: unknown): Answer {
     const token = this.build(body);
     if (Array.isArray(token)) return token;
+    if (this.options.failJobSerials.has(token.serialNumber)) return invalid(`Token ${token.serialNumber} could not be created: its secret is rejected by the token vendor's profile.`, 'secret');
     if (this.bySerial.has(token.serialNumber)) return invalid(`An OATH token with serial number ${token.serialNumber} already exists.`, 'serialNumber', 'UNIQUENESS_VIOLATION');
     if (this.bySerial.size >= INVENTORY_CAP) return invalid(`The environment holds the most OATH tokens allowed (${INVENTORY_CAP}).`, 'tokens', 'LIMIT_EXCEEDED');
     this.add(token);

@@ -1,0 +1,277 @@
+/**
+ * Importing checked seed tokens into PingOne's OATH token inventory (SPEC "oath-bulk import"):
+ * in jobs of --job-size tokens, each polled (paced and retried like every request) until DONE
+ * or FAILED. A FAILED job does not sink its good tokens: it is split in halves until the bad
+ * ones stand alone, and those are created one by one, so each token ends IMPORTED,
+ * ALREADY_PRESENT or FAILED with PingOne's reason.
+ *
+ * Exactly once, as for devices: every token's start is in the journal (durable) before its
+ * job is sent. A job whose answer was lost is never simply sent again (its tokens would come
+ * back as duplicates of themselves): the inventory is read first, and what is there is
+ * IMPORTED. A rerun reports finished tokens from the journal and checks started ones the same
+ * way.
+ */
+import { StopError } from '../errors.js';
+import { ApiError } from '../pingone/errors.js';
+import { RequestAborted } from '../pingone/http.js';
+import type { InventoryEntry, OathJob, OathTokenBody } from '../pingone/client.js';
+import type { CallOptions } from '../pingone/client.js';
+import type { SeedToken } from '../seeds/token.js';
+import { withRetries, type AssignContext } from './assign-row.js';
+
+import { pairKey } from './journal.js';
+
+export const IMPORT_OUTCOMES = ['IMPORTED', 'ALREADY_PRESENT', 'FAILED', 'INVALID', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
+export type ImportOutcome = (typeof IMPORT_OUTCOMES)[number];
+
+export interface ImportResult {
+  readonly token: SeedToken;
+  readonly outcome: ImportOutcome;
+  readonly tokenId?: string;
+  readonly errorCode?: string;
+  readonly message?: string;
+  readonly finishedEarlier?: boolean;
+}
+
+/** What the import needs of PingOne. */
+export interface InventoryApi {
+  createOathToken(token: OathTokenBody, options?: CallOptions): Promise<InventoryEntry>;
+  createOathJob(tokens: readonly OathTokenBody[], options?: CallOptions): Promise<string>;
+  getOathJob(id: string, options?: CallOptions): Promise<OathJob>;
+  oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
+}
+
+export interface ImportContext extends Omit<AssignContext, 'api'> {
+  readonly inventory: InventoryApi;
+  readonly jobSize: number;
+  readonly dryRun: boolean;
+  /** Poll delays: from the first to the cap, doubling. */
+  readonly pollFirstMs: number;
+  readonly pollMaxMs: number;
+  /** A job not DONE or FAILED by then is given up on (its tokens are checked in the inventory). */
+  readonly jobTimeoutMs: number;
+  /** Jobs in flight at once. */
+  readonly jobsInFlight: number;
+}
+
+/** Below this many tokens to look up, one filtered read each; above, the whole inventory paged. */
+const LOOKUP_ONE_BY_ONE = 50;
+/** A failed job is split until its parts are this small; then its tokens go one by one. */
+const SINGLE_BELOW = 8;
+
+export const importKey = (serial: string): string => pairKey('import', serial);
+
+function body(t: SeedToken): OathTokenBody {
+  return {
+    serialNumber: t.serialNumber,
+    secret: t.secret!.hex(),
+    type: t.type!,
+    otpLength: t.otpLength!,
+    hashAlgorithm: t.hashAlgorithm,
+    ...(t.type === 'HOTP' ? { hotp: { counter: t.counter ?? 0 } } : { totp: { timeStep: t.timeStep ?? 30 } }),
+  };
+}
+
+/** Imports `tokens`; results in the tokens' order. */
+export async function importTokens(tokens: readonly SeedToken[], ctx: ImportContext): Promise<ImportResult[]> {
+  const results = new Map<SeedToken, ImportResult>();
+  const settle = (r: ImportResult): void => {
+    results.set(r.token, r);
+    const key = importKey(r.token.serialNumber);
+    if (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT') {
+      if (!r.finishedEarlier && !ctx.dryRun) ctx.journal.finished(key, r.token.index, { outcome: r.outcome, deviceId: r.tokenId ?? '' });
+    } else if (r.outcome === 'FAILED' && !ctx.dryRun) ctx.journal.cleared(key, r.token.index);
+    if (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT' || r.outcome === 'FAILED' || r.outcome === 'UNCONFIRMED') r.token.secret?.wipe();
+  };
+
+  const pending: SeedToken[] = [];
+  const started: SeedToken[] = [];
+  for (const t of tokens) {
+    if (t.problem) {
+      settle({ token: t, outcome: 'INVALID', errorCode: t.problem.code, message: t.problem.message });
+      continue;
+    }
+    const earlier = ctx.journal.lookup(importKey(t.serialNumber));
+    if (earlier?.outcome === 'IMPORTED' || earlier?.outcome === 'ALREADY_PRESENT') {
+      settle({ token: t, outcome: earlier.outcome, tokenId: earlier.deviceId || undefined, finishedEarlier: true, message: 'finished by an earlier run; nothing sent' });
+    } else if (earlier?.windows) started.push(t);
+    else pending.push(t);
+  }
+
+  // An earlier run sent these and never learned how its job ended; a dry run reads all.
+  const toCheck = ctx.dryRun ? [...started, ...pending] : started;
+  if (toCheck.length > 0) {
+    let present: Map<string, InventoryEntry>;
+    try {
+      present = await inInventory(toCheck.map((t) => t.serialNumber), ctx);
+    } catch (error) {
+      if (!(error instanceof StopError) && !(error instanceof ApiError) && !(error instanceof RequestAborted) && !ctx.stopping.aborted) throw error;
+      if (error instanceof StopError) ctx.onSystemic(error);
+      for (const t of toCheck) settle(notDone(t, started.includes(t), 'the inventory could not be read'));
+      return tokens.map((t) => results.get(t)!);
+    }
+    for (const t of toCheck) {
+      const entry = present.get(t.serialNumber);
+      if (ctx.dryRun) {
+        settle(entry ? { token: t, outcome: 'ALREADY_PRESENT', tokenId: entry.id, message: 'dry run: already in the inventory' } : { token: t, outcome: 'NOT_ATTEMPTED', message: 'dry run: would import' });
+      } else if (entry) {
+        settle({ token: t, outcome: 'IMPORTED', tokenId: entry.id, message: 'imported by an earlier run whose job ended unheard; found in the inventory' });
+      } else {
+        ctx.journal.cleared(importKey(t.serialNumber), t.index);
+        pending.push(t);
+      }
+    }
+    if (ctx.dryRun) return tokens.map((t) => results.get(t)!);
+  }
+
+  // Jobs of --job-size, a few in flight at once.
+  const chunks: SeedToken[][] = [];
+  const ordered = [...pending].sort((a, b) => a.index - b.index);
+  for (let i = 0; i < ordered.length; i += ctx.jobSize) chunks.push(ordered.slice(i, i + ctx.jobSize));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < chunks.length) {
+      const chunk = chunks[next++]!;
+      if (ctx.stopping.aborted) {
+        for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+        continue;
+      }
+      await importChunk(chunk, ctx, settle);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, ctx.jobsInFlight) }, worker));
+  return tokens.map((t) => results.get(t) ?? { token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+}
+
+function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
+  return sent
+    ? { token: t, outcome: 'UNCONFIRMED', errorCode: 'UNCONFIRMED', message: `${why}: whether this token was imported is not known; the next run checks the inventory first` }
+    : { token: t, outcome: 'NOT_ATTEMPTED', message: `${why}; run it again to finish` };
+}
+
+/** Which of `serials` the inventory holds: one filtered read each, or the whole inventory paged. */
+async function inInventory(serials: readonly string[], ctx: ImportContext): Promise<Map<string, InventoryEntry>> {
+  const found = new Map<string, InventoryEntry>();
+  const wanted = new Set(serials);
+  const opts = { signal: ctx.hard, notAfter: ctx.stopping };
+  if (serials.length <= LOOKUP_ONE_BY_ONE) {
+    for (const serial of serials) {
+      const pages = await withRetries(ctx, 0, async () => {
+        const all: InventoryEntry[] = [];
+        for await (const page of ctx.inventory.oathTokens({ ...opts, serial })) all.push(...page);
+        return all;
+      });
+      for (const e of pages) if (e.serialNumber === serial) found.set(serial, e);
+    }
+    return found;
+  }
+  const pages = ctx.inventory.oathTokens(opts);
+  for (;;) {
+    const page = await withRetries(ctx, 0, () => pages.next());
+    if (page.done) break;
+    for (const e of page.value) if (wanted.has(e.serialNumber)) found.set(e.serialNumber, e);
+  }
+  return found;
+}
+
+/**
+ * One job of tokens. `split`: a part of a job that FAILED; small parts go one by one, so that
+ * each token gets PingOne's own answer.
+ */
+async function importChunk(chunk: SeedToken[], ctx: ImportContext, settle: (r: ImportResult) => void, split = false, reason?: string): Promise<void> {
+  if (split && chunk.length < SINGLE_BELOW) {
+    for (const t of chunk) await importOne(t, ctx, settle, reason);
+    return;
+  }
+  if (ctx.stopping.aborted) {
+    for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+    return;
+  }
+  for (const t of chunk) await ctx.journal.started(importKey(t.serialNumber), t.index, Date.now(), Date.now() + ctx.timeoutMs);
+  const opts = { signal: ctx.hard, notAfter: ctx.stopping };
+  const halves = async (why: string): Promise<void> => {
+    const half = Math.ceil(chunk.length / 2);
+    await importChunk(chunk.slice(0, half), ctx, settle, true, why);
+    await importChunk(chunk.slice(half), ctx, settle, true, why);
+  };
+  let jobId: string;
+  try {
+    jobId = await withRetries(ctx, chunk[0]!.index, () => ctx.inventory.createOathJob(chunk.map(body), opts));
+  } catch (error) {
+    // PingOne refused the job itself (too large, a token it will not take): nothing was created.
+    if (error instanceof ApiError && error.verdict.kind === 'refused') return halves(error.message);
+    return afterLoss(chunk, error, ctx, settle, 'the job was sent and its answer never came');
+  }
+  let job: OathJob;
+  try {
+    job = await pollJob(jobId, ctx, chunk[0]!.index);
+  } catch (error) {
+    return afterLoss(chunk, error, ctx, settle, `job ${jobId} could not be followed to its end`);
+  }
+  if (job.status === 'DONE') {
+    const duplicates = new Set(job.duplicates);
+    for (const t of chunk) {
+      settle(duplicates.has(t.serialNumber) ? { token: t, outcome: 'ALREADY_PRESENT', message: 'PingOne already held this serial' } : { token: t, outcome: 'IMPORTED' });
+    }
+    return;
+  }
+  // FAILED: isolate the token(s) it failed for; the good ones import.
+  return halves(job.reason ?? 'the job failed');
+}
+
+/** Tokens whose job (or create) ended unheard: what the inventory holds is IMPORTED, the rest UNCONFIRMED. */
+async function afterLoss(chunk: SeedToken[], error: unknown, ctx: ImportContext, settle: (r: ImportResult) => void, why: string): Promise<void> {
+  if (error instanceof StopError) ctx.onSystemic(error);
+  let present: Map<string, InventoryEntry> | undefined;
+  if (!ctx.hard.aborted) {
+    try {
+      // Read even while the run stops: it settles what was sent.
+      present = await inInventory(chunk.map((t) => t.serialNumber), { ...ctx, stopping: new AbortController().signal });
+    } catch {
+      present = undefined;
+    }
+  }
+  for (const t of chunk) {
+    const entry = present?.get(t.serialNumber);
+    if (entry) settle({ token: t, outcome: 'IMPORTED', tokenId: entry.id, message: `${why}; found in the inventory` });
+    else settle(notDone(t, true, why));
+  }
+}
+
+async function pollJob(id: string, ctx: ImportContext, row: number): Promise<OathJob> {
+  const deadline = Date.now() + ctx.jobTimeoutMs;
+  let delay = ctx.pollFirstMs;
+  for (;;) {
+    const job = await withRetries(ctx, row, () => ctx.inventory.getOathJob(id, { signal: ctx.hard }));
+    if (job.status === 'DONE' || job.status === 'FAILED') return job;
+    if (Date.now() + delay > deadline) throw new Error(`job ${id} was still ${job.status} after ${Math.round(ctx.jobTimeoutMs / 1000)} s`);
+    await ctx.sleep(delay, ctx.hard);
+    delay = Math.min(ctx.pollMaxMs, delay * 2);
+  }
+}
+
+/** One token on its own (POST /oathTokens): PingOne's answer for exactly this token. */
+async function importOne(t: SeedToken, ctx: ImportContext, settle: (r: ImportResult) => void, jobReason?: string): Promise<void> {
+  if (ctx.stopping.aborted) return settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+  await ctx.journal.started(importKey(t.serialNumber), t.index, Date.now(), Date.now() + ctx.timeoutMs);
+  let uncertain = false;
+  try {
+    const entry = await withRetries(ctx, t.index, async () => {
+      try {
+        return await ctx.inventory.createOathToken(body(t), { signal: ctx.hard, notAfter: ctx.stopping });
+      } catch (error) {
+        if (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) uncertain = true;
+        throw error;
+      }
+    });
+    settle({ token: t, outcome: 'IMPORTED', tokenId: entry.id });
+  } catch (error) {
+    // After a lost answer, "already exists" may be our own earlier attempt: the inventory decides.
+    if (error instanceof ApiError && error.verdict.kind === 'refused' && !uncertain) {
+      if (error.detailCode === 'UNIQUENESS_VIOLATION') return settle({ token: t, outcome: 'ALREADY_PRESENT', message: 'PingOne already held this serial' });
+      return settle({ token: t, outcome: 'FAILED', errorCode: 'IMPORT_REFUSED', message: `${error.message}${jobReason ? ` (the job said: ${jobReason})` : ''}` });
+    }
+    if (error instanceof ApiError && !uncertain) return settle({ token: t, outcome: 'FAILED', errorCode: 'RETRIES_EXHAUSTED', message: `${error.message}: nothing was created; run it again later` });
+    return afterLoss([t], error, ctx, settle, 'the token was sent and its answer never came');
+  }
+}
