@@ -54,6 +54,22 @@ export interface ImportContext extends Omit<AssignContext, 'api'> {
   readonly jobsInFlight: number;
 }
 
+/** The context of one import: serials sent in a job whose answer never came. */
+interface Run extends ImportContext {
+  readonly lost: Set<string>;
+}
+
+/** A failure after which the request may have been carried out: never simply sent again. */
+class Unanswered extends Error {
+  constructor(readonly original: unknown) {
+    super(original instanceof Error ? original.message : String(original));
+  }
+}
+
+function unanswered(error: unknown): boolean {
+  return (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent);
+}
+
 /** Below this many tokens to look up, one filtered read each; above, the whole inventory paged. */
 const LOOKUP_ONE_BY_ONE = 50;
 /** A failed job is split until its parts are this small; then its tokens go one by one. */
@@ -129,6 +145,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   const ordered = [...pending].sort((a, b) => a.index - b.index);
   for (let i = 0; i < ordered.length; i += ctx.jobSize) chunks.push(ordered.slice(i, i + ctx.jobSize));
   let next = 0;
+  const run: Run = { ...ctx, lost: new Set() };
   const worker = async (): Promise<void> => {
     while (next < chunks.length) {
       const chunk = chunks[next++]!;
@@ -136,7 +153,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
         for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
         continue;
       }
-      await importChunk(chunk, ctx, settle);
+      await importChunk(chunk, run, settle);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, ctx.jobsInFlight) }, worker));
@@ -178,7 +195,7 @@ async function inInventory(serials: readonly string[], ctx: ImportContext): Prom
  * One job of tokens. `split`: a part of a job that FAILED; small parts go one by one, so that
  * each token gets PingOne's own answer.
  */
-async function importChunk(chunk: SeedToken[], ctx: ImportContext, settle: (r: ImportResult) => void, split = false, reason?: string): Promise<void> {
+async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResult) => void, split = false, reason?: string): Promise<void> {
   if (split && chunk.length < SINGLE_BELOW) {
     for (const t of chunk) await importOne(t, ctx, settle, reason);
     return;
@@ -196,11 +213,20 @@ async function importChunk(chunk: SeedToken[], ctx: ImportContext, settle: (r: I
   };
   let jobId: string;
   try {
-    jobId = await withRetries(ctx, chunk[0]!.index, () => ctx.inventory.createOathJob(chunk.map(body), opts));
+    // Retried only when PingOne cannot have acted on it (429, refused connection): a job whose
+    // answer was lost may be running, and sending it again would make its tokens duplicates.
+    jobId = await withRetries(ctx, chunk[0]!.index, async () => {
+      try {
+        return await ctx.inventory.createOathJob(chunk.map(body), opts);
+      } catch (error) {
+        throw unanswered(error) ? new Unanswered(error) : error;
+      }
+    });
   } catch (error) {
     // PingOne refused the job itself (too large, a token it will not take): nothing was created.
     if (error instanceof ApiError && error.verdict.kind === 'refused') return halves(error.message);
-    return afterLoss(chunk, error, ctx, settle, 'the job was sent and its answer never came');
+    if (error instanceof Unanswered && !ctx.stopping.aborted) return resend(chunk, ctx, settle);
+    return afterLoss(chunk, error instanceof Unanswered ? error.original : error, ctx, settle, 'the job was sent and its answer never came');
   }
   let job: OathJob;
   try {
@@ -211,7 +237,10 @@ async function importChunk(chunk: SeedToken[], ctx: ImportContext, settle: (r: I
   if (job.status === 'DONE') {
     const duplicates = new Set(job.duplicates);
     for (const t of chunk) {
-      settle(duplicates.has(t.serialNumber) ? { token: t, outcome: 'ALREADY_PRESENT', message: 'PingOne already held this serial' } : { token: t, outcome: 'IMPORTED' });
+      if (!duplicates.has(t.serialNumber)) settle({ token: t, outcome: 'IMPORTED' });
+      // A "duplicate" of a token this run sent in a job whose answer was lost: that job made it.
+      else if (ctx.lost.has(t.serialNumber)) settle({ token: t, outcome: 'IMPORTED', message: "imported by this run's earlier job, whose answer was lost" });
+      else settle({ token: t, outcome: 'ALREADY_PRESENT', message: 'PingOne already held this serial' });
     }
     return;
   }
@@ -219,8 +248,29 @@ async function importChunk(chunk: SeedToken[], ctx: ImportContext, settle: (r: I
   return halves(job.reason ?? 'the job failed');
 }
 
+/**
+ * The job's answer was lost: wait a moment, read the inventory, count what is there as
+ * IMPORTED (this run's job made it), and send the rest again in a new job.
+ */
+async function resend(chunk: SeedToken[], ctx: Run, settle: (r: ImportResult) => void): Promise<void> {
+  for (const t of chunk) ctx.lost.add(t.serialNumber);
+  try {
+    await ctx.sleep(ctx.pollMaxMs, ctx.hard);
+    const present = await inInventory(chunk.map((t) => t.serialNumber), ctx);
+    const missing: SeedToken[] = [];
+    for (const t of chunk) {
+      const entry = present.get(t.serialNumber);
+      if (entry) settle({ token: t, outcome: 'IMPORTED', tokenId: entry.id, message: 'the answer to its job was lost; found in the inventory' });
+      else missing.push(t);
+    }
+    if (missing.length > 0) await importChunk(missing, ctx, settle, missing.length < SINGLE_BELOW);
+  } catch (error) {
+    return afterLoss(chunk, error, ctx, settle, 'the job was sent and its answer never came');
+  }
+}
+
 /** Tokens whose job (or create) ended unheard: what the inventory holds is IMPORTED, the rest UNCONFIRMED. */
-async function afterLoss(chunk: SeedToken[], error: unknown, ctx: ImportContext, settle: (r: ImportResult) => void, why: string): Promise<void> {
+async function afterLoss(chunk: SeedToken[], error: unknown, ctx: Run, settle: (r: ImportResult) => void, why: string): Promise<void> {
   if (error instanceof StopError) ctx.onSystemic(error);
   let present: Map<string, InventoryEntry> | undefined;
   if (!ctx.hard.aborted) {
@@ -251,7 +301,7 @@ async function pollJob(id: string, ctx: ImportContext, row: number): Promise<Oat
 }
 
 /** One token on its own (POST /oathTokens): PingOne's answer for exactly this token. */
-async function importOne(t: SeedToken, ctx: ImportContext, settle: (r: ImportResult) => void, jobReason?: string): Promise<void> {
+async function importOne(t: SeedToken, ctx: Run, settle: (r: ImportResult) => void, jobReason?: string): Promise<void> {
   if (ctx.stopping.aborted) return settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
   await ctx.journal.started(importKey(t.serialNumber), t.index, Date.now(), Date.now() + ctx.timeoutMs);
   let uncertain = false;
@@ -260,7 +310,7 @@ async function importOne(t: SeedToken, ctx: ImportContext, settle: (r: ImportRes
       try {
         return await ctx.inventory.createOathToken(body(t), { signal: ctx.hard, notAfter: ctx.stopping });
       } catch (error) {
-        if (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) uncertain = true;
+        if (unanswered(error)) uncertain = true;
         throw error;
       }
     });

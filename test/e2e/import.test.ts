@@ -147,3 +147,18 @@ test('no secret, key or passphrase reaches stdout, stderr, the reports or the jo
   expect(box.sandbox.inventory.has('987654321')).toBe(true);
   expect(box.sandbox.inventory.has('55500001')).toBe(true);
 });
+
+test('lost answers to jobs, polls and reads: every token IMPORTED, none taken for a duplicate of itself, none created twice', async () => {
+  const env = sandboxEnv(box.sandbox);
+  for (const seed of [3, 7, 11]) {
+    box.sandbox.configure({ inventory: 'imported', jobDelayMs: 100, faults: { lost: 0.3, '5xx': 0.1 }, seed });
+    const dir = tempDir();
+    const serials = Array.from({ length: 30 }, (_, i) => `L${seed}X${String(i).padStart(3, '0')}`);
+    const result = await runCli(['import', seedCsv(dir, serials), '--out-dir', dir, '--job-size', '10', '--backoff-base', '20', '--max-attempts', '10'], env);
+    const rows = csv(newest(dir, 'import'));
+    expect({ seed, code: result.code, outcomes: [...new Set(rows.map((r) => r['outcome']))] }).toEqual({ seed, code: 0, outcomes: ['IMPORTED'] });
+    for (const s of serials) expect(box.sandbox.inventory.has(s)).toBe(true);
+  }
+  box.sandbox.configure({ faults: {} });
+  expect(box.sandbox.inventory.created).toBe(90);
+}, 60_000);
