@@ -1,76 +1,21 @@
 // npm run bench: oath-bulk measured against the sandbox over loopback. Writes
 // bench/results/<date>.json, <date>.md and <date>-rates.svg, and prints the table.
 // Sections: 1 vs one-at-a-time · 2 rate fidelity · 3 overhead (+ journal on/off) ·
-// 4 memory · 5 chart · 6 under faults.
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+// 4 memory · 5 chart · 6 under faults · 7 import of a 100,000-token PSKC file.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { PingOneSandbox } from '../dist/sandbox/server.js';
+import { join } from 'node:path';
 import { sequentialRun } from './sequential-client.mjs';
 import { newmanRun, newmanVersion } from './newman.mjs';
+import { benchKit } from './kit.mjs';
+import { importBench } from './import.mjs';
 
-const BIN = resolve('dist/bin.js');
-const RUSAGE = resolve('bench/rusage.mjs');
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const QUICK = process.env.BENCH_QUICK === '1';
 const work = mkdtempSync(join(tmpdir(), 'oath-bulk-bench-'));
+const { shipment, withSandbox, job } = benchKit(work);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const log = (...a) => process.stderr.write(a.join(' ') + '\n');
-
-function userId(n) {
-  return `b0b1c2d3-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
-}
-
-async function shipment(name, n, prefix = 'BN') {
-  const path = join(work, `${name}.csv`);
-  const out = createWriteStream(path);
-  out.write('userID,serialNumber\n');
-  for (let i = 1; i <= n; i++) {
-    if (!out.write(`${userId(i)},${prefix}${String(i).padStart(9, '0')}\n`)) await new Promise((r) => out.once('drain', r));
-  }
-  await new Promise((r) => out.end(r));
-  return path;
-}
-
-async function withSandbox(options, fn) {
-  const sandbox = new PingOneSandbox(options);
-  await sandbox.start();
-  try {
-    return await fn(sandbox);
-  } finally {
-    await sandbox.stop();
-  }
-}
-
-function env(sandbox) {
-  return {
-    PATH: process.env.PATH,
-    PINGONE_ENVIRONMENT_ID: sandbox.environmentId,
-    PINGONE_CLIENT_ID: sandbox.clientId,
-    PINGONE_CLIENT_SECRET: sandbox.clientSecret,
-    PINGONE_API_URL: `${sandbox.url}/v1`,
-    PINGONE_AUTH_URL: sandbox.url,
-  };
-}
-
-/** Runs the CLI as a user does; returns wall time, exit code, and the job's own CPU and peak RSS. */
-async function job(sandbox, args) {
-  const out = mkdtempSync(join(work, 'out-'));
-  const rusageFile = join(out, 'rusage.json');
-  const started = performance.now();
-  const child = spawn(process.execPath, ['--import', RUSAGE, '--', BIN, ...args, '--out-dir', out, '--quiet'], {
-    env: { ...env(sandbox), OATH_BULK_RUSAGE_FILE: rusageFile },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const code = await new Promise((r) => child.once('exit', r));
-  const ms = performance.now() - started;
-  const usage = JSON.parse(readFileSync(rusageFile, 'utf8'));
-  const summaryFile = readdirSync(out).find((f) => f.endsWith('.summary.json'));
-  const summary = summaryFile ? JSON.parse(readFileSync(join(out, summaryFile), 'utf8')) : undefined;
-  rmSync(out, { recursive: true, force: true });
-  return { code, ms, cpuMs: usage.userMs + usage.systemMs, maxRssMb: usage.maxRssKb / 1024, summary };
-}
 
 /** Arrivals after `from`, as achieved rate and the highest one-second count. */
 function arrivalStats(sandbox, from = 0) {
@@ -271,6 +216,14 @@ function svg() {
   const useful = (r) => (r.summary.outcomes.CREATED + r.summary.outcomes.EXISTING) / (r.ms / 1000);
   results.faults = { rows, mix, cleanRowsPerSec: median(clean.map(useful)), faultyRowsPerSec: median(faulty.map(useful)), faultyExitCodes: faulty.map((r) => r.code) };
   table.push(['10% fault mix at --rate 100', `useful ${results.faults.faultyRowsPerSec.toFixed(1)} rows/s vs clean ${results.faults.cleanRowsPerSec.toFixed(1)} rows/s, exit codes ${faulty.map((r) => r.code).join(',')}`, `${((results.faults.faultyRowsPerSec / results.faults.cleanRowsPerSec) * 100).toFixed(0)}% of clean`, '']);
+}
+
+// 7. Import -------------------------------------------------------------------------------
+{
+  mark('7. import');
+  const imported = await importBench(work, QUICK ? 10_000 : 100_000, log);
+  results.import = imported.runs;
+  table.push(...imported.rows);
 }
 
 // Write ---------------------------------------------------------------------------------

@@ -220,7 +220,8 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
       pollFirstMs: 250,
       pollMaxMs: 5000,
       jobTimeoutMs: 10 * 60_000,
-      jobsInFlight: Math.min(4, engine.concurrency),
+      // As many jobs in flight as requests may be: polls then fill the pace.
+      jobsInFlight: engine.concurrency,
     });
     for (const r of outcomes) {
       const t = r.token;

@@ -204,7 +204,9 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
     for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
     return;
   }
-  for (const t of chunk) await ctx.journal.started(importKey(t.serialNumber), t.index, Date.now(), Date.now() + ctx.timeoutMs);
+  // All the job's starts share one write and one sync (group commit).
+  const at = Date.now();
+  await Promise.all(chunk.map((t) => ctx.journal.started(importKey(t.serialNumber), t.index, at, at + ctx.timeoutMs)));
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };
   const halves = async (why: string): Promise<void> => {
     const half = Math.ceil(chunk.length / 2);

@@ -67,42 +67,69 @@ const b64 = (s: string): Buffer | undefined => {
   return /^[A-Za-z0-9+/]*={0,2}$/.test(compact) && compact.length % 4 === 0 ? Buffer.from(compact, 'base64') : undefined;
 };
 
-/** Reads a PSKC document; `file` names it in messages. */
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@_',
+  removeNSPrefix: true,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  processEntities: false,
+  trimValues: true,
+});
+
+/** Line number of an offset, for messages. */
+function lineAt(xml: string, offset: number): number {
+  let line = 1;
+  for (let i = xml.indexOf('\n'); i !== -1 && i < offset; i = xml.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+function parseChecked(file: string, xml: string, part: string, offset: number, whole: string): Node {
+  const valid = XMLValidator.validate(part);
+  if (valid !== true) {
+    throw new SeedFileError(file, `is not well-formed XML at line ${lineAt(whole, offset) + valid.err.line - 1}: ${valid.err.msg.replace(/\s+/g, ' ').slice(0, 120)}`);
+  }
+  return parser.parse(part) as Node;
+}
+
+/**
+ * Reads a PSKC document; `file` names it in messages. The container's head (keys, MAC) is
+ * parsed on its own, then each KeyPackage in turn: memory holds one package's tree at a time,
+ * not the whole file's (a 100,000-token file is ~40 MB of XML and would take ~700 MB as one
+ * tree).
+ */
 export function readPskc(file: string, xml: string, keys: PskcKeys = {}): SeedToken[] {
-  if (Buffer.byteLength(xml) > MAX_PSKC_BYTES) throw new SeedFileError(file, `is larger than ${MAX_PSKC_BYTES / 1024 / 1024} MB: not a token shipment`);
+  if (xml.length > MAX_PSKC_BYTES) throw new SeedFileError(file, `is larger than ${MAX_PSKC_BYTES / 1024 / 1024} MB: not a token shipment`);
   // Entity expansion is how XML files attack readers (XXE, billion laughs): refuse any.
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new SeedFileError(file, 'declares a DOCTYPE or entities, which a seed file never needs: refused unread (ask the vendor for a plain PSKC file)');
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) {
-    const truncated = !/<\/([A-Za-z0-9_-]+:)?KeyContainer>\s*$/.test(xml);
-    throw new SeedFileError(
-      file,
-      truncated
-        ? `is cut short (no closing </KeyContainer>, line ${valid.err.line}): a log saved while it was still being written? Get the complete file`
-        : `is not well-formed XML at line ${valid.err.line}: ${valid.err.msg.replace(/\s+/g, ' ').slice(0, 120)}`,
-    );
+  const root = /<((?:[A-Za-z_][\w.-]*:)?)KeyContainer\b[^>]*>/.exec(xml);
+  if (!root) throw new SeedFileError(file, 'has no KeyContainer: not a PSKC (RFC 6030) seed file');
+  const prefix = root[1]!;
+  const closing = new RegExp(`</${prefix.replace(/[.]/g, '\\.')}KeyContainer\\s*>\\s*$`);
+  if (!closing.test(xml)) {
+    throw new SeedFileError(file, `is cut short (no closing </${prefix}KeyContainer>, line ${lineAt(xml, xml.length)}): a log saved while it was still being written? Get the complete file`);
   }
-  const parser = new XMLParser({
-    ignoreAttributes: false,
-    attributeNamePrefix: '@_',
-    removeNSPrefix: true,
-    parseTagValue: false,
-    parseAttributeValue: false,
-    processEntities: false,
-    trimValues: true,
-    isArray: (name) => name === 'KeyPackage',
-  });
-  const doc = parser.parse(xml) as Node;
-  const container = asNode(doc['KeyContainer']);
+  const packageRe = /<((?:[A-Za-z_][\w.-]*:)?)KeyPackage\b[\s\S]*?<\/\1KeyPackage\s*>/g;
+  packageRe.lastIndex = root.index + root[0].length;
+  const first = packageRe.exec(xml);
+  if (!first) throw new SeedFileError(file, 'holds no KeyPackage: no tokens in it');
+  // The head: the container with what comes before the first package (keys, MAC method).
+  const head = parseChecked(file, xml, `${xml.slice(root.index, first.index)}</${prefix}KeyContainer>`, root.index, xml);
+  const container = asNode(head['KeyContainer']) ?? (head['KeyContainer'] === '' ? {} : undefined);
   if (!container) throw new SeedFileError(file, 'has no KeyContainer: not a PSKC (RFC 6030) seed file');
   const version = attr(container, 'Version');
   if (version !== undefined && version !== '1.0') throw new SeedFileError(file, `is PSKC version ${version}; this reads version 1.0`);
 
   const crypto = new Decryptor(file, container, keys);
-  const packages = (container['KeyPackage'] as unknown[] | undefined) ?? [];
-  if (packages.length === 0) throw new SeedFileError(file, 'holds no KeyPackage: no tokens in it');
-  const tokens = packages.map((p, i) => readPackage(i + 1, asNode(p) ?? {}, crypto));
-  crypto.wipe();
+  const tokens: SeedToken[] = [];
+  try {
+    for (let m: RegExpExecArray | null = first; m; m = packageRe.exec(xml)) {
+      const pkg = asNode(parseChecked(file, xml, m[0], m.index, xml)['KeyPackage']) ?? {};
+      tokens.push(readPackage(tokens.length + 1, pkg, crypto));
+    }
+  } finally {
+    crypto.wipe();
+  }
   return markDuplicates(tokens);
 }
 
