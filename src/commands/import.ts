@@ -212,6 +212,12 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
       deps.control.stop(error);
     }
     const retry = ctx.retryContext(journal);
+    let settled = 0;
+    const line = (): string => `import: ${settled}/${tokens.length} tokens settled · ${session.pacer.currentRate.toFixed(1)} req/s · jobs ${session.stats.job} · retries ${session.stats.retries}`;
+    const heartbeat = setInterval(() => logger.info({ event: 'progress', done: settled, total: tokens.length, requests: session.stats.total }), 30_000);
+    const drawing = report.progress ? setInterval(() => deps.stderr.write(`\r\x1b[2K${line()}`), 250) : undefined;
+    heartbeat.unref();
+    drawing?.unref();
     const outcomes = await importTokens(tokens, {
       ...retry,
       inventory: session.client,
@@ -222,6 +228,13 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
       jobTimeoutMs: 10 * 60_000,
       // As many jobs in flight as requests may be: polls then fill the pace.
       jobsInFlight: engine.concurrency,
+      onSettled: () => settled++,
+    }).finally(() => {
+      clearInterval(heartbeat);
+      if (drawing) {
+        clearInterval(drawing);
+        deps.stderr.write(`\r\x1b[2K${line()}\n`);
+      }
     });
     for (const r of outcomes) {
       const t = r.token;

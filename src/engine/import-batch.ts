@@ -52,6 +52,8 @@ export interface ImportContext extends Omit<AssignContext, 'api'> {
   readonly jobTimeoutMs: number;
   /** Jobs in flight at once. */
   readonly jobsInFlight: number;
+  /** Hears of each token settled (progress). */
+  readonly onSettled?: (result: ImportResult) => void;
 }
 
 /** The context of one import: serials sent in a job whose answer never came. */
@@ -93,6 +95,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   const results = new Map<SeedToken, ImportResult>();
   const settle = (r: ImportResult): void => {
     results.set(r.token, r);
+    ctx.onSettled?.(r);
     const key = importKey(r.token.serialNumber);
     if (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT') {
       if (!r.finishedEarlier && !ctx.dryRun) ctx.journal.finished(key, r.token.index, { outcome: r.outcome, deviceId: r.tokenId ?? '' });

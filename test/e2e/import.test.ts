@@ -4,6 +4,7 @@
  * imported), a crash mid-import then a rerun, import then `run` assigning those serials, a
  * dry run, and a leak test: no secret, key or passphrase anywhere, at --log-level trace.
  */
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -123,6 +124,9 @@ test('no secret, key or passphrase reaches stdout, stderr, the reports or the jo
     ['import', resolve('test/fixtures/pskc/figure7.xml'), '--passphrase-file', passFile, '--journal', join(dir, 'f7.journal.jsonl')],
     ['import', entra],
     ['import', resolve('test/fixtures/pskc/figure10.xml')],
+    ['import', resolve('test/fixtures/pskc/figure2.xml')],
+    ['import', resolve('test/fixtures/pskc/figure3.xml'), '--journal', join(dir, 'f3.journal.jsonl')],
+    ['import', resolve('test/fixtures/pskc/figure9.xml')],
   ];
   let output = '';
   for (const args of runs) {
@@ -139,6 +143,9 @@ test('no secret, key or passphrase reaches stdout, stderr, the reports or the jo
     'MTIzNDU2Nzg5MDEyMzQ1Njc4OTA',
     '12345678901234567890123456789012',
     'qwerty',
+    '31323334', // figure 2's secret "1234" in hex …
+    'MTIzNA==', // … in base64 …
+    'GEZDGNA', // … and in base32
     '651e63cd57008476af1ff6422cd02e41', // the key figure 7's passphrase derives
     '1122334455667788990011223344556677889900', // figure 6's MAC key
   ];
@@ -162,3 +169,21 @@ test('lost answers to jobs, polls and reads: every token IMPORTED, none taken fo
   box.sandbox.configure({ faults: {} });
   expect(box.sandbox.inventory.created).toBe(90);
 }, 60_000);
+
+test('a passphrase-protected file on a terminal: asked for without echo, never shown, and the import goes through', async () => {
+  box.sandbox.configure({ inventory: 'imported', jobDelayMs: 0 });
+  const dir = tempDir();
+  const env = sandboxEnv(box.sandbox);
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, '--', resolve('dist/bin.js'), 'import', resolve('test/fixtures/pskc/figure7.xml'), '--out-dir', dir].map(quote).join(' ');
+  // `script` gives the CLI a real terminal, as at a console.
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += String(d)));
+  const done = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  while (!out.includes('Passphrase for')) await sleep(20);
+  child.stdin.write('qwerty\r');
+  expect(await done).toBe(0);
+  expect(out).not.toContain('qwerty');
+  expect(box.sandbox.inventory.has('987654321')).toBe(true);
+}, 30_000);
