@@ -105,7 +105,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
       control.stop(error);
     }
     if (!control.stopped) await checkUnchanged(scan);
-    const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (written to, or replaced): the rows after that were not sent; run again once the file is final`));
+    const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
     await runBatch(finalRows(scan, changed), ctx.retryContext(journal), control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
   } catch (error) {
     failure = error;

@@ -7,12 +7,12 @@
  *   fails if a lock exists (atomic, like O_EXCL, but never empty or half-written).
  * - It is stale when its process is gone: its pid is not running, or is this very process
  *   under another nonce (a container restarted: the new run has the old pid), or runs with
- *   another start tick (the pid was reused). Only then is it taken over, by renaming it away
- *   first, so that two runs that both judged it stale cannot both take it.
+ *   another start tick (the pid was reused). Only then is it removed, by one process at a
+ *   time (withTakeover), so that two runs that both judged it stale cannot both take it.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync, unlinkSync } from 'node:fs';
+import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 
@@ -64,24 +64,71 @@ function ownerAlive(owner: Partial<LockOwner>): boolean {
   return tick === undefined || tick === owner.tick;
 }
 
+/** Locks held by this process, for a release on the way out (a second signal exits at once). */
+const HELD = new Map<string, string>();
+
+/** Removes this process's locks synchronously: for an exit that cannot wait. */
+export function releaseHeldLocksSync(): void {
+  for (const [path, content] of HELD) {
+    try {
+      if (readFileSync(path, 'utf8') === content) unlinkSync(path);
+    } catch {
+      // Gone already.
+    }
+  }
+  HELD.clear();
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Only one process at a time may replace a stale lock: the one that holds `<lock>.takeover`
+ * (created whole by a hard link, like the lock). Without it, two runs that both judged a lock
+ * stale could each remove what the other had just put in its place. A takeover left by a
+ * process that died in those few milliseconds is itself stale after 10 s.
+ */
+async function withTakeover<T>(path: string, temp: string, work: () => Promise<T>): Promise<T | 'busy'> {
+  const takeover = `${path}.takeover`;
+  try {
+    await link(temp, takeover);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    try {
+      const info = await stat(takeover);
+      if (Date.now() - info.mtimeMs > 10_000) await unlink(takeover).catch(() => undefined);
+    } catch {
+      // Released in between.
+    }
+    return 'busy';
+  }
+  try {
+    return await work();
+  } finally {
+    await unlink(takeover).catch(() => undefined);
+  }
+}
+
 export async function acquireLock(path: string): Promise<HeldLock> {
   const me: LockOwner = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), tick: startTick(process.pid), nonce: NONCE };
   const content = JSON.stringify(me) + '\n';
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(temp, content, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    throw new UsageError(`cannot create the lock file ${path} (${(error as NodeJS.ErrnoException).code}): is --out-dir writable and not full?`);
-  }
   let tookOver: LockOwner | undefined;
   try {
-    for (let tries = 0; tries < 5; tries++) {
+    try {
+      await writeFile(temp, content, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new UsageError(`cannot create the lock file ${path} (${code}): ${code === 'ENOSPC' ? 'the disk is full' : 'is --out-dir writable?'}`);
+    }
+    for (let tries = 0; tries < 200; tries++) {
       try {
         await link(temp, path);
+        HELD.set(path, content);
         return {
           path,
           tookOver,
           release: async () => {
+            HELD.delete(path);
             // Only our own lock: never one that replaced it.
             const now = await readFile(path, 'utf8').catch(() => '');
             if (now === content) await unlink(path).catch(() => undefined);
@@ -106,22 +153,16 @@ export async function acquireLock(path: string): Promise<HeldLock> {
           `another run holds the lock ${path} (pid ${owner.pid ?? 'unknown'}${sameHost ? '' : ` on ${owner.host}`}, started ${owner.startedAt ?? 'at an unknown time'}); wait for it to finish${sameHost ? '' : ', or delete the lock if that run is gone'}`,
         );
       }
-      // Stale: move it aside under a name of our own, then check it is the one we judged.
-      const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
-      try {
-        await rename(path, aside);
-      } catch {
-        continue; // someone else moved it first
-      }
-      const moved = await readFile(aside, 'utf8').catch(() => '');
-      if (moved !== seen) {
-        // A live lock was put in its place meanwhile: put it back, and look again.
-        await link(aside, path).catch(() => undefined);
-        await unlink(aside).catch(() => undefined);
-        continue;
-      }
-      await unlink(aside).catch(() => undefined);
-      tookOver = { pid: owner.pid ?? 0, host: owner.host ?? me.host, startedAt: owner.startedAt ?? '' };
+      // Stale. Under the takeover lock, remove it if it is still the one judged; then race for
+      // the path like everyone else (link is atomic: one wins, the others see a live lock).
+      const removed = await withTakeover(path, temp, async () => {
+        const still = await readFile(path, 'utf8').catch(() => undefined);
+        if (still !== seen) return false;
+        await unlink(path).catch(() => undefined);
+        return true;
+      });
+      if (removed === true) tookOver = { pid: owner.pid ?? 0, host: owner.host ?? me.host, startedAt: owner.startedAt ?? '' };
+      else if (removed === 'busy') await sleep(5 + Math.floor(Math.random() * 20));
     }
     throw new UsageError(`could not take the lock ${path}: another run keeps taking it`);
   } finally {

@@ -4,6 +4,7 @@
  * and yields one record at a time with its data-row number and file line, so that memory
  * stays flat however long the file is (SPEC "Input").
  */
+import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
@@ -153,10 +154,21 @@ export async function openCsv(path: string, expected = 'a header row "userID,ser
 }
 
 /** Every data record after the header of a CSV file, numbered (only the bytes that were checked). */
-export async function* readCsvRecords(file: Pick<CsvFile, 'path' | 'encoding' | 'delimiter' | 'fingerprint'>): AsyncGenerator<RawRow> {
+/**
+ * A digest of every 16 KB the first pass read, so that the second pass notices any byte that
+ * changed in between (an edit in place keeps the size; a digest does not lie).
+ */
+export interface ChunkDigests {
+  readonly list: string[];
+  readonly mode: 'record' | 'verify';
+  /** Verify mode: a chunk differs from what the first pass read (called once). */
+  readonly onMismatch?: () => void;
+}
+
+export async function* readCsvRecords(file: Pick<CsvFile, 'path' | 'encoding' | 'delimiter' | 'fingerprint'>, digests?: ChunkDigests): AsyncGenerator<RawRow> {
   let row = 0;
   let first = true;
-  for await (const record of parseRecords(file.path, file.encoding, file.delimiter, file.fingerprint.size)) {
+  for await (const record of parseRecords(file.path, file.encoding, file.delimiter, file.fingerprint.size, digests)) {
     if (first) {
       first = false;
       continue;
@@ -235,12 +247,23 @@ export function detectDelimiter(text: string): Delimiter {
   return counts[best] > 0 ? best : ',';
 }
 
-async function* decoded(path: string, encoding: Encoding, size?: number): AsyncGenerator<string> {
+async function* decoded(path: string, encoding: Encoding, size?: number, digests?: ChunkDigests): AsyncGenerator<string> {
+  let chunkNo = 0;
+  let mismatch = false;
   const decoder = new TextDecoder(encoding, { fatal: true });
   let line = 1;
   // Only the bytes that were checked: rows appended later are never read.
   const range = size === undefined ? {} : { end: Math.max(0, size - 1) };
   for await (const chunk of createReadStream(path, { highWaterMark: 16 * 1024, ...range })) {
+    if (digests) {
+      const digest = createHash('sha1').update(chunk as Buffer).digest('base64');
+      if (digests.mode === 'record') digests.list.push(digest);
+      else if (!mismatch && digests.list[chunkNo] !== digest) {
+        mismatch = true;
+        digests.onMismatch?.();
+      }
+      chunkNo++;
+    }
     let text: string;
     try {
       text = decoder.decode(chunk as Buffer, { stream: true });
@@ -271,7 +294,7 @@ interface ParsedRecord {
   readonly fields: string[];
 }
 
-async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimiter, size?: number): AsyncGenerator<ParsedRecord> {
+async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimiter, size?: number, digests?: ChunkDigests): AsyncGenerator<ParsedRecord> {
   const parser = parse({
     delimiter,
     relax_column_count: true,
@@ -281,7 +304,7 @@ async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimi
     max_record_size: MAX_RECORD_BYTES,
     info: true,
   });
-  const source = Readable.from(decoded(path, encoding, size));
+  const source = Readable.from(decoded(path, encoding, size, digests));
   const piping = pipeline(source, parser).catch(() => undefined);
   try {
     for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number; raw?: string } }>) {
@@ -314,6 +337,6 @@ function asInputError(error: unknown, path: string): unknown {
 }
 
 /** Every data record after the header, numbered. */
-export function readRows(layout: InputLayout): AsyncGenerator<RawRow> {
-  return readCsvRecords(layout);
+export function readRows(layout: InputLayout, digests?: ChunkDigests): AsyncGenerator<RawRow> {
+  return readCsvRecords(layout, digests);
 }

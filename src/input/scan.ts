@@ -47,6 +47,8 @@ export interface Scan {
   /** The first problems, for --strict and the summary: "row N (line L): CODE: message". */
   readonly firstProblems: readonly string[];
   readonly conflicts: ConflictIndex;
+  /** What the first pass read, chunk by chunk: the second pass must read the same bytes. */
+  readonly digests: string[];
 }
 
 /** `stopping`: a stop (a signal) ends the check within 1,000 rows, with the stop's reason. */
@@ -54,10 +56,11 @@ export async function scanInput(path: string, stopping?: AbortSignal, keepProble
   const layout = await openInput(path);
   const conflicts = new ConflictIndex();
   const lines = new LineMap();
+  const digests: string[] = [];
   let rows = 0;
   let invalid = 0;
   const firstProblems: string[] = [];
-  for await (const raw of readRows(layout)) {
+  for await (const raw of readRows(layout, { list: digests, mode: 'record' })) {
     rows++;
     if (rows % 1000 === 0) stopping?.throwIfAborted();
     lines.note(raw.row, raw.line);
@@ -76,7 +79,7 @@ export async function scanInput(path: string, stopping?: AbortSignal, keepProble
   }
   if (rows === 0) throw new InputError(path, undefined, 'has a header but no data rows: add one row per token (userID,serialNumber)');
   if (await inputChanged(layout)) throw new InputError(path, undefined, CHANGED);
-  return { layout, lines, rows, invalid: invalid + conflicts.invalidRows, firstProblems, conflicts };
+  return { layout, lines, rows, invalid: invalid + conflicts.invalidRows, firstProblems, conflicts, digests };
 }
 
 const CHANGED = 'changed while it was being checked (written to, or replaced): run again once the file is final';
@@ -97,16 +100,13 @@ export function describeProblem(row: CheckedRow): string {
 
 /**
  * The rows with every problem known, conflicts included, in file order: only the bytes the
- * first pass checked. Every 1,000 rows the file is looked at again; `onChanged` hears of an
- * edit (the rows read from then on may not be what was checked) and no more rows are given.
+ * first pass checked, each 16 KB compared with what it read. `onChanged` hears of a
+ * difference (an edit while the run goes on) before the rows of that part are handed out;
+ * the rows go on being given, so that every row is reported (the run stops sending).
  */
-export async function* finalRows(scan: Pick<Scan, 'layout' | 'conflicts' | 'lines'>, onChanged?: () => void): AsyncGenerator<CheckedRow> {
-  let count = 0;
-  for await (const raw of readRows(scan.layout)) {
-    if (onChanged && ++count % 1000 === 0 && (await inputChanged(scan.layout))) {
-      onChanged();
-      return;
-    }
+export async function* finalRows(scan: Pick<Scan, 'layout' | 'conflicts' | 'lines'> & { digests?: string[] }, onChanged?: () => void): AsyncGenerator<CheckedRow> {
+  const digests = scan.digests && onChanged ? { list: scan.digests, mode: 'verify' as const, onMismatch: onChanged } : undefined;
+  for await (const raw of readRows(scan.layout, digests)) {
     const row = checkRow(scan.layout, raw);
     if (row.problem || !row.user) {
       yield row;

@@ -5,10 +5,11 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { useSandbox } from '../support/sandbox.js';
-import { exited, runCli, sandboxEnv, shipment, startCli, tempDir, type ResultRow } from '../support/cli.js';
+import { exited, runCli, sandboxEnv, shipment, startCli, tempDir, userId, type ResultRow } from '../support/cli.js';
 
 const box = useSandbox();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -86,7 +87,7 @@ test('SIGHUP (an SSH session dropping) is a stop like SIGTERM: exit 3, complete 
   expect(files(dir, '.lock')).toEqual([]);
 }, 30_000);
 
-test('three processes starting at the same instant: exactly one holds the lock, in every one of ten trials', async () => {
+test('four processes starting at the same instant, with or without a stale lock: exactly one holds the lock, in every one of ten trials', async () => {
   const dir = tempDir();
   const lockModule = resolve('dist/engine/lock.js');
   const script = `
@@ -98,8 +99,10 @@ test('three processes starting at the same instant: exactly one holds the lock, 
   const holders: number[] = [];
   for (let trial = 0; trial < 10; trial++) {
     const path = join(dir, `race-${trial}.lock`);
+    // Half the trials start from a stale lock (a dead pid): taking it over must be exclusive too.
+    if (trial % 2 === 1) writeFileSync(path, JSON.stringify({ pid: 2 ** 22 + 4242, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z' }));
     const at = Date.now() + 700;
-    const runs = Array.from({ length: 3 }, () =>
+    const runs = Array.from({ length: 4 }, () =>
       new Promise<string>((resolvePromise) => {
         const child = spawn(process.execPath, ['--input-type=module', '-e', script, String(at), path], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
@@ -229,4 +232,29 @@ test('SIGTERM while a large file is still being checked: exit 3 within 5 s, noth
   expect(Date.now() - signalled).toBeLessThan(5_000);
   expect(box.sandbox.stats.requests).toBe(0);
   expect(files(dir, '.lock')).toEqual([]);
+}, 60_000);
+
+test('an edit in place while the run goes on (same size): the run stops before sending what changed, and every row is still reported', async () => {
+  const dir = tempDir();
+  const path = join(dir, 'wide.csv');
+  const pad = 'x'.repeat(400);
+  const line = (i: number, serial: string) => `${userId(i)},${serial},${pad}`;
+  const rows = Array.from({ length: 2000 }, (_, i) => line(i + 1, `W${String(i + 1).padStart(6, '0')}`));
+  writeFileSync(path, ['userID,serialNumber,note', ...rows].join('\n') + '\n');
+  const child = startCli(['run', path, '--out-dir', dir, '--rate', '200', '--concurrency', '4'], sandboxEnv(box.sandbox));
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += String(d)));
+  const done = exited(child);
+  while (box.sandbox.stats.createsReceived < 100) await sleep(20);
+  // Row 1900 gets row 7's serial: the first pass would have made both SERIAL_CONFLICT.
+  const text = readFileSync(path, 'utf8').replace(line(1900, 'W001900'), line(1900, 'W000007'));
+  writeFileSync(path, text);
+  expect((await done).code).toBe(3);
+  expect(stderr).toMatch(/INPUT_CHANGED/);
+  const results = csv(join(dir, files(dir, '.results.csv')[0]!));
+  expect(results).toHaveLength(2000);
+  expect(box.sandbox.allDevices().filter((d) => d.userId === userId(1900))).toEqual([]);
+  // Rows before the changed part were checked and sent as checked; from it on, nothing is sent.
+  expect(results.slice(1899).every((r) => r['outcome'] === 'NOT_ATTEMPTED' || r['outcome'] === 'INVALID')).toBe(true);
+  for (let i = 1900; i <= 2000; i++) expect(box.sandbox.devicesOf(userId(i))).toEqual([]);
 }, 60_000);
