@@ -2,7 +2,6 @@
  * `oath-bulk run <input.csv>`: validate the whole file, take the journal's lock, prove the
  * credentials, then assign every row and write the results, log and summary.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigSources, RawOptions } from '../config.js';
 import { StopError, UsageError } from '../errors.js';
@@ -11,7 +10,7 @@ import type { RunControl } from '../engine/control.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { checkUnchanged, finalRows, scanInput } from '../input/scan.js';
 import type { Transport } from '../pingone/http.js';
-import { legacyStem, prepareOutDir, stem } from '../report/files.js';
+import { prepareOutDir, stem } from '../report/files.js';
 import type { RowResult } from '../report/outcome.js';
 import { ProgressLine } from '../report/progress.js';
 import { ResultsWriter } from '../report/results-writer.js';
@@ -151,11 +150,13 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   return exitCode;
 }
 
-/** `<out-dir>/<name>.journal.jsonl`, or the one an earlier release named after the input. */
+/**
+ * `<out-dir>/<name>.journal.jsonl`. Names with characters other than letters, digits and
+ * ._- were folded by earlier releases so that different inputs could share one journal; such
+ * a journal is not picked up by guess: point at it with --journal (README).
+ */
 function defaultJournal(outDir: string, input: string): string {
-  const path = join(outDir, `${stem(input)}.journal.jsonl`);
-  const legacy = join(outDir, `${legacyStem(input)}.journal.jsonl`);
-  return !existsSync(path) && legacy !== path && existsSync(legacy) ? legacy : path;
+  return join(outDir, `${stem(input)}.journal.jsonl`);
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */

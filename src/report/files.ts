@@ -28,13 +28,13 @@ export function stem(inputPath: string): string {
   const bare = bareName(inputPath);
   // Letters and digits of any script stay (東京, Zürich); anything else becomes "_", and then
   // a short digest of the real name keeps "shipment (1)" apart from "shipment__1_".
-  const safe = bare.replace(/[^\p{L}\p{N}._-]/gu, '_');
-  return safe === bare ? safe : `${safe}-${createHash('sha256').update(bare).digest('hex').slice(0, 6)}`;
-}
-
-/** The name earlier releases gave the shipment (ASCII only), to find their journals. */
-export function legacyStem(inputPath: string): string {
-  return bareName(inputPath).replace(/[^A-Za-z0-9._-]/g, '_');
+  // Long names are cut (file systems take 255 bytes, and a CJK character is 3). "~" is kept,
+  // so that a report's own name (…~digest.<runId>.results.csv) maps back to the same name.
+  const safe = bare.replace(/[^\p{L}\p{N}._~-]/gu, '_');
+  // Already a name of ours (a report's): keep it.
+  if (safe === bare && /^[^~]+~[0-9a-f]{8}$/u.test(bare) && [...bare].length <= 69) return bare;
+  const short = [...safe].slice(0, 60).join('');
+  return safe === bare && short === safe ? safe : `${short}~${createHash('sha256').update(bare).digest('hex').slice(0, 8)}`;
 }
 
 function bareName(inputPath: string): string {

@@ -150,15 +150,16 @@ test('shipments whose names differ only in characters a file name may not keep g
   const dir = tempDir();
   const out = join(dir, 'out');
   const env = sandboxEnv(box.sandbox);
-  const names = ['東京.csv', '大阪.csv', 'shipment (1).csv', 'shipment__1_.csv'];
+  // …and a name too long for a file system once reports add to it (80 CJK characters: 240 bytes).
+  const names = ['東京.csv', '大阪.csv', 'shipment (1).csv', 'shipment__1_.csv', `${'長'.repeat(80)}.csv`];
   for (const [i, name] of names.entries()) {
     shipment(dir, 2, name, `N${i}X`);
     expect((await runCli(['run', join(dir, name), '--out-dir', out], env)).code).toBe(0);
   }
-  expect(files(out, '.journal.jsonl')).toHaveLength(4);
-  expect(files(out, '.results.csv')).toHaveLength(4);
+  expect(files(out, '.journal.jsonl')).toHaveLength(5);
+  expect(files(out, '.results.csv')).toHaveLength(5);
   expect(files(out, '.journal.jsonl').some((f) => f.startsWith('東京'))).toBe(true);
-  expect(box.sandbox.allDevices()).toHaveLength(8);
+  expect(box.sandbox.allDevices()).toHaveLength(10);
 });
 
 test('an env file: a malformed line names file, line and key but never echoes the value; loose permissions draw a chmod warning; a bad region names the file', async () => {
