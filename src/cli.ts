@@ -15,7 +15,7 @@ export interface Commands {
   import(seeds: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
 }
 
-const CONNECTION = 'PingOne connection (flags win over the environment; --env-file is read first):';
+const CONNECTION = 'PingOne connection (flags win over the environment; --settings is read first):';
 const RUN = 'Run options:';
 const REPORTS = 'Reports:';
 const SEEDS = 'Seed file:';
@@ -96,8 +96,8 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none; reruns then cannot resume)', defaultDescription: '<out-dir>/<name>.journal.jsonl' })
           // --dry-run first: however the help wraps, the line's start is a dry run.
-          .example('$0 run --dry-run shipment.csv --env-file pingone.env', 'check the file and credentials first')
-          .example('$0 run shipment.csv --env-file pingone.env', 'assign a shipment'),
+          .example('$0 run --dry-run shipment.csv --settings pingone.env', 'check the file and credentials first')
+          .example('$0 run shipment.csv --settings pingone.env', 'assign a shipment'),
       async (a) => {
         helpShown = false;
         refuseSecretFlag(a);
@@ -110,7 +110,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       (y) =>
         reportOptions(engineOptions(connectionOptions(y)))
           .positional('input', { type: 'string', describe: 'a results CSV of a run, or the input CSV' })
-          .example('$0 verify reports/shipment.20261128T170802Z.results.csv --env-file pingone.env', 'prove a run'),
+          .example('$0 verify reports/shipment.20261128T170802Z.results.csv --settings pingone.env', 'prove a run'),
       async (a) => {
         helpShown = false;
         refuseSecretFlag(a);
@@ -126,7 +126,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'list what would be deleted; delete nothing' })
           .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation' })
           .option('journal', { type: 'string', group: REPORTS, describe: "the journal of the run that created the devices, where the deletions are recorded", defaultDescription: "the one the run's summary names" })
-          .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --env-file pingone.env --dry-run', 'see what would be undone'),
+          .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --settings pingone.env --dry-run', 'see what would be undone'),
       async (a) => {
         helpShown = false;
         refuseSecretFlag(a);

@@ -11,6 +11,7 @@ import { sandboxCommand } from './commands/sandbox.js';
 import { importCommand } from './commands/import.js';
 import { RunControl } from './engine/control.js';
 import { StopError, UsageError } from './errors.js';
+import { releaseHeldLocksSync } from './engine/lock.js';
 
 const COMMANDS: Commands = { run: runCommand, verify: verifyCommand, rollback: rollbackCommand, sandbox: sandboxCommand, import: importCommand };
 
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
     signals++;
     if (signals > 1) {
       process.stderr.write(`\noath-bulk: ${signal} again: exiting now; the journal stays valid and a rerun resumes\n`);
+      releaseHeldLocksSync();
       process.exit(3);
     }
     process.stderr.write(`\noath-bulk: ${signal}: finishing requests in flight, then writing the reports (${signal} again to exit at once)\n`);

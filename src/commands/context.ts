@@ -100,9 +100,12 @@ export async function openCommand(command: string, input: string, config: Comman
       } catch (error) {
         unwritten = writeFault(paths.summary, error);
       }
-      if (!report.quiet) deps.stdout.write(human);
+      // The summary is part of the truth: a run whose summary could not be written is stopped,
+      // and its human summary says so rather than "finished".
+      const shown = unwritten && !summary.stopped ? human.replace(/: (finished|dry run finished) in /, ': STOPPED (WRITE_FAILED) in ').replace(/\n {2}summary {2}[^\n]*/, `\n  summary  not written: ${unwritten.message}`).replace(/\n {2}next: [^\n]*/, '\n  next: free space there (or choose another --out-dir), then run the same command again') : human;
+      const withNext = unwritten && !summary.stopped && !/\n {2}next: /.test(shown) ? `${shown}  next: free space there (or choose another --out-dir), then run the same command again\n` : shown;
+      if (!report.quiet) deps.stdout.write(withNext);
       if (summary.stopped) deps.stderr.write(`oath-bulk: stopped (${summary.stopped.code}): ${summary.stopped.message}\n`);
-      // The summary is part of the truth: a run whose summary could not be written is stopped.
       if (unwritten && summary.stopped?.code !== 'WRITE_FAILED') throw unwritten;
     },
   };

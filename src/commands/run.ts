@@ -33,7 +33,14 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const dryRun = raw['dry-run'] === true;
   const config = resolveCommandConfig(raw, deps);
   const { connection, engine, report } = config;
-  const scan = await scanInput(input, deps.control.stopping);
+  let scan;
+  try {
+    scan = await scanInput(input, deps.control.stopping);
+  } catch (error) {
+    // A signal while the file is still being checked: nothing was attempted (exit 2).
+    if (deps.control.stopped && error === deps.control.stopping.reason) throw new UsageError(`stopped by a signal while ${input} was being checked: nothing was sent`);
+    throw error;
+  }
   if (raw['strict'] === true && scan.invalid > 0) {
     const more = scan.invalid > 10 ? `\n  … and ${scan.invalid - 10} more: run without --strict (or with --dry-run) to see every row in the results` : '';
     throw new UsageError(
@@ -77,6 +84,15 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
       delimiter: scan.layout.delimiter,
     },
   });
+
+  // The log and the reports must be writable before anything is sent: else exit 2, nothing attempted.
+  await log.flush();
+  if (control.reason?.code === 'WRITE_FAILED') {
+    await results.close();
+    await (locked ?? journal).close().catch(() => undefined);
+    await log.close();
+    throw new UsageError(control.reason.message);
+  }
 
   const progress = report.progress ? new ProgressLine(deps.stderr, { tally, total: scan.rows, rate: () => session.pacer.currentRate, retries: () => session.stats.retries }) : undefined;
   progress?.start();

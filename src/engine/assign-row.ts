@@ -240,7 +240,12 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
       const device = await findOnUser(row, ctx);
       if (device) return found(device, 'created; the answer was lost and the device was found on the user');
     } catch (checkError) {
-      if (isAbort(checkError, ctx)) return stopped(true);
+      if (isAbort(checkError, ctx)) {
+        // PingOne refused it, and the run stopped before the user's devices told why: a
+        // refusal made nothing of ours; the next run tries (and checks) again.
+        if (refused && windows.length === 0) return failed(error, verdict.code, `${error.message}; the run stopped before the user's devices were read to tell more: the next run checks again`);
+        return stopped(true);
+      }
       if (checkError instanceof StopError) return systemic(checkError);
       if (windows.length > 0) {
         return { ...unconfirmed(row, attempts, `${error.message}; a create may have worked but the user's devices could not be read to confirm: the next run checks them first`), httpStatus: error.status, durationMs: now() - started };

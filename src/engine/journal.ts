@@ -103,6 +103,14 @@ export class RecordingJournal implements PairJournal {
     return this.state.lookup(key);
   }
 
+  /** Writes what is queued (the header, the run's `open`) durably now: a disk that cannot take it fails here, before any request. */
+  async flushNow(): Promise<void> {
+    if (this.queue.length === 0) return;
+    const done = new Promise<void>((resolve, reject) => this.durableWaiters.push({ resolve, reject }));
+    if (!this.flushing) this.flushing = this.flushLoop();
+    await done;
+  }
+
   lookupAlias(alias: string): PairState | undefined {
     return this.state.lookupAlias(alias);
   }
@@ -371,6 +379,13 @@ export async function openLockedJournal(path: string, environmentId: string): Pr
   let journal: Journal;
   try {
     journal = await Journal.open(path, environmentId);
+    try {
+      await journal.flushNow();
+    } catch (error) {
+      await journal.close().catch(() => undefined);
+      // Nothing was sent yet: a usage-level failure (exit 2), naming the file and why.
+      throw new UsageError(error instanceof Error ? error.message : String(error));
+    }
   } catch (error) {
     await lock.release();
     throw error;

@@ -2,6 +2,7 @@
  * The summary JSON beside the results, and the short human summary on stdout: one shape for
  * run, verify and rollback, so that scripts read any of them the same way.
  */
+import { rename, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { openPrivate } from './files.js';
 import { ADVICE, type Tally } from './tally.js';
@@ -78,13 +79,21 @@ export function buildSummary(fields: {
   };
 }
 
+/** Written whole or not at all: a temporary file, synced, then renamed into place. */
 export async function writeSummary(path: string, summary: object): Promise<void> {
-  const handle = await openPrivate(path);
+  const temp = `${path}.tmp`;
+  const handle = await openPrivate(temp);
   try {
-    await handle.writeFile(JSON.stringify(summary, null, 2) + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
+    try {
+      await handle.writeFile(JSON.stringify(summary, null, 2) + '\n');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
   }
 }
 

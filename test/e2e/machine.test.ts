@@ -221,7 +221,7 @@ test('the --dry-run example in `run --help` keeps --dry-run on its first line at
   }
 });
 
-test('SIGTERM while a large file is still being checked: exit 3 within 5 s, nothing sent, no lock left', async () => {
+test('SIGTERM while a large file is still being checked: exit 2 (nothing attempted) within 5 s, nothing sent, no lock left', async () => {
   const dir = tempDir();
   const { path } = shipment(dir, 400_000);
   const child = startCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
@@ -229,7 +229,7 @@ test('SIGTERM while a large file is still being checked: exit 3 within 5 s, noth
   await sleep(1200);
   const signalled = Date.now();
   child.kill('SIGTERM');
-  expect((await done).code).toBe(3);
+  expect((await done).code).toBe(2);
   expect(Date.now() - signalled).toBeLessThan(5_000);
   expect(box.sandbox.stats.requests).toBe(0);
   expect(files(dir, '.lock')).toEqual([]);
@@ -259,3 +259,41 @@ test('an edit in place while the run goes on (same size): the run stops before s
   expect(results.slice(1899).every((r) => r['outcome'] === 'NOT_ATTEMPTED' || r['outcome'] === 'INVALID')).toBe(true);
   for (let i = 1900; i <= 2000; i++) expect(box.sandbox.devicesOf(userId(i))).toEqual([]);
 }, 60_000);
+
+test('a disk full before anything is sent exits 2 and leaves nothing behind; full when only the summary is left, the run says STOPPED, not finished', async () => {
+  const dir = tempDir();
+  const out = join(dir, 'small');
+  mkdirSync(out);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=200k,mode=0700', 'tmpfs', out]);
+  try {
+    const env = sandboxEnv(box.sandbox);
+    const { path } = shipment(dir, 20);
+    // Full to the last byte: the lock (or the journal) cannot be written.
+    execFileSync('sh', ['-c', `dd if=/dev/zero of=${out}/fill bs=1k count=400 2>/dev/null || true`]);
+    const full = await runCli(['run', path, '--out-dir', out], env);
+    expect(full.code).toBe(2);
+    expect(full.stderr).toMatch(/ENOSPC|no space left on device|disk is full/);
+    expect(readdirSync(out).filter((f) => f !== 'fill')).toEqual([]);
+    expect(box.sandbox.stats.requests).toBe(0);
+
+    rmSync(join(out, 'fill'));
+  } finally {
+    execFileSync('umount', ['-l', out]);
+  }
+
+  // The summary alone cannot be written (its name is taken by a directory, for every run id of
+  // the next 20 s): the run says STOPPED, exits 3, and leaves no half-written summary.
+  const other = tempDir();
+  const { path } = shipment(other, 5);
+  for (let s = 0; s < 20; s++) {
+    const runId = new Date(Date.now() + s * 1000).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+    mkdirSync(join(other, `shipment.${runId}.summary.json`));
+  }
+  const late = await runCli(['run', path, '--out-dir', other], sandboxEnv(box.sandbox));
+  expect(late.code).toBe(3);
+  expect(late.stdout).toMatch(/STOPPED \(WRITE_FAILED\)/);
+  expect(late.stdout).not.toMatch(/: finished in /);
+  expect(late.stderr).toMatch(/summary\.json/);
+  expect(readdirSync(other).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+}, 60_000);
+
