@@ -11,6 +11,7 @@ import type { AssignContext } from '../engine/assign-row.js';
 import { abortableSleep } from '../engine/pacer.js';
 import { NullJournal, type PairJournal } from '../engine/journal.js';
 import { StopError } from '../errors.js';
+import type { RunControl } from '../engine/control.js';
 import { reportPaths, writeFault, type ReportPaths } from '../report/files.js';
 import { openRunLog, type RunLog } from '../report/logger.js';
 import { writeSummary } from '../report/summary.js';
@@ -109,4 +110,26 @@ export async function openCommand(command: string, input: string, config: Comman
       if (unwritten && summary.stopped?.code !== 'WRITE_FAILED') throw unwritten;
     },
   };
+}
+
+/** Gets the first access token: refused credentials stop the command (exit 3) with nothing sent. */
+export async function proveCredentials(session: Session, control: RunControl): Promise<void> {
+  try {
+    await session.tokens.token();
+  } catch (error) {
+    if (!(error instanceof StopError)) throw error;
+    control.stop(error);
+  }
+}
+
+/** Closes a command's journal: a write fault has stopped the command already; anything else is returned as its failure. */
+export async function closeJournal(journal: { close(): Promise<void> } | undefined, control: RunControl): Promise<unknown> {
+  try {
+    await journal?.close();
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof StopError)) return error;
+    control.stop(error);
+    return undefined;
+  }
 }

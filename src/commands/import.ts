@@ -8,7 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RawOptions } from '../config.js';
-import { StopError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { IMPORT_OUTCOMES, importTokens, type ImportOutcome } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { commandLine } from '../report/command-line.js';
@@ -21,7 +21,7 @@ import { readSeedCsv, type SecretEncoding, type SeedDefaults } from '../seeds/se
 import { Secret } from '../seeds/secret.js';
 import { SeedFileError } from '../seeds/seed-file-error.js';
 import type { SeedToken } from '../seeds/token.js';
-import { openCommand, resolveCommandConfig } from './context.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
 export const IMPORT_COLUMNS = ['row', 'serialNumber', 'type', 'otpLength', 'outcome', 'tokenId', 'errorCode', 'message', 'manufacturer', 'model'];
@@ -205,12 +205,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const results = await ResultsWriter.open(paths.results, [], IMPORT_COLUMNS, ctx.faultHandler(paths.results));
   let failure: unknown;
   try {
-    try {
-      await session.tokens.token();
-    } catch (error) {
-      if (!(error instanceof StopError)) throw error;
-      deps.control.stop(error);
-    }
+    await proveCredentials(session, deps.control);
     const retry = ctx.retryContext(journal);
     let settled = 0;
     const line = (): string => `import: ${settled}/${tokens.length} tokens settled · ${session.pacer.currentRate.toFixed(1)} req/s · jobs ${session.stats.job} · retries ${session.stats.retries}`;
@@ -247,10 +242,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   } finally {
     for (const t of tokens) t.secret?.wipe();
     await results.close();
-    await (locked ?? journal).close().catch((error: unknown) => {
-      if (error instanceof StopError) deps.control.stop(error);
-      else failure ??= error;
-    });
+    failure ??= await closeJournal(locked ?? journal, deps.control);
   }
   if (failure) {
     await ctx.log.close();

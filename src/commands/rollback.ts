@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
-import { StopError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
@@ -22,7 +22,7 @@ import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { openCommand, resolveCommandConfig } from './context.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
 export { ROLLBACK_OUTCOMES, type RollbackOutcome };
@@ -157,14 +157,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   let failure: unknown;
   try {
     // Prove the credentials first, as run does: refused ones stop it with nothing sent.
-    if (created > 0) {
-      try {
-        await session.tokens.token();
-      } catch (error) {
-        if (!(error instanceof StopError)) throw error;
-        deps.control.stop(error);
-      }
-    }
+    if (created > 0) await proveCredentials(session, deps.control);
     await orderedPool(source.targets(), ctx.engine.concurrency, async (t) => ({ row: t.seq, t, r: await undoRow(t, retry) }), async ({ t, r }) => {
       tally.add(r);
       if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE' || r.outcome === 'WOULD_DELETE')) createdDone++;
@@ -175,12 +168,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     failure = error;
   } finally {
     await results.close();
-    if (locked) {
-      await locked.close().catch((error: unknown) => {
-        if (error instanceof StopError) deps.control.stop(error);
-        else failure ??= error;
-      });
-    }
+    failure ??= await closeJournal(locked, deps.control);
   }
   if (failure) {
     await ctx.log.close();

@@ -17,7 +17,7 @@ import { ResultsWriter } from '../report/results-writer.js';
 import { commandLine } from '../report/command-line.js';
 import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { openCommand, resolveCommandConfig } from './context.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
 
 export interface CommandDeps extends ConfigSources {
   readonly stdout: NodeJS.WritableStream;
@@ -113,12 +113,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
 
   let failure: unknown;
   try {
-    try {
-      await session.tokens.token();
-    } catch (error) {
-      if (!(error instanceof StopError)) throw error;
-      control.stop(error);
-    }
+    await proveCredentials(session, control);
     if (!control.stopped) await checkUnchanged(scan);
     const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
     await runBatch(finalRows(scan, changed), ctx.retryContext(journal), control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
@@ -129,11 +124,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     progress?.stop();
     control.dispose();
     await results.close();
-    await (locked ?? journal).close().catch((error: unknown) => {
-      // A journal that could not be written has stopped the run already (WRITE_FAILED).
-      if (error instanceof StopError) control.stop(error);
-      else failure ??= error;
-    });
+    failure ??= await closeJournal(locked ?? journal, control);
   }
   if (failure) {
     logger.error({ event: 'run.error', err: failure });
