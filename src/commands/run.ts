@@ -86,7 +86,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   });
 
   // The log and the reports must be writable before anything is sent: else exit 2, nothing attempted.
-  await log.flush();
+  await Promise.all([log.flush(), results.flush()]);
   if (control.reason?.code === 'WRITE_FAILED') {
     await results.close();
     await (locked ?? journal).close().catch(() => undefined);

@@ -243,13 +243,18 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
       if (isAbort(checkError, ctx)) {
         // PingOne refused it, and the run stopped before the user's devices told why: a
         // refusal made nothing of ours; the next run tries (and checks) again.
-        if (refused && windows.length === 0) return failed(error, verdict.code, `${error.message}; the run stopped before the user's devices were read to tell more: the next run checks again`);
+        if (refused && windows.length === 0) {
+          ctx.journal.cleared(key, row.row);
+          return failed(error, verdict.code, `${error.message}; the run stopped before the user's devices were read to tell more: the next run checks again`);
+        }
         return stopped(true);
       }
       if (checkError instanceof StopError) return systemic(checkError);
       if (windows.length > 0) {
         return { ...unconfirmed(row, attempts, `${error.message}; a create may have worked but the user's devices could not be read to confirm: the next run checks them first`), httpStatus: error.status, durationMs: now() - started };
       }
+      // Every create was answered (refused, or never carried out): nothing of ours exists.
+      ctx.journal.cleared(key, row.row);
       return failed(error, refused ? verdict.code : 'RETRIES_EXHAUSTED', `${error.message}; the user's devices could not be read to confirm`);
     }
     // Not on the user: whatever was sent made nothing.

@@ -59,6 +59,8 @@ export interface ImportContext extends Omit<AssignContext, 'api'> {
 /** The context of one import: serials sent in a job whose answer never came. */
 interface Run extends ImportContext {
   readonly lost: Set<string>;
+  /** Jobs of these tokens sent again after a lost answer, in a row. */
+  readonly resends: number;
 }
 
 /** A failure after which the request may have been carried out: never simply sent again. */
@@ -127,7 +129,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
       if (!(error instanceof StopError) && !(error instanceof ApiError) && !(error instanceof RequestAborted) && !ctx.stopping.aborted) throw error;
       if (error instanceof StopError) ctx.onSystemic(error);
       for (const t of toCheck) settle(notDone(t, started.includes(t), 'the inventory could not be read'));
-      return tokens.map((t) => results.get(t)!);
+      return inOrder(tokens, results);
     }
     for (const t of toCheck) {
       const entry = present.get(t.serialNumber);
@@ -140,7 +142,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
         pending.push(t);
       }
     }
-    if (ctx.dryRun) return tokens.map((t) => results.get(t)!);
+    if (ctx.dryRun) return inOrder(tokens, results);
   }
 
   // Jobs of --job-size, a few in flight at once.
@@ -148,7 +150,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   const ordered = [...pending].sort((a, b) => a.index - b.index);
   for (let i = 0; i < ordered.length; i += ctx.jobSize) chunks.push(ordered.slice(i, i + ctx.jobSize));
   let next = 0;
-  const run: Run = { ...ctx, lost: new Set() };
+  const run: Run = { ...ctx, lost: new Set(), resends: 0 };
   const worker = async (): Promise<void> => {
     while (next < chunks.length) {
       const chunk = chunks[next++]!;
@@ -156,10 +158,22 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
         for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
         continue;
       }
-      await importChunk(chunk, run, settle);
+      try {
+        await importChunk(chunk, run, settle);
+      } catch (error) {
+        // The journal could not record the starts (a full disk): nothing of this job was sent.
+        if (!(error instanceof StopError)) throw error;
+        ctx.onSystemic(error);
+        for (const t of chunk) if (!results.has(t)) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: `${error.message}; nothing of this token was sent` });
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, ctx.jobsInFlight) }, worker));
+  return inOrder(tokens, results);
+}
+
+/** The results in the tokens' order; a token nothing was learned of is NOT_ATTEMPTED. */
+function inOrder(tokens: readonly SeedToken[], results: Map<SeedToken, ImportResult>): ImportResult[] {
   return tokens.map((t) => results.get(t) ?? { token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
 }
 
@@ -185,12 +199,11 @@ async function inInventory(serials: readonly string[], ctx: ImportContext): Prom
     }
     return found;
   }
-  const pages = ctx.inventory.oathTokens(opts);
-  for (;;) {
-    const page = await withRetries(ctx, 0, () => pages.next());
-    if (page.done) break;
-    for (const e of page.value) if (wanted.has(e.serialNumber)) found.set(e.serialNumber, e);
-  }
+  // A failed page ends its generator: a retry reads the inventory again from the start.
+  await withRetries(ctx, 0, async () => {
+    found.clear();
+    for await (const page of ctx.inventory.oathTokens(opts)) for (const e of page) if (wanted.has(e.serialNumber)) found.set(e.serialNumber, e);
+  });
   return found;
 }
 
@@ -231,7 +244,9 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
     // PingOne refused the job itself (too large, a token it will not take): nothing was created.
     if (error instanceof ApiError && error.verdict.kind === 'refused') return halves(error.message);
     if (error instanceof Unanswered && !ctx.stopping.aborted) return resend(chunk, ctx, settle);
-    return afterLoss(chunk, error instanceof Unanswered ? error.original : error, ctx, settle, 'the job was sent and its answer never came');
+    if (error instanceof Unanswered) return afterLoss(chunk, error.original, ctx, settle, 'the job was sent and its answer never came');
+    // Never sent (a stop before it was written), or refused before PingOne acted (429s, refused connection).
+    return notSent(chunk, error, ctx, settle);
   }
   let job: OathJob;
   try {
@@ -259,6 +274,8 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
  */
 async function resend(chunk: SeedToken[], ctx: Run, settle: (r: ImportResult) => void): Promise<void> {
   for (const t of chunk) ctx.lost.add(t.serialNumber);
+  // As many lost answers in a row as --max-attempts allows attempts; then the inventory decides.
+  if (ctx.resends >= ctx.maxAttempts) return afterLoss(chunk, new Error('lost answers'), ctx, settle, 'the job was sent and its answer never came, again and again');
   try {
     await ctx.sleep(ctx.pollMaxMs, ctx.hard);
     const present = await inInventory(chunk.map((t) => t.serialNumber), ctx);
@@ -268,9 +285,20 @@ async function resend(chunk: SeedToken[], ctx: Run, settle: (r: ImportResult) =>
       if (entry) settle({ token: t, outcome: 'IMPORTED', tokenId: entry.id, message: 'the answer to its job was lost; found in the inventory' });
       else missing.push(t);
     }
-    if (missing.length > 0) await importChunk(missing, ctx, settle, missing.length < SINGLE_BELOW);
+    if (missing.length > 0) await importChunk(missing, { ...ctx, resends: ctx.resends + 1 }, settle, missing.length < SINGLE_BELOW);
   } catch (error) {
     return afterLoss(chunk, error, ctx, settle, 'the job was sent and its answer never came');
+  }
+}
+
+/** A job or create that PingOne cannot have acted on: its claims are cleared. */
+function notSent(chunk: SeedToken[], error: unknown, ctx: Run, settle: (r: ImportResult) => void): void {
+  if (error instanceof StopError) ctx.onSystemic(error);
+  for (const t of chunk) {
+    if (ctx.stopping.aborted || !(error instanceof ApiError)) {
+      ctx.journal.cleared(importKey(t.serialNumber), t.index);
+      settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token was sent; run it again to finish' });
+    } else settle({ token: t, outcome: 'FAILED', errorCode: 'RETRIES_EXHAUSTED', message: `${error.message}: nothing was created; run it again later` });
   }
 }
 
@@ -327,6 +355,7 @@ async function importOne(t: SeedToken, ctx: Run, settle: (r: ImportResult) => vo
       return settle({ token: t, outcome: 'FAILED', errorCode: 'IMPORT_REFUSED', message: `${error.message}${jobReason ? ` (the job said: ${jobReason})` : ''}` });
     }
     if (error instanceof ApiError && !uncertain) return settle({ token: t, outcome: 'FAILED', errorCode: 'RETRIES_EXHAUSTED', message: `${error.message}: nothing was created; run it again later` });
-    return afterLoss([t], error, ctx, settle, 'the token was sent and its answer never came');
+    if (uncertain || unanswered(error)) return afterLoss([t], error, ctx, settle, 'the token was sent and its answer never came');
+    return notSent([t], error, ctx, settle);
   }
 }

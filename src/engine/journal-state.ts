@@ -102,6 +102,8 @@ export class JournalState {
       case 'removed':
         this.pairs.delete(key);
         this.open.delete(key);
+        // An alias of the pair now leads nowhere (lookupAlias finds no pair); it is dropped when
+        // the pair is finished again under it.
         break;
       default:
         break;

@@ -85,7 +85,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Only one process at a time may replace a stale lock: the one that holds `<lock>.takeover`
  * (created whole by a hard link, like the lock). Without it, two runs that both judged a lock
  * stale could each remove what the other had just put in its place. A takeover left by a
- * process that died in those few milliseconds is itself stale after 10 s.
+ * process that died in those few milliseconds is itself stale after 30 s (its file dates from the start of that acquire, which takes at most ~5 s).
  */
 async function withTakeover<T>(path: string, temp: string, work: () => Promise<T>): Promise<T | 'busy'> {
   const takeover = `${path}.takeover`;
@@ -95,7 +95,7 @@ async function withTakeover<T>(path: string, temp: string, work: () => Promise<T
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     try {
       const info = await stat(takeover);
-      if (Date.now() - info.mtimeMs > 10_000) await unlink(takeover).catch(() => undefined);
+      if (Date.now() - info.mtimeMs > 30_000) await unlink(takeover).catch(() => undefined);
     } catch {
       // Released in between.
     }

@@ -153,7 +153,6 @@ export async function openCsv(path: string, expected = 'a header row "userID,ser
   throw new InputError(path, undefined, `holds only blank lines: expected ${expected}`);
 }
 
-/** Every data record after the header of a CSV file, numbered (only the bytes that were checked). */
 /**
  * A digest of every 16 KB the first pass read, so that the second pass notices any byte that
  * changed in between (an edit in place keeps the size; a digest does not lie).
@@ -165,6 +164,7 @@ export interface ChunkDigests {
   readonly onMismatch?: () => void;
 }
 
+/** Every data record after the header of a CSV file, numbered (only the bytes that were checked). */
 export async function* readCsvRecords(file: Pick<CsvFile, 'path' | 'encoding' | 'delimiter' | 'fingerprint'>, digests?: ChunkDigests): AsyncGenerator<RawRow> {
   let row = 0;
   let first = true;

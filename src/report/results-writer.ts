@@ -4,6 +4,7 @@
  * file is written and closed.
  */
 import { stringify, type Stringifier } from 'csv-stringify';
+import { stringify as stringifySync } from 'csv-stringify/sync';
 import { RESULT_COLUMNS } from '../input/reader.js';
 import { safeCell } from './csv-safe.js';
 import { openPrivate } from './files.js';
@@ -23,9 +24,18 @@ export class ResultsWriter {
   static async open(path: string, extraColumns: readonly string[], columns: readonly string[] = RESULT_COLUMNS, onFault: (error: unknown) => void = () => undefined): Promise<ResultsWriter> {
     const handle = await openPrivate(path);
     const file = new LineFile(handle, onFault);
-    const csv = stringify({ header: true, columns: [...columns, ...extraColumns].map(safeCell), record_delimiter: 'unix' });
+    // The header goes out now, not with the first row: a file that cannot be written is found
+    // before anything is sent (flush()).
+    const header = [...columns, ...extraColumns].map(safeCell);
+    file.write(stringifySync([header], { record_delimiter: 'unix' }));
+    const csv = stringify({ header: false, columns: header, record_delimiter: 'unix' });
     csv.on('data', (chunk: Buffer | string) => file.write(String(chunk)));
     return new ResultsWriter(csv, file);
+  }
+
+  /** Resolves once what was written so far is on its way to disk (or its fault reported). */
+  flush(): Promise<void> {
+    return this.file.flush();
   }
 
   /** Writes one row; waits while the disk is behind. */

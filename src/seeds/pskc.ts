@@ -127,6 +127,10 @@ export function readPskc(file: string, xml: string, keys: PskcKeys = {}): SeedTo
       const pkg = asNode(parseChecked(file, xml, m[0], m.index, xml)['KeyPackage']) ?? {};
       tokens.push(readPackage(tokens.length + 1, pkg, crypto));
     }
+  } catch (error) {
+    // The file is refused whole: the seeds read so far are dropped, zeroed first.
+    for (const t of tokens) t.secret?.wipe();
+    throw error;
   } finally {
     crypto.wipe();
   }
@@ -272,7 +276,12 @@ class Decryptor {
     const encrypted = asNode(n['EncryptedValue']);
     if (!encrypted) return undefined;
     const bytes = this.decrypt(encrypted, what);
-    this.verify(encrypted, text(n['ValueMAC']), what);
+    try {
+      this.verify(encrypted, text(n['ValueMAC']), what);
+    } catch (error) {
+      bytes.fill(0);
+      throw error;
+    }
     return bytes;
   }
 

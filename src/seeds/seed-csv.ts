@@ -69,8 +69,13 @@ export async function openSeedCsv(path: string): Promise<SeedCsvLayout> {
   });
   const where = `line ${file.headerLine}`;
   if (columns.serial === undefined || columns.secret === undefined) {
-    const has = file.header.map((h) => JSON.stringify(h.slice(0, 30))).join(', ');
-    throw new InputError(path, where, `no ${columns.serial === undefined ? 'serial' : 'secret'} column (the header has ${has}): name the columns serialNumber and secret (or serial, seed, secret key)`);
+    // The cells are not shown: in a file without a header row, the first "header" is a seed.
+    const known = file.header.filter((h) => ALIASES[h.toLowerCase().replace(/[\s_.-]/g, '')] !== undefined);
+    throw new InputError(
+      path,
+      where,
+      `no ${columns.serial === undefined ? 'serial' : 'secret'} column (the first line has ${file.header.length} cells${known.length ? `; recognised: ${known.join(', ')}` : ', none a known column name'}): add a header row naming the columns serialNumber and secret (or serial, seed, secret key)`,
+    );
   }
   const entra = ENTRA_HEADER.every((h, i) => (file.header[i] ?? '').trim().toLowerCase() === h);
   return { file, columns, entra };
@@ -125,14 +130,18 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
   };
   const serialNumber = at('serial') ?? '';
   const base = { index: raw.row, line: raw.line, serialNumber, manufacturer: at('manufacturer') || undefined, model: at('model') || undefined };
-  const invalid = (code: 'SECRET_INVALID' | 'TYPE_MISSING' | 'OTP_LENGTH_UNSUPPORTED' | 'TIME_STEP_UNSUPPORTED' | 'SERIAL_INVALID', message: string): SeedToken => ({ ...base, problem: { code, message }, warnings: [] });
+  let bytes: Buffer | undefined;
+  const invalid = (code: 'SECRET_INVALID' | 'TYPE_MISSING' | 'OTP_LENGTH_UNSUPPORTED' | 'TIME_STEP_UNSUPPORTED' | 'SERIAL_INVALID', message: string): SeedToken => {
+    bytes?.fill(0);
+    return { ...base, problem: { code, message }, warnings: [] };
+  };
 
   if (/^\d+(?:[.,]\d+)?E\+?\d+$/i.test(serialNumber)) {
     return invalid('SERIAL_INVALID', `serial ${JSON.stringify(serialNumber)}: a spreadsheet turned it into a number; format the column as Text and export again`);
   }
   const encoding: SecretEncoding = entra ? 'base32' : (defaults.secretEncoding ?? 'hex');
   const secretText = at('secret') ?? '';
-  const bytes = secretText === '' ? undefined : decodeSecret(secretText, encoding);
+  bytes = secretText === '' ? undefined : decodeSecret(secretText, encoding);
   if (secretText !== '' && !bytes) {
     // The length and the alphabet say what is wrong; the value itself is never shown.
     const odd = encoding === 'hex' && /^[0-9a-fA-F]+$/.test(secretText) ? ' (an odd number of hex digits)' : '';

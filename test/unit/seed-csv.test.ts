@@ -77,7 +77,13 @@ describe('seed CSVs', () => {
   });
 
   test('a file without a secret column is refused, naming the line and the fix', async () => {
-    await expect(readSeedCsv(file('serial,name\nX1,foo\n'))).rejects.toThrow(/line 1: no secret column .*name the columns serialNumber and secret/);
+    await expect(readSeedCsv(file('serial,name\nX1,foo\n'))).rejects.toThrow(/line 1: no secret column .*recognised: serial.*naming the columns serialNumber and secret/);
+  });
+
+  test('a file without a header row: the first line is a token, and its secret is never shown', async () => {
+    const error = (await readSeedCsv(file(`S1,${RFC_HEX}\nS2,${RFC_HEX}\n`)).then(() => new Error('not refused'), (e: unknown) => e)) as Error;
+    expect(error.message).toMatch(/no serial column \(the first line has 2 cells, none a known column name\): add a header row/);
+    expect(error.message).not.toMatch(/3132|S1/);
   });
 
   test.each([
