@@ -62,7 +62,7 @@ function refuseSecretFlag(argv: Record<string, unknown>): void {
   }
 }
 
-const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden'];
+const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required'];
 
 /**
  * yargs reads `--dry-run=1` as false: a real run where a dry run was meant. A switch takes no
@@ -181,6 +181,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('job-size-limit', { type: 'number', describe: 'tokens one oathJob may hold', default: 1000 })
           .option('job-delay', { type: 'number', describe: 'ms an oathJob stays IN_PROGRESS', default: 200 })
           .option('fail-job-serials', { type: 'string', describe: 'comma-separated serials: an oathJob holding one of them FAILS whole (drills)' })
+          .option('activation-required', { type: 'boolean', describe: 'create devices ACTIVATION_REQUIRED, as PingOne may', default: false })
           .option('env-out', { type: 'string', describe: 'also write the KEY=value settings to this file (mode 0600)' })
           .example('$0 sandbox --port 8443 --faults lost=0.05 --env-out sandbox.env', 'rehearse a rollout'),
       async (a) => {

@@ -99,8 +99,10 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const heartbeat = setInterval(() => logger.info({ event: 'progress', done: tally.done, total: scan.rows, outcomes: tally.outcomes, requests: session.stats.total }), 30_000);
   heartbeat.unref();
 
+  let activationRequired = 0;
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
+    if (result.outcome === 'CREATED' && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
     const { extras, finishedEarlier, ...fields } = result;
     void extras;
     void finishedEarlier;
@@ -145,6 +147,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     durationMs,
     tally,
     requests: session.stats,
+    activationRequired,
     stopped,
     exitCode,
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
@@ -152,7 +155,17 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(
     summary,
-    humanSummary({ title: `oath-bulk run ${input}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, next: nextStep(tally, dryRun, stopped, args) }),
+    humanSummary({
+      title: `oath-bulk run ${input}`,
+      dryRun,
+      durationMs,
+      tally,
+      requests: session.stats,
+      stopped,
+      reports: paths,
+      notes: activationRequired > 0 ? [`${activationRequired} devices are ACTIVATION_REQUIRED: those users are asked for a code from their token at their first sign-in (deviceStatus in the results)`] : [],
+      next: nextStep(tally, dryRun, stopped, args),
+    }),
   );
   return exitCode;
 }

@@ -52,7 +52,7 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   const failJobSerials = typeof raw['fail-job-serials'] === 'string' ? raw['fail-job-serials'].split(',').map((x) => x.trim()).filter(Boolean) : [];
   const sandbox = new PingOneSandbox({
     port, rateLimit, latencyMs, slowMs, tokenTtlS, maxDevicesPerUser, seed, faults, users, forbidden: raw['forbidden'] === true, recordArrivals: false,
-    inventory: inventory as 'open' | 'imported', jobSizeLimit, jobDelayMs, failJobSerials,
+    inventory: inventory as 'open' | 'imported', jobSizeLimit, jobDelayMs, failJobSerials, activationRequired: raw['activation-required'] === true,
   });
   try {
     await sandbox.start();

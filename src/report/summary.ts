@@ -33,6 +33,8 @@ export interface CommandSummary {
   readonly outcomes: Record<string, number>;
   readonly errorCodes: Record<string, number>;
   readonly finishedEarlier: number;
+  /** Devices PingOne created ACTIVATION_REQUIRED: their users are asked for a code at first sign-in. */
+  readonly activationRequired: number;
   readonly requests: object;
   readonly rowsPerSecond: number | null;
   readonly stopped: StopInfo | null;
@@ -49,6 +51,7 @@ export function buildSummary(fields: {
   durationMs: number;
   tally: Tally<string>;
   requests: object;
+  activationRequired?: number;
   stopped: StopInfo | undefined | null;
   exitCode: number;
   reports: Omit<ReportSet, 'journal'> & { journal?: string | null };
@@ -66,6 +69,7 @@ export function buildSummary(fields: {
     outcomes: { ...tally.outcomes },
     errorCodes: { ...tally.errorCodes },
     finishedEarlier: tally.finishedEarlier,
+    activationRequired: fields.activationRequired ?? 0,
     requests: fields.requests,
     rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,
     stopped: fields.stopped ? { code: fields.stopped.code, message: fields.stopped.message } : null,

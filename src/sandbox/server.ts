@@ -73,6 +73,8 @@ export interface SandboxOptions {
   readonly jobDelayMs?: number;
   /** An oathJob holding any of these serials FAILS whole. */
   readonly failJobSerials?: readonly string[];
+  /** Devices are created ACTIVATION_REQUIRED (the user proves the token at first sign-in). */
+  readonly activationRequired?: boolean;
 }
 
 export interface SandboxDevice {
@@ -439,7 +441,7 @@ export class PingOneSandbox {
   }
 
   private addDevice(userId: string, serialNumber: string, createdAt: string): SandboxDevice {
-    const device: SandboxDevice = { id: randomUUID(), userId, serialNumber, status: 'ACTIVE', createdAt };
+    const device: SandboxDevice = { id: randomUUID(), userId, serialNumber, status: this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE', createdAt };
     const list = this.devices.get(userId) ?? [];
     list.push(device);
     this.devices.set(userId, list);

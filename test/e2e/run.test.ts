@@ -1,7 +1,7 @@
 /**
  * End to end: the built CLI, as an operator runs it, against the sandbox over loopback HTTP.
  */
-import { statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useSandbox } from '../support/sandbox.js';
 import { latest, readLog, readResults, runCli, sandboxEnv, shipment, tempDir, userId } from '../support/cli.js';
@@ -135,4 +135,15 @@ test('--dry-run with refused credentials stops with exit 3 and says so', async (
   expect(result.code).toBe(3);
   expect(result.stderr).toMatch(/stopped \(CREDENTIALS_REFUSED\): PingOne refused the worker app credentials/);
   expect(readResults(dir).map((r) => r['outcome'])).toEqual(['NOT_ATTEMPTED', 'NOT_ATTEMPTED', 'NOT_ATTEMPTED']);
+});
+
+test('devices PingOne creates ACTIVATION_REQUIRED are CREATED with that deviceStatus, counted in the summary and named in the human summary', async () => {
+  box.sandbox.configure({ activationRequired: true });
+  const dir = tempDir();
+  const { path } = shipment(dir, 6);
+  const result = await runCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox));
+  expect(result.code).toBe(0);
+  expect(readResults(dir).map((r) => [r['outcome'], r['deviceStatus']])).toEqual(Array(6).fill(['CREATED', 'ACTIVATION_REQUIRED']));
+  expect(JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'))['activationRequired']).toBe(6);
+  expect(result.stdout).toMatch(/6 devices are ACTIVATION_REQUIRED: those users are asked for a code/);
 });
