@@ -13,7 +13,7 @@ import { UsageError } from '../errors.js';
 import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
-import { openInput, readRows, RESULT_COLUMNS, type RawRow } from '../input/reader.js';
+import { openInput, readRows, RENAMED_RESULT_COLUMNS, RESULT_COLUMNS, type RawRow } from '../input/reader.js';
 import { UUID_RE } from '../config.js';
 import { checkSerial } from '../input/validate.js';
 import { DEVICE_ID_RE } from '../pingone/client.js';
@@ -27,8 +27,6 @@ import type { CommandDeps } from './run.js';
 
 export { ROLLBACK_OUTCOMES, type RollbackOutcome };
 
-/** The run results' own columns: not carried through as extras. */
-const RUN_COLUMNS = new Set<string>(RESULT_COLUMNS.map((c) => `input.${c}`));
 
 interface ResultsLayout {
   readonly extras: ReadonlyArray<{ name: string; index: number }>;
@@ -43,7 +41,7 @@ async function readTargets(path: string): Promise<ResultsLayout> {
   if (missing.length > 0) {
     throw new UsageError(`${path}: line 1: not a results file of oath-bulk run (no ${missing.join(', ')} column); give the <name>.<runId>.results.csv of the run to undo`);
   }
-  const extras = layout.extras.filter((e) => !RUN_COLUMNS.has(e.name));
+  const extras = layout.extras.filter((e) => !RENAMED_RESULT_COLUMNS.has(e.name));
   const at = (raw: RawRow, name: string): string => raw.fields[col(name)] ?? '';
   async function* targets(): AsyncGenerator<RollbackTarget & { seq: number }> {
     for await (const raw of readRows(layout)) {

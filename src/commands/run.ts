@@ -48,7 +48,9 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     );
   }
   await prepareOutDir(report.outDir);
-  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : defaultJournal(report.outDir, input);
+  // Journals that earlier releases named by folding odd characters are not guessed at (two
+  // inputs could share one): --journal points at them (README).
+  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(input)}.journal.jsonl`);
   const keepJournal = raw['journal'] !== false && !dryRun;
 
   // Taken before any report is created: a run refused the lock leaves nothing behind.
@@ -168,15 +170,6 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     }),
   );
   return exitCode;
-}
-
-/**
- * `<out-dir>/<name>.journal.jsonl`. Names with characters other than letters, digits and
- * ._- were folded by earlier releases so that different inputs could share one journal; such
- * a journal is not picked up by guess: point at it with --journal (README).
- */
-function defaultJournal(outDir: string, input: string): string {
-  return join(outDir, `${stem(input)}.journal.jsonl`);
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */

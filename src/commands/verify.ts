@@ -16,7 +16,7 @@ import { finalRows, scanInput } from '../input/scan.js';
 import { userKey, type CheckedRow } from '../input/validate.js';
 import { ApiError } from '../pingone/errors.js';
 import type { Device } from '../pingone/client.js';
-import { RESULT_COLUMNS } from '../input/reader.js';
+import { RENAMED_RESULT_COLUMNS, RESULT_COLUMNS } from '../input/reader.js';
 import { commandLine } from '../report/command-line.js';
 import { prepareOutDir } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
@@ -30,8 +30,6 @@ export type VerifyStatus = (typeof VERIFY_STATUSES)[number];
 
 /** After the columns every results file shares: where else the serial is, and what the run said. */
 const OWN_COLUMNS = ['foundOnUser', 'runOutcome'];
-/** A run's results given as input: its own columns are not carried through again. */
-const RUN_COLUMNS = new Set<string>(RESULT_COLUMNS.map((c) => `input.${c}`));
 
 type Listing = { readonly devices: Device[] } | { readonly status: 'USER_NOT_FOUND' | 'UNKNOWN'; readonly message: string };
 
@@ -52,7 +50,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   const outcomeColumn = scan.layout.extras.find((e) => e.name === 'input.outcome' || e.name === 'outcome');
   const outcomeIndex = outcomeColumn ? scan.layout.extras.indexOf(outcomeColumn) : -1;
   const reportedDevice = scan.layout.extras.findIndex((e) => e.name === 'input.deviceId');
-  const carried = scan.layout.extras.map((e, i) => ({ name: e.name, i })).filter((e) => !RUN_COLUMNS.has(e.name));
+  const carried = scan.layout.extras.map((e, i) => ({ name: e.name, i })).filter((e) => !RENAMED_RESULT_COLUMNS.has(e.name));
   const t0 = performance.now();
   logger.info({ event: 'verify.start', input, rows: scan.rows });
 

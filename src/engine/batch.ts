@@ -86,7 +86,8 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     if (row.problem || !row.user) return invalid(row);
     // What an earlier run finished is reported as such, whether or not this run goes on.
     const alias = aliasKey(row);
-    const earlier = alias === undefined ? ctx.journal.lookup(pairKey(row.user.value, row.serialNumber)) : ctx.journal.lookupAlias(alias);
+    const idKey = alias === undefined ? pairKey(row.user.value, row.serialNumber) : undefined;
+    const earlier = idKey !== undefined ? ctx.journal.lookup(idKey) : ctx.journal.lookupAlias(alias!);
     if (earlier?.outcome) return fromJournal(row, earlier);
     if (control.stopped) return notAttempted(row);
     let userId: string;
@@ -107,7 +108,9 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
       throw error;
     }
     const resolved: ResolvedRow = { ...row, userId };
-    const entry = journalEntry(resolved, ctx.journal);
+    // A row that names its user by id was looked up above under its pair; an email or username
+    // row's pair is known only now.
+    const entry = idKey !== undefined ? { key: idKey, prior: earlier } : journalEntry(resolved, ctx.journal);
     if (entry.prior?.outcome) return fromJournal(resolved, entry.prior);
     if (options.dryRun) {
       return notAttempted(

@@ -34,7 +34,7 @@ export interface RollbackResult {
   readonly attempts: number;
 }
 
-export interface RollbackContext extends AssignContext {
+export interface RollbackContext extends Pick<AssignContext, 'api' | 'maxAttempts' | 'backoff' | 'sleep' | 'stopping' | 'hard' | 'onRetry' | 'onSystemic'> {
   /** The run's journal; `undefined` when the run kept none (--no-journal). */
   readonly runJournal: PairJournal | undefined;
   readonly journalPath?: string;

@@ -67,11 +67,14 @@ export interface RawRow {
   readonly fields: readonly string[];
 }
 
-/** Column names that the results CSV uses itself; an input column of that name is renamed. */
+/** Column names that the results CSV uses itself; an input column of that name is renamed `input.<name>`. */
 export const RESULT_COLUMNS = [
   'row', 'userID', 'serialNumber', 'outcome', 'deviceId', 'deviceStatus', 'httpStatus',
   'errorCode', 'errorDetail', 'message', 'attempts', 'durationMs',
 ] as const;
+
+/** The renamed result columns of a results file given as input (verify, rollback): not carried through again. */
+export const RENAMED_RESULT_COLUMNS: ReadonlySet<string> = new Set(RESULT_COLUMNS.map((c) => `input.${c}`));
 
 const ALIASES: Record<string, keyof Columns> = {
   userid: 'userID',
