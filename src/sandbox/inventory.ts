@@ -4,7 +4,10 @@
  * with a cursor, with the devices they are paired to; duplicates reported as PingOne does.
  * The secret is taken and never returned.
  */
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
+
+/** HOTP codes accepted ahead of the token's counter (look-ahead, RFC 4226 §7.4). */
+export const ACTIVATION_HOTP_WINDOW = 10;
 
 export interface InventoryToken {
   readonly id: string;
@@ -13,8 +16,9 @@ export interface InventoryToken {
   readonly otpLength: number;
   readonly hashAlgorithm: string;
   readonly timeStep?: number;
-  readonly counter?: number;
-  /** Kept for activation drills; never returned by the API. */
+  /** HOTP: the next counter value the token's codes are expected from (moves as codes are used). */
+  counter?: number;
+  /** Kept to check activation codes; never returned by the API. */
   readonly secretHex: string;
   readonly createdAt: string;
   device?: { readonly id: string; readonly userId: string };
@@ -76,6 +80,35 @@ export class OathInventory {
 
   unpair(deviceId: string): void {
     for (const token of this.bySerial.values()) if (token.device?.id === deviceId) token.device = undefined;
+  }
+
+  /**
+   * Whether `otp` is the token's code: HOTP at its counter or up to ACTIVATION_HOTP_WINDOW - 1
+   * ahead (the counter then moves past the code used); TOTP at the current step ± 1. The
+   * sandbox computes codes itself (RFC 4226 §5.3), independently of oath-bulk's own.
+   */
+  checkCode(token: InventoryToken, otp: string, now = Date.now()): boolean {
+    const hash = { HmacSHA1: 'sha1', HmacSHA256: 'sha256', HmacSHA512: 'sha512' }[token.hashAlgorithm] ?? 'sha1';
+    const code = (counter: number): string => {
+      const message = Buffer.alloc(8);
+      message.writeBigUInt64BE(BigInt(counter));
+      const mac = createHmac(hash, Buffer.from(token.secretHex, 'hex')).update(message).digest();
+      const o = mac[mac.length - 1]! & 0x0f;
+      const n = ((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!;
+      return String(n % 10 ** token.otpLength).padStart(token.otpLength, '0');
+    };
+    if (token.type === 'HOTP') {
+      const from = token.counter ?? 0;
+      for (let c = from; c < from + ACTIVATION_HOTP_WINDOW; c++) {
+        if (code(c) === otp) {
+          token.counter = c + 1;
+          return true;
+        }
+      }
+      return false;
+    }
+    const step = Math.floor(now / 1000 / (token.timeStep ?? 30));
+    return [step - 1, step, step + 1].some((s) => code(s) === otp);
   }
 
   /** Checks one token body; returns the token or PingOne's 400. */
@@ -179,15 +212,30 @@ export class OathInventory {
     };
   }
 
-  /** GET /oathTokens[?filter=serialNumber eq "…"][&expand=devices][&limit=n][&cursor=…] */
-  list(url: URL, base: string): Answer {
+  /**
+   * GET /oathTokens[?filter=serialNumber eq "…"][&expand=devices][&limit=n][&cursor=…].
+   * `open`: the sandbox's open inventory (every serial known): a serial asked for by filter is
+   * there; the full listing holds the imported tokens and those paired to a device.
+   */
+  list(url: URL, base: string, open?: { known: (serial: string) => boolean; paired: () => Iterable<{ serialNumber: string; id: string; userId: string }> }): Answer {
     const filter = url.searchParams.get('filter');
     let tokens = [...this.bySerial.values()];
+    const stand = (serialNumber: string, device?: { id: string; userId: string }): InventoryToken => ({
+      id: `0a7h0000-0000-4000-8000-${createHmac('sha1', 'open').update(serialNumber).digest('hex').slice(0, 12)}`,
+      serialNumber, type: 'TOTP', otpLength: 6, hashAlgorithm: 'HmacSHA1', timeStep: 30, secretHex: '', createdAt: new Date(0).toISOString(), device,
+    });
+    if (open && !filter) {
+      for (const d of open.paired()) if (!this.bySerial.has(d.serialNumber)) tokens.push(stand(d.serialNumber, { id: d.id, userId: d.userId }));
+    }
     if (filter) {
       const m = /^serialNumber eq "((?:[^"\\]|\\.)*)"$/.exec(filter);
       if (!m) return invalid(`unsupported filter ${filter}`, 'filter', 'INVALID_FILTER');
       const serial = m[1]!.replace(/\\(.)/g, '$1');
       tokens = tokens.filter((t) => t.serialNumber === serial);
+      if (tokens.length === 0 && open?.known(serial)) {
+        const d = [...open.paired()].find((p) => p.serialNumber === serial);
+        tokens = [stand(serial, d ? { id: d.id, userId: d.userId } : undefined)];
+      }
     }
     const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
     const start = Number(url.searchParams.get('cursor') ?? 0) || 0;

@@ -81,7 +81,7 @@ export interface SandboxDevice {
   readonly id: string;
   readonly userId: string;
   readonly serialNumber: string;
-  readonly status: string;
+  status: string;
   readonly createdAt: string;
 }
 
@@ -92,6 +92,9 @@ export interface SandboxStats {
   faults: Record<string, number>;
   createsReceived: number;
   devicesCreated: number;
+  /** Activation requests received, and those that activated a device. */
+  activationsReceived: number;
+  activations: number;
   tokensIssued: number;
   /** Paths that matched no PingOne route (should stay empty). */
   strayPaths: string[];
@@ -109,7 +112,7 @@ export class PingOneSandbox {
   readonly clientId: string;
   readonly clientSecret: string;
   readonly tokensIssued: string[] = [];
-  readonly stats: SandboxStats = { requests: 0, byKind: {}, byStatus: {}, faults: {}, createsReceived: 0, devicesCreated: 0, tokensIssued: 0, strayPaths: [] };
+  readonly stats: SandboxStats = { requests: 0, byKind: {}, byStatus: {}, faults: {}, createsReceived: 0, devicesCreated: 0, activationsReceived: 0, activations: 0, tokensIssued: 0, strayPaths: [] };
   /** Arrival time (epoch ms, sub-ms precision) of every request. */
   readonly arrivals: number[] = [];
   options: SandboxOptions;
@@ -298,6 +301,9 @@ export class PingOneSandbox {
     if (m && (method === 'POST' || method === 'GET')) return { kind: method === 'POST' ? 'create' : 'list', env: m[1]!, userId: m[2]!.toLowerCase() };
     m = /^\/v1\/environments\/([0-9a-f-]{36})\/users\/([0-9a-fA-F-]{36})\/devices\/([A-Za-z0-9-]{1,64})$/.exec(path);
     if (m && (method === 'DELETE' || method === 'GET')) return { kind: method === 'DELETE' ? 'delete' : 'read', env: m[1]!, userId: m[2]!.toLowerCase(), deviceId: m[3]! };
+    if (m && method === 'POST') return { kind: 'activate', env: m[1]!, userId: m[2]!.toLowerCase(), deviceId: m[3]! };
+    m = /^\/v1\/environments\/([0-9a-f-]{36})\/users\/([0-9a-fA-F-]{36})$/.exec(path);
+    if (m && method === 'GET') return { kind: 'user', env: m[1]!, userId: m[2]!.toLowerCase() };
     m = /^\/v1\/environments\/([0-9a-f-]{36})\/users$/.exec(path);
     if (m && method === 'GET') return { kind: 'lookup', env: m[1]! };
     m = /^\/v1\/environments\/([0-9a-f-]{36})\/oathTokens(?:\/([A-Za-z0-9-]{1,64}))?$/.exec(path);
@@ -372,6 +378,15 @@ export class PingOneSandbox {
     if (!this.userExists(userId)) return [404, pingError('NOT_FOUND', 'Unable to find user.')];
     const list = this.devices.get(userId) ?? [];
     switch (route.kind) {
+      case 'user': {
+        const known = this.users.find((u) => u.id.toLowerCase() === userId);
+        return [200, { _links: { self: { href: `${base}/users/${userId}` } }, id: userId, environment: { id: this.environmentId }, username: known?.username ?? `user-${userId.slice(0, 8)}`, ...(known?.email ? { email: known.email } : {}), enabled: true }];
+      }
+      case 'activate': {
+        const device = list.find((d) => d.id === route.deviceId);
+        if (!device) return [404, pingError('NOT_FOUND', 'Unable to find device.')];
+        return this.activate(device, req, body);
+      }
       case 'list':
         return [200, { _links: { self: { href: `${base}/users/${userId}/devices` } }, _embedded: { devices: list.map((d) => this.deviceBody(d)) }, count: list.length, size: list.length }];
       case 'read': {
@@ -401,7 +416,10 @@ export class PingOneSandbox {
       case 'oathJobStatus':
         return this.inventory.jobStatus(route.deviceId!, base);
       case 'oathList':
-        return this.inventory.list(url, base);
+        return this.inventory.list(url, base, this.options.inventory === 'imported' ? undefined : {
+          known: (serial) => /^[A-Za-z0-9]{1,50}$/.test(serial) && !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX),
+          paired: () => this.bySerial.values(),
+        });
       case 'oathDelete':
         return this.inventory.remove(route.deviceId!);
       default:
@@ -438,6 +456,32 @@ export class PingOneSandbox {
     this.inventory.pair(serial, { id: device.id, userId });
     this.stats.devicesCreated++;
     return [201, this.deviceBody(device)];
+  }
+
+  /**
+   * POST …/devices/{id} (device.activate+json, {"otp"}): the code is checked against the
+   * token's seed as imported (HOTP: the counter and the next ACTIVATION_HOTP_WINDOW - 1; TOTP:
+   * the current step ± 1). A wrong code is a 400; an HOTP code used moves the counter past it.
+   */
+  private activate(device: SandboxDevice, req: IncomingMessage, body: string): [number, unknown] {
+    this.stats.activationsReceived++;
+    if (!/^application\/vnd\.pingidentity\.device\.activate\+json/i.test(req.headers['content-type'] ?? '')) {
+      return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/vnd.pingidentity.device.activate+json.')];
+    }
+    const otp = (parseJson(body) as { otp?: unknown } | undefined)?.otp;
+    if (typeof otp !== 'string' || !/^\d{6,8}$/.test(otp)) {
+      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'REQUIRED_VALUE', target: 'otp', message: 'otp is required: 6 or 8 digits' }])];
+    }
+    if (device.status !== 'ACTIVATION_REQUIRED') {
+      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_VALUE', target: 'status', message: `The device is ${device.status}; only an ACTIVATION_REQUIRED device can be activated.` }])];
+    }
+    const token = this.inventory.get(device.serialNumber);
+    if (!token || !this.inventory.checkCode(token, otp)) {
+      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_OTP', target: 'otp', message: 'The one-time passcode is not valid.' }])];
+    }
+    device.status = 'ACTIVE';
+    this.stats.activations++;
+    return [200, this.deviceBody(device)];
   }
 
   private addDevice(userId: string, serialNumber: string, createdAt: string): SandboxDevice {
