@@ -128,7 +128,7 @@ for (const rows of QUICK ? [1000, 10000] : [1000, 10000, 100000]) {
   log('4. memory, 1M-row dry run');
   const rows = QUICK ? 100000 : 1000000;
   const csv = await shipment('mem-1m', rows, 'M');
-  const dry = await withSandbox({ recordArrivals: false }, (s) => job(s, ['run', csv, '--dry-run', '--concurrency', '16']));
+  const dry = await withSandbox({ recordArrivals: false }, (s) => job(s, ['run', csv, '--dry-run', '--no-preflight', '--concurrency', '16']));
   const small = results.overhead.find((o) => o.rows === 1000);
   const mid = results.overhead.find((o) => o.rows === 100000) ?? results.overhead[results.overhead.length - 1];
   results.memory = { '1k': small.maxRssMb, [mid.rows]: mid.maxRssMb, dryRun: { rows, maxRssMb: dry.maxRssMb, ms: dry.ms, code: dry.code } };

@@ -56,13 +56,27 @@ function reportOptions(y: Argv): Argv {
     .option('debug', { type: 'boolean', group: REPORTS, describe: 'show stack traces of internal errors' });
 }
 
+/** How a seed file is read (import, and run --seeds). */
+function seedFileOptions(y: Argv): Argv {
+  return y
+    .option('psk-file', { type: 'string', group: SEEDS, describe: 'the pre-shared key of an encrypted PSKC file: 16, 24 or 32 bytes, raw or as hex' })
+    .option('passphrase-file', { type: 'string', group: SEEDS, describe: 'the passphrase of a PBKDF2-protected PSKC file (on a terminal, asked for when needed)' })
+    .option('psk', { type: 'string', hidden: true })
+    .option('passphrase', { type: 'string', hidden: true })
+    .option('secret-encoding', { type: 'string', group: SEEDS, describe: 'hex|base32|base64: how a seed CSV writes secrets (Entra layout: base32)', defaultDescription: 'hex' })
+    .option('type', { type: 'string', group: SEEDS, describe: 'HOTP|TOTP, for tokens the file does not say' })
+    .option('otp-length', { type: 'number', group: SEEDS, describe: '6|8, for tokens the file does not say', defaultDescription: '6' })
+    .option('time-step', { type: 'number', group: SEEDS, describe: '30|60 (TOTP), for tokens the file does not say', defaultDescription: '30' })
+    .option('job-size', { type: 'number', group: SEEDS, describe: 'tokens per oathJobs batch (1-1000)', defaultDescription: '500' });
+}
+
 function refuseSecretFlag(argv: Record<string, unknown>): void {
   if (argv['client-secret'] !== undefined) {
     throw new UsageError('--client-secret: not accepted, because a secret on the command line shows in `ps` and shell history; use --client-secret-file <path> or PINGONE_CLIENT_SECRET');
   }
 }
 
-const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required'];
+const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required', 'activate', 'preflight'];
 
 /**
  * yargs reads `--dry-run=1` as false: a real run where a dry run was meant. A switch takes no
@@ -88,16 +102,21 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
     .usage('$0 <command> [options]\n\nAssigns shipments of hardware OATH tokens to PingOne users.')
     .command(
       'run <input>',
-      'assign the tokens in the CSV file',
+      'assign the tokens in the CSV file (with --seeds: import the missing seeds first)',
       (y) =>
-        reportOptions(engineOptions(connectionOptions(y)))
+        seedFileOptions(reportOptions(engineOptions(connectionOptions(y))))
           .positional('input', { type: 'string', describe: 'CSV with userID (or email/username) and serialNumber columns' })
-          .option('dry-run', { type: 'boolean', group: RUN, describe: 'validate the file and the credentials; write nothing to PingOne' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'a preflight: check the file and the credentials, read each serial in the inventory and each user; write nothing to PingOne' })
+          .option('preflight', { type: 'boolean', group: RUN, describe: 'with --dry-run: read the inventory and the users (--no-preflight: check the file and the credentials only)', defaultDescription: 'on' })
           .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
+          .option('seeds', { type: 'string', group: SEEDS, describe: "the vendor's seed file (PSKC or seed CSV): the serials the input names that the inventory lacks are imported first" })
+          .option('activate', { type: 'boolean', group: SEEDS, describe: 'activate devices PingOne creates ACTIVATION_REQUIRED with a code computed from the seed (needs --seeds, or an input that carries its seeds)' })
+
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none; reruns then cannot resume)', defaultDescription: '<out-dir>/<name>.journal.jsonl' })
           // --dry-run first: however the help wraps, the line's start is a dry run.
           .example('$0 run --dry-run shipment.csv --settings pingone.env', 'check the file and credentials first')
-          .example('$0 run shipment.csv --settings pingone.env', 'assign a shipment'),
+          .example('$0 run shipment.csv --settings pingone.env', 'assign a shipment')
+          .example('$0 run shipment.csv --seeds vendor.pskc.xml --psk-file vendor.key --activate --settings pingone.env', 'a whole shipment: import, assign, activate'),
       async (a) => {
         helpShown = false;
         refuseSecretFlag(a);
@@ -137,17 +156,8 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       'import <seeds>',
       "put a vendor's token seeds into the environment's OATH token inventory",
       (y) =>
-        reportOptions(engineOptions(connectionOptions(y)))
+        seedFileOptions(reportOptions(engineOptions(connectionOptions(y))))
           .positional('seeds', { type: 'string', describe: 'the seed file: PSKC (RFC 6030) XML, or a seed CSV (serial and secret columns; the Entra layout too)' })
-          .option('psk-file', { type: 'string', group: SEEDS, describe: 'the pre-shared key of an encrypted PSKC file: 16, 24 or 32 bytes, raw or as hex' })
-          .option('passphrase-file', { type: 'string', group: SEEDS, describe: 'the passphrase of a PBKDF2-protected PSKC file (on a terminal, asked for when needed)' })
-          .option('psk', { type: 'string', hidden: true })
-          .option('passphrase', { type: 'string', hidden: true })
-          .option('secret-encoding', { type: 'string', group: SEEDS, describe: 'hex|base32|base64: how a seed CSV writes secrets (Entra layout: base32)', defaultDescription: 'hex' })
-          .option('type', { type: 'string', group: SEEDS, describe: 'HOTP|TOTP, for tokens the file does not say' })
-          .option('otp-length', { type: 'number', group: SEEDS, describe: '6|8, for tokens the file does not say', defaultDescription: '6' })
-          .option('time-step', { type: 'number', group: SEEDS, describe: '30|60 (TOTP), for tokens the file does not say', defaultDescription: '30' })
-          .option('job-size', { type: 'number', group: SEEDS, describe: 'tokens per oathJobs batch (1-1000)', defaultDescription: '500' })
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'read, decrypt and check the file, read which serials the inventory holds; import nothing' })
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none)', defaultDescription: '<out-dir>/<name>.import.journal.jsonl' })
           .example('$0 import --dry-run shipment.pskc.xml --settings pingone.env --psk-file vendor.key', 'check a seed file first')

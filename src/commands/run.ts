@@ -17,7 +17,18 @@ import { ResultsWriter } from '../report/results-writer.js';
 import { commandLine } from '../report/command-line.js';
 import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
+import type { Logger } from 'pino';
+import { activation, ShipmentSeeds } from '../engine/shipment-seeds.js';
+import { IMPORT_OUTCOMES, importTokens, inInventory, type ImportOutcome } from '../engine/import-batch.js';
+import { Preflight } from '../engine/preflight.js';
+import type { AssignContext } from '../engine/assign-row.js';
+import type { InventoryEntry } from '../pingone/client.js';
+import { ApiError } from '../pingone/errors.js';
+import { readSeeds, seedOptions } from '../seeds/read-seeds.js';
+import type { Scan } from '../input/scan.js';
+import type { SeedsSummary } from '../report/summary.js';
+import { IMPORT_COLUMNS, writeImportResults } from './import.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from './context.js';
 
 export interface CommandDeps extends ConfigSources {
   readonly stdout: NodeJS.WritableStream;
@@ -31,11 +42,19 @@ export interface CommandDeps extends ConfigSources {
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
+  const activate = raw['activate'] === true;
+  const preflightOn = dryRun && raw['preflight'] !== false;
+  if (raw['preflight'] !== undefined && !dryRun) throw new UsageError('--preflight: goes with --dry-run (a real run checks each row as it goes)');
+  const seedsFlag = typeof raw['seeds'] === 'string' ? raw['seeds'] : undefined;
+  if (raw['seeds'] !== undefined && seedsFlag === undefined) throw new UsageError('--seeds: give the seed file (PSKC .xml or a seed CSV)');
+  const { defaults, jobSize } = seedOptions(raw);
   const config = resolveCommandConfig(raw, deps);
   const { connection, engine, report } = config;
+  // The serials of the file: what the seeds must cover, and what a preflight looks up.
+  const serials = new Set<string>();
   let scan;
   try {
-    scan = await scanInput(input, deps.control.stopping);
+    scan = await scanInput(input, deps.control.stopping, 20, serials, seedsFlag === undefined && !preflightOn);
   } catch (error) {
     // A signal while the file is still being checked: nothing was attempted (exit 2).
     if (deps.control.stopped && error === deps.control.stopping.reason) throw new UsageError(`stopped by a signal while ${input} was being checked: nothing was sent`);
@@ -47,6 +66,36 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
       `${input}: ${scan.invalid} of ${scan.rows} rows are invalid and --strict is set, so nothing was sent or written. First problems:\n  ${scan.firstProblems.slice(0, 10).join('\n  ')}${more}`,
     );
   }
+  // The seeds: --seeds, or the file itself when it carries them (the Entra layout).
+  if (seedsFlag !== undefined && scan.layout.carriesSeeds) throw new UsageError(`${input} carries its own seeds (a secret column, as in the Entra layout): run it without --seeds`);
+  const seedsPath = seedsFlag ?? (scan.layout.carriesSeeds ? input : undefined);
+  if (activate && seedsPath === undefined) {
+    throw new UsageError("--activate: the job computes each token's code from its seed, so it needs the seeds: add --seeds <the vendor's seed file> (PSKC or seed CSV), or use an assignment file that carries them (the Entra layout)");
+  }
+  // Read, decrypted and checked whole before anything is sent; wiped when the run ends.
+  const seeds = seedsPath === undefined ? undefined : new ShipmentSeeds(seedsPath, await readSeeds(seedsPath, raw, deps, defaults));
+  try {
+    return await assign(input, raw, deps, { dryRun, preflight: preflightOn, activate, jobSize, config, scan, serials, seeds });
+  } finally {
+    seeds?.wipe();
+  }
+}
+
+interface Plan {
+  readonly dryRun: boolean;
+  /** A dry run that reads the inventory and the users. */
+  readonly preflight: boolean;
+  readonly activate: boolean;
+  readonly jobSize: number;
+  readonly config: CommandConfig;
+  readonly scan: Scan;
+  readonly serials: ReadonlySet<string>;
+  readonly seeds?: ShipmentSeeds;
+}
+
+async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: Plan): Promise<number> {
+  const { dryRun, activate, config, scan, seeds } = plan;
+  const { connection, engine, report } = config;
   await prepareOutDir(report.outDir);
   // Journals that earlier releases named by folding odd characters are not guessed at (two
   // inputs could share one): --journal points at them (README).
@@ -102,6 +151,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   heartbeat.unref();
 
   let activationRequired = 0;
+  let activated = 0;
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
     if (result.outcome === 'CREATED' && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
@@ -116,11 +166,32 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   };
 
   let failure: unknown;
+  let seedsSummary: SeedsSummary | null = null;
   try {
     await proveCredentials(session, control);
     if (!control.stopped) await checkUnchanged(scan);
+    const retry = ctx.retryContext(journal);
+    // The preflight of a dry run: the inventory for every serial of the file, read once.
+    let preflight: Preflight | undefined;
+    let present: Map<string, InventoryEntry> | undefined;
+    if (plan.preflight && !control.stopped) {
+      present = await readInventory([...plan.serials], { ...retry, inventory: session.client }, control);
+      if (present) preflight = new Preflight({ inventory: present, seeds: seeds?.bySerial, seedsPath: seeds?.path, activate, users: session.client }, retry);
+    }
+    if (seeds && !control.stopped) {
+      seedsSummary = await importSeeds(seeds, plan, ctx, retry, present, logger);
+    }
     const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
-    await runBatch(finalRows(scan, changed), ctx.retryContext(journal), control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, { emit });
+    const activating = activate && seeds ? activation(seeds, { ...retry, api: session.client }, journal, dryRun, () => activated++) : undefined;
+    await runBatch(finalRows(scan, changed), retry, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, {
+      emit,
+      predict: preflight ? (row, plain) => preflight.predict(row, plain) : undefined,
+      gate: seeds ? (row) => seeds.gate(row) : undefined,
+      after: seeds || activating ? async (row, result) => {
+        const explained = seeds ? seeds.explain(result) : result;
+        return activating ? activating(row, explained) : explained;
+      } : undefined,
+    });
   } catch (error) {
     failure = error;
   } finally {
@@ -137,8 +208,10 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   }
 
   const stopped = control.reason;
-  // A dry run's NOT_ATTEMPTED rows are the ones it would send.
-  const exitCode = stopped ? 3 : tally.exitCode(dryRun ? ['CREATED', 'EXISTING', 'NOT_ATTEMPTED'] : ['CREATED', 'EXISTING']);
+  // A dry run's NOT_ATTEMPTED rows are the ones it would send; a device left unactivated
+  // under --activate is work not done.
+  const unactivated = activate ? (tally.errorCodes['ACTIVATION_FAILED'] ?? 0) : 0;
+  const exitCode = stopped ? 3 : unactivated > 0 ? 1 : tally.exitCode(dryRun ? ['CREATED', 'EXISTING', 'NOT_ATTEMPTED'] : ['CREATED', 'EXISTING']);
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({
     command: 'run',
@@ -150,10 +223,20 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
     tally,
     requests: session.stats,
     activationRequired,
+    activated,
+    seeds: seedsSummary,
     stopped,
     exitCode,
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
+  const notes: string[] = [];
+  if (seedsSummary) notes.push(`seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${Object.entries(seedsSummary.outcomes).filter(([, n]) => n > 0).map(([o, n]) => `${o} ${n}`).join(' · ') || 'none'}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
+  if (activated > 0) notes.push(`${activated} devices activated with codes computed from their seeds (deviceStatus ACTIVE)`);
+  if (activationRequired > 0) {
+    notes.push(activate
+      ? `${activationRequired} devices are still ACTIVATION_REQUIRED (see errorCode and message): those users are asked for a code from their token at their first sign-in`
+      : `${activationRequired} devices are ACTIVATION_REQUIRED: those users are asked for a code from their token at their first sign-in (deviceStatus in the results; with the seeds at hand, --activate activates them)`);
+  }
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(
     summary,
@@ -165,7 +248,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
       requests: session.stats,
       stopped,
       reports: paths,
-      notes: activationRequired > 0 ? [`${activationRequired} devices are ACTIVATION_REQUIRED: those users are asked for a code from their token at their first sign-in (deviceStatus in the results)`] : [],
+      notes,
       next: nextStep(tally, dryRun, stopped, args),
     }),
   );
@@ -178,10 +261,59 @@ export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | unde
   if (stopped) return `${stopAdvice(stopped)}: ${again}`;
   const o = tally.outcomes;
   if (dryRun) {
-    if (o.FAILED + o.INVALID + o.UNCONFIRMED === 0) return o.NOT_ATTEMPTED > 0 ? `run it for real: ${commandLine(args, ['--dry-run'])}` : undefined;
+    if (o.FAILED + o.INVALID + o.UNCONFIRMED === 0) return o.NOT_ATTEMPTED > 0 ? `run it for real: ${commandLine(args, ['--dry-run', '--preflight', '--no-preflight'])}` : undefined;
     return `correct what the problems above name (the rows are in the results), then check again: ${again}`;
   }
+  if ((tally.errorCodes['ACTIVATION_FAILED'] ?? 0) > 0 && o.FAILED + o.INVALID === 0) return `see why the devices were not activated (message column); run again to retry the activation (finished rows are not sent again): ${again}`;
   if (o.FAILED + o.INVALID > 0) return `fix what the problems above say (in the input or in PingOne), then run again (finished rows are not sent again): ${again}`;
   if (o.UNCONFIRMED + o.NOT_ATTEMPTED > 0) return `run again to finish (finished rows are not sent again): ${again}`;
   return undefined;
+}
+
+/** The inventory for `serials` (a preflight); a read that fails stops the run (exit 3). */
+async function readInventory(serials: string[], ctx: Parameters<typeof inInventory>[1] & Pick<AssignContext, 'onSystemic'>, control: RunControl): Promise<Map<string, InventoryEntry> | undefined> {
+  try {
+    return await inInventory(serials, ctx);
+  } catch (error) {
+    if (control.stopped) return undefined;
+    if (error instanceof StopError) control.stop(error);
+    else if (error instanceof ApiError) control.stop(new StopError('INVENTORY_UNREADABLE', `the OATH token inventory could not be read (${error.message}): nothing was checked; run the dry run again later`));
+    else throw error;
+    return undefined;
+  }
+}
+
+/**
+ * `run` with seeds: imports the tokens the file names that the inventory lacks (and only
+ * those) through the same code as `import`, journaled in the run's journal; their outcomes go
+ * to `<name>.<runId>.seeds.csv`, the log and the summary. A dry run reads, imports nothing.
+ */
+async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext, retry: AssignContext, present: Map<string, InventoryEntry> | undefined, logger: Logger): Promise<SeedsSummary> {
+  const needed = seeds.needed(plan.serials);
+  const path = ctx.paths.results.replace(/\.results\.csv$/, '.seeds.csv');
+  const tally = new Tally<ImportOutcome>(IMPORT_OUTCOMES, ['NOT_ATTEMPTED']);
+  logger.info({ event: 'seeds.start', seeds: seeds.path, tokens: seeds.tokens.length, needed: needed.length, jobSize: plan.jobSize });
+  for (const t of needed) for (const w of t.warnings) logger.warn({ event: 'token.warning', row: t.index, serialNumber: t.serialNumber, message: w });
+  const results = await ResultsWriter.open(path, [], IMPORT_COLUMNS, ctx.faultHandler(path));
+  try {
+    const outcomes = await importTokens(needed, {
+      ...retry,
+      inventory: ctx.session.client,
+      jobSize: plan.jobSize,
+      dryRun: plan.dryRun,
+      checkInventory: true,
+      present,
+      keepSecrets: true,
+      pollFirstMs: 250,
+      pollMaxMs: 5000,
+      jobTimeoutMs: 10 * 60_000,
+      jobsInFlight: ctx.engine.concurrency,
+    });
+    seeds.record(outcomes);
+    await writeImportResults(outcomes, results, logger, tally);
+  } finally {
+    await results.close();
+  }
+  logger.info({ event: 'seeds.end', outcomes: tally.outcomes, errorCodes: tally.errorCodes });
+  return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, results: path };
 }

@@ -94,9 +94,14 @@ export function unconfirmed(row: ResolvedRow, attempts: number, message: string)
 
 /** The run is stopping and this row was cut short by it (not refused by PingOne). */
 function isAbort(error: unknown, ctx: AssignContext): boolean {
+  return isAbortOf(error, ctx.stopping);
+}
+
+/** Whether `error` is the stop cutting the work short (not a refusal, not a systemic stop). */
+export function isAbortOf(error: unknown, stopping: AbortSignal): boolean {
   if (error instanceof RequestAborted) return true;
-  if (!ctx.stopping.aborted) return false;
-  return error === ctx.stopping.reason || (!(error instanceof ApiError) && !(error instanceof StopError));
+  if (!stopping.aborted) return false;
+  return error === stopping.reason || (!(error instanceof ApiError) && !(error instanceof StopError));
 }
 
 /** The row's pair in the journal, and what earlier runs recorded for it. */

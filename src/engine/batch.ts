@@ -24,6 +24,12 @@ export interface BatchOptions {
 export interface BatchHooks {
   /** Each result, in input order. */
   readonly emit: (result: RowResult) => Promise<void> | void;
+  /** Dry run: what the real run would do with the row (the preflight); `plain` is "would create". */
+  readonly predict?: (row: ResolvedRow, plain: string) => Promise<RowResult>;
+  /** Before a row is sent: a result instead of the create (its seed could not be imported). */
+  readonly gate?: (row: ResolvedRow) => RowResult | undefined;
+  /** A row's result before it is emitted (activation of a device created ACTIVATION_REQUIRED). */
+  readonly after?: (row: CheckedRow, result: RowResult) => Promise<RowResult>;
 }
 
 function invalid(row: CheckedRow): RowResult {
@@ -82,7 +88,9 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     ...fields,
   });
 
-  const process = async (row: CheckedRow): Promise<RowResult> => {
+  const after = hooks.after;
+  const process = after ? async (row: CheckedRow): Promise<RowResult> => after(row, await decide(row)) : (row: CheckedRow): Promise<RowResult> => decide(row);
+  const decide = async (row: CheckedRow): Promise<RowResult> => {
     if (row.problem || !row.user) return invalid(row);
     // What an earlier run finished is reported as such, whether or not this run goes on.
     const alias = aliasKey(row);
@@ -113,14 +121,15 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     const entry = idKey !== undefined ? { key: idKey, prior: earlier } : journalEntry(resolved, ctx.journal);
     if (entry.prior?.outcome) return fromJournal(resolved, entry.prior);
     if (options.dryRun) {
-      return notAttempted(
-        resolved,
-        entry.prior?.windows
-          ? "dry run: an earlier run's create went unanswered; the real run reads the user's devices first, then creates the device if it is not there"
-          : 'dry run: would create an OATH_TOKEN device for this user',
-      );
+      if (entry.prior?.windows) {
+        return notAttempted(resolved, "dry run: an earlier run's create went unanswered; the real run reads the user's devices first, then creates the device if it is not there");
+      }
+      const plain = 'dry run: would create an OATH_TOKEN device for this user';
+      return hooks.predict ? hooks.predict(resolved, plain) : notAttempted(resolved, plain);
     }
     if (control.stopped) return notAttempted(resolved);
+    const blocked = hooks.gate?.(resolved);
+    if (blocked) return blocked;
     return assignRow(resolved, ctx, entry);
   };
 

@@ -52,6 +52,15 @@ export interface ImportContext extends Omit<AssignContext, 'api'> {
   readonly jobTimeoutMs: number;
   /** Jobs in flight at once. */
   readonly jobsInFlight: number;
+  /**
+   * Read which tokens the inventory holds before sending any (`run --seeds`: import only what
+   * it lacks): those are ALREADY_PRESENT without a request to create them.
+   */
+  readonly checkInventory?: boolean;
+  /** The inventory as already read for these serials (a preflight): not read again. */
+  readonly present?: ReadonlyMap<string, InventoryEntry>;
+  /** Keep the seeds of settled tokens (activation needs them; the caller wipes them). */
+  readonly keepSecrets?: boolean;
   /** Hears of each token settled (progress). */
   readonly onSettled?: (result: ImportResult) => void;
 }
@@ -102,7 +111,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
     if (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT') {
       if (!r.finishedEarlier && !ctx.dryRun) ctx.journal.finished(key, r.token.index, { outcome: r.outcome, deviceId: r.tokenId ?? '' });
     } else if (r.outcome === 'FAILED' && !ctx.dryRun) ctx.journal.cleared(key, r.token.index);
-    if (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT' || r.outcome === 'FAILED' || r.outcome === 'UNCONFIRMED') r.token.secret?.wipe();
+    if (!ctx.keepSecrets && (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT' || r.outcome === 'FAILED' || r.outcome === 'UNCONFIRMED')) r.token.secret?.wipe();
   };
 
   const pending: SeedToken[] = [];
@@ -119,24 +128,29 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
     else pending.push(t);
   }
 
-  // An earlier run sent these and never learned how its job ended; a dry run reads all.
-  const toCheck = ctx.dryRun ? [...started, ...pending] : started;
+  // An earlier run sent these and never learned how its job ended; a dry run reads all, and
+  // so does an import of only what the inventory lacks.
+  const toCheck = ctx.dryRun || ctx.checkInventory ? [...started, ...pending] : started;
+  if (ctx.checkInventory) pending.length = 0;
   if (toCheck.length > 0) {
-    let present: Map<string, InventoryEntry>;
+    const wasStarted = new Set(started);
+    let present: ReadonlyMap<string, InventoryEntry>;
     try {
-      present = await inInventory(toCheck.map((t) => t.serialNumber), ctx);
+      present = ctx.present ?? (await inInventory(toCheck.map((t) => t.serialNumber), ctx));
     } catch (error) {
       if (!(error instanceof StopError) && !(error instanceof ApiError) && !(error instanceof RequestAborted) && !ctx.stopping.aborted) throw error;
       if (error instanceof StopError) ctx.onSystemic(error);
-      for (const t of toCheck) settle(notDone(t, started.includes(t), 'the inventory could not be read'));
+      for (const t of toCheck) settle(notDone(t, wasStarted.has(t), 'the inventory could not be read'));
       return inOrder(tokens, results);
     }
     for (const t of toCheck) {
       const entry = present.get(t.serialNumber);
       if (ctx.dryRun) {
         settle(entry ? { token: t, outcome: 'ALREADY_PRESENT', tokenId: entry.id, message: 'dry run: already in the inventory' } : { token: t, outcome: 'NOT_ATTEMPTED', message: 'dry run: would import' });
-      } else if (entry) {
+      } else if (entry && wasStarted.has(t)) {
         settle({ token: t, outcome: 'IMPORTED', tokenId: entry.id, message: 'imported by an earlier run whose job ended unheard; found in the inventory' });
+      } else if (entry) {
+        settle({ token: t, outcome: 'ALREADY_PRESENT', tokenId: entry.id, message: 'already in the inventory; not sent again' });
       } else {
         ctx.journal.cleared(importKey(t.serialNumber), t.index);
         pending.push(t);
@@ -184,7 +198,12 @@ function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
 }
 
 /** Which of `serials` the inventory holds: one filtered read each, or the whole inventory paged. */
-async function inInventory(serials: readonly string[], ctx: ImportContext): Promise<Map<string, InventoryEntry>> {
+/**
+ * Which of `serials` the inventory holds, with the device each is paired to: one filtered
+ * read per serial for a few, else the whole inventory paged (1,000 a page) — at most 100
+ * requests for a full environment.
+ */
+export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'inventory' | 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'>): Promise<Map<string, InventoryEntry>> {
   const found = new Map<string, InventoryEntry>();
   const wanted = new Set(serials);
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };

@@ -24,7 +24,14 @@ export class UserResolver {
     return pending;
   }
 
-  private async lookup(kind: 'email' | 'username', value: string, row: number, ctx: AssignContext): Promise<Resolution> {
+  private async lookup(kind: 'email' | 'username' | 'upn', value: string, row: number, ctx: AssignContext): Promise<Resolution> {
+    if (kind === 'upn') {
+      // Entra's upn: PingOne's username first, then its email (README "Who a row names").
+      const byName = await this.lookup('username', value, row, ctx);
+      if ('userId' in byName || byName.code === 'USER_AMBIGUOUS') return byName;
+      const byEmail = await this.lookup('email', value, row, ctx);
+      return 'userId' in byEmail || byEmail.code === 'USER_AMBIGUOUS' ? byEmail : { code: 'USER_NOT_FOUND', message: `no user has username or email ${JSON.stringify(value)} (the upn) in this environment` };
+    }
     const users = await withRetries(ctx, row, () => ctx.api.findUsers(kind, value, { signal: ctx.hard, notAfter: ctx.stopping }));
     if (users.length === 0) return { code: 'USER_NOT_FOUND', message: `no user has ${kind} ${JSON.stringify(value)} in this environment` };
     if (users.length > 1) return { code: 'USER_AMBIGUOUS', message: `more than one user has ${kind} ${JSON.stringify(value)}: use the userID column instead` };

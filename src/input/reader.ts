@@ -21,6 +21,8 @@ export interface Columns {
   readonly userID?: number;
   readonly email?: number;
   readonly username?: number;
+  /** Microsoft Entra's `upn`: a username, else an email (README "Who a row names"). */
+  readonly upn?: number;
   readonly serialNumber: number;
 }
 
@@ -33,6 +35,11 @@ export interface InputLayout {
   readonly columns: Columns;
   /** Other columns, carried through to the results under these names. */
   readonly extras: ReadonlyArray<{ readonly name: string; readonly index: number }>;
+  /**
+   * The file carries token seeds too (a secret column, as in the Entra layout): it is its own
+   * seed file, and that column is never read as an assignment nor carried anywhere.
+   */
+  readonly carriesSeeds: boolean;
   /** The file as it was checked: every pass reads these bytes only, and a change is noticed. */
   readonly fingerprint: Fingerprint;
 }
@@ -83,7 +90,11 @@ const ALIASES: Record<string, keyof Columns> = {
   email: 'email',
   emailaddress: 'email',
   username: 'username',
+  upn: 'upn',
 };
+
+/** Seed columns (seed-csv.ts's names for the secret): never an extra column, never shown. */
+const SECRET_COLUMNS = new Set(['secret', 'secretkey', 'seed', 'key']);
 
 const MAX_RECORD_BYTES = 1_000_000;
 const SNIFF_BYTES = 64 * 1024;
@@ -188,8 +199,13 @@ export async function openInput(path: string): Promise<InputLayout> {
 
   const found: Partial<Record<keyof Columns, number>> = {};
   const extras: Array<{ name: string; index: number }> = [];
+  let carriesSeeds = false;
   const lastNamed = header.reduce((last, cell, index) => (cell === '' ? last : index), -1);
   header.forEach((cell, index) => {
+    if (SECRET_COLUMNS.has(normaliseHeader(cell))) {
+      carriesSeeds = true;
+      return;
+    }
     const role = ALIASES[normaliseHeader(cell)];
     if (role === undefined) {
       if (index > lastNamed) return; // trailing separators on the header line
@@ -202,7 +218,7 @@ export async function openInput(path: string): Promise<InputLayout> {
     }
     found[role] = index;
     // The results' userID column holds the resolved id: keep the name the row was given by.
-    if (role === 'email' || role === 'username') extras.push({ name: cell, index });
+    if (role === 'email' || role === 'username' || role === 'upn') extras.push({ name: cell, index });
   });
 
   const looksLikeData = header.some((cell) => /^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(cell) || /^\d{6,}$/.test(cell));
@@ -211,7 +227,7 @@ export async function openInput(path: string): Promise<InputLayout> {
   if (found.serialNumber === undefined) {
     throw new InputError(path, where, `no serialNumber column (${has}): name it serialNumber (or serial, serial_number).${hint}`);
   }
-  if (found.userID === undefined && found.email === undefined && found.username === undefined) {
+  if (found.userID === undefined && found.email === undefined && found.username === undefined && found.upn === undefined) {
     throw new InputError(path, where, `no userID column (${has}): name it userID (or user_id; email or username also work).${hint}`);
   }
   return {
@@ -222,6 +238,7 @@ export async function openInput(path: string): Promise<InputLayout> {
     header,
     columns: found as Columns,
     extras,
+    carriesSeeds,
     fingerprint,
   };
 }

@@ -14,7 +14,7 @@ export interface RowProblem {
 /** How the row names its user. */
 export type UserRef =
   | { readonly kind: 'id'; readonly value: string }
-  | { readonly kind: 'email' | 'username'; readonly value: string };
+  | { readonly kind: 'email' | 'username' | 'upn'; readonly value: string };
 
 export interface CheckedRow {
   readonly row: number;
@@ -52,7 +52,7 @@ function checkUser(layout: InputLayout, fields: readonly string[]): { text: stri
   const { columns } = layout;
   const at = (index: number | undefined): string => (index === undefined ? '' : (fields[index] ?? ''));
   const id = at(columns.userID);
-  if (id !== '' || (columns.email === undefined && columns.username === undefined)) {
+  if (id !== '' || (columns.email === undefined && columns.username === undefined && columns.upn === undefined)) {
     if (id === '') return { text: id, problem: { code: 'USER_ID_MISSING', message: 'expected a userID (a UUID), got an empty cell' } };
     if (!UUID_RE.test(id)) {
       return { text: id, problem: { code: 'USER_ID_INVALID', message: `expected a userID such as 5f8c2a4e-1b7d-4c3e-9a2f-0d6e8b1c7a93, got ${show(id)}` } };
@@ -70,6 +70,11 @@ function checkUser(layout: InputLayout, fields: readonly string[]): { text: stri
       return { text: username, problem: { code: 'USERNAME_INVALID', message: `expected a username, got ${show(username)}` } };
     }
     return { text: username, user: { kind: 'username', value: username } };
+  }
+  const upn = at(columns.upn);
+  if (upn !== '') {
+    if (upn.length > 256 || /[\u0000-\u001f\s]/.test(upn)) return { text: upn, problem: { code: 'UPN_INVALID', message: `expected a user principal name (a username or an email), got ${show(upn)}` } };
+    return { text: upn, user: { kind: 'upn', value: upn } };
   }
   return { text: '', problem: { code: 'USER_ID_MISSING', message: 'expected a userID, email or username, got empty cells' } };
 }

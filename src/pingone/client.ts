@@ -25,7 +25,7 @@ export interface User {
   readonly email?: string;
 }
 
-type CallKind = 'create' | 'list' | 'delete' | 'lookup' | 'inventory' | 'job' | 'poll';
+type CallKind = 'create' | 'list' | 'delete' | 'lookup' | 'activate' | 'inventory' | 'job' | 'poll';
 
 export interface CallOptions {
   /** Cuts the request, even in flight (the hard stop). */
@@ -43,6 +43,14 @@ export interface DeviceApi {
   listDevices(userId: string, options?: CallOptions): Promise<Device[]>;
   deleteDevice(userId: string, deviceId: string, options?: CallOptions): Promise<void>;
   findUsers(attribute: 'email' | 'username', value: string, options?: CallOptions): Promise<User[]>;
+}
+
+/** What activation and the preflight need besides devices. */
+export interface UserDeviceApi {
+  /** The user, or undefined when PingOne answers 404 (no such user). */
+  getUser(userId: string, options?: CallOptions): Promise<User | undefined>;
+  /** Activates an ACTIVATION_REQUIRED device with a code from its token (PINGONE.md "Device activation"). */
+  activateDevice(userId: string, deviceId: string, otp: string, options?: CallOptions): Promise<Device>;
 }
 
 export interface ClientOptions {
@@ -69,7 +77,7 @@ export function scimString(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-export class PingOneClient implements DeviceApi {
+export class PingOneClient implements DeviceApi, UserDeviceApi {
   private readonly envBase: string;
 
   constructor(private readonly options: ClientOptions) {
@@ -122,6 +130,27 @@ export class PingOneClient implements DeviceApi {
           .filter((u): u is Record<string, unknown> => typeof u === 'object' && u !== null && typeof (u as { id?: unknown }).id === 'string')
           .map((u) => ({ id: String(u['id']), username: u['username'] as string | undefined, email: u['email'] as string | undefined }));
       }
+    }
+    throw this.failure(answer);
+  }
+
+  async getUser(userId: string, options: CallOptions = {}): Promise<User | undefined> {
+    if (!UUID_RE.test(userId)) throw new TypeError(`not a user id: ${JSON.stringify(userId.slice(0, 60))}`);
+    const answer = await this.call('lookup', 'GET', `${this.envBase}/users/${encodeURIComponent(userId)}`, options);
+    if (answer.status === 200 && typeof answer.body === 'object' && answer.body !== null && typeof (answer.body as { id?: unknown }).id === 'string') {
+      const u = answer.body as Record<string, unknown>;
+      return { id: String(u['id']), username: u['username'] as string | undefined, email: u['email'] as string | undefined };
+    }
+    if (answer.status === 404) return undefined;
+    throw this.failure(answer);
+  }
+
+  /** The code is sent in the body only; it never reaches a log. */
+  async activateDevice(userId: string, deviceId: string, otp: string, options: CallOptions = {}): Promise<Device> {
+    const answer = await this.call('activate', 'POST', this.devicesUrl(userId, deviceId), options, JSON.stringify({ otp }), 'application/vnd.pingidentity.device.activate+json');
+    if (answer.status === 200 || answer.status === 201) {
+      const device = toDevice(answer.body);
+      if (device) return device;
     }
     throw this.failure(answer);
   }

@@ -21,6 +21,8 @@ export interface RequestStats {
   list: number;
   delete: number;
   lookup: number;
+  /** Device activations (with a code computed from the token's seed). */
+  activate: number;
   /** OATH token inventory: creates and reads. */
   inventory: number;
   job: number;
@@ -31,7 +33,7 @@ export interface RequestStats {
 }
 
 export function newRequestStats(): RequestStats {
-  return { total: 0, token: 0, create: 0, list: 0, delete: 0, lookup: 0, inventory: 0, job: 0, poll: 0, rateLimited: 0, retries: 0, tokenRefreshes: 0 };
+  return { total: 0, token: 0, create: 0, list: 0, delete: 0, lookup: 0, activate: 0, inventory: 0, job: 0, poll: 0, rateLimited: 0, retries: 0, tokenRefreshes: 0 };
 }
 
 /** A gate that lets everything through: for commands and tests that need no pacing. */

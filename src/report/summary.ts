@@ -35,11 +35,23 @@ export interface CommandSummary {
   readonly finishedEarlier: number;
   /** Devices PingOne created ACTIVATION_REQUIRED: their users are asked for a code at first sign-in. */
   readonly activationRequired: number;
+  /** Devices this run activated with a code computed from the token's seed (--activate). */
+  readonly activated: number;
+  /** `run` with seeds: the seed file and what importing the tokens the run needed came to; else null. */
+  readonly seeds: SeedsSummary | null;
   readonly requests: object;
   readonly rowsPerSecond: number | null;
   readonly stopped: StopInfo | null;
   readonly exitCode: number;
   readonly reports: ReportSet;
+}
+
+export interface SeedsSummary {
+  readonly file: string;
+  readonly tokens: number;
+  readonly outcomes: Record<string, number>;
+  readonly errorCodes: Record<string, number>;
+  readonly results: string | null;
 }
 
 export function buildSummary(fields: {
@@ -52,6 +64,8 @@ export function buildSummary(fields: {
   tally: Tally<string>;
   requests: object;
   activationRequired?: number;
+  activated?: number;
+  seeds?: SeedsSummary | null;
   stopped: StopInfo | undefined | null;
   exitCode: number;
   reports: Omit<ReportSet, 'journal'> & { journal?: string | null };
@@ -70,6 +84,8 @@ export function buildSummary(fields: {
     errorCodes: { ...tally.errorCodes },
     finishedEarlier: tally.finishedEarlier,
     activationRequired: fields.activationRequired ?? 0,
+    activated: fields.activated ?? 0,
+    seeds: fields.seeds ? { ...fields.seeds, file: resolve(fields.seeds.file), results: fields.seeds.results ? resolve(fields.seeds.results) : null } : null,
     requests: fields.requests,
     rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,
     stopped: fields.stopped ? { code: fields.stopped.code, message: fields.stopped.message } : null,

@@ -81,4 +81,8 @@ export const ADVICE: Record<string, string> = {
   DEVICE_CHANGED: 'the device now carries another serial: left alone',
   NOT_CREATED_BY_THIS_JOB: "the run's journal does not record that this job created the device: left alone",
   ROW_UNREADABLE: 'the results row is damaged: compare it with the log',
+  UPN_INVALID: 'correct the upn: a PingOne username or email',
+  ACTIVATION_FAILED: 'the device was created but not activated: see the message column; the user is asked for a code at first sign-in, or run again with --activate',
+  ACTIVATION_NOT_ATTEMPTED: 'the run stopped before activating: run again with --activate',
+  INVENTORY_UNREADABLE: "the OATH token inventory could not be read: check PingOne's status, then run again",
 };

@@ -457,7 +457,12 @@ test('a dry run with --no-journal reads no journal; --dry-run=1 is refused rathe
   expect((await runCli(['run', path, '--out-dir', dir], env)).code).toBe(0);
   const dry = await runCli(['run', path, '--out-dir', dir, '--dry-run', '--no-journal'], env);
   expect(dry.code).toBe(0);
-  expect(csv(newest(dir, 'run')).map((r) => r['outcome'])).toEqual(Array(4).fill('NOT_ATTEMPTED'));
+  // Without the journal nothing says the job made these devices: the preflight finds each
+  // token on its user (EXISTING), where the journal would have said CREATED.
+  expect(csv(newest(dir, 'run')).map((r) => r['outcome'])).toEqual(Array(4).fill('EXISTING'));
+  const withJournal = await runCli(['run', path, '--out-dir', dir, '--dry-run'], env);
+  expect(withJournal.code).toBe(0);
+  expect(csv(newest(dir, 'run')).map((r) => r['outcome'])).toEqual(Array(4).fill('CREATED'));
 
   const odd = await runCli(['run', path, '--out-dir', dir, '--dry-run=1'], env);
   expect(odd.code).toBe(2);

@@ -10,6 +10,7 @@ const layout: InputLayout = {
   header: ['userID', 'serialNumber', 'note'],
   columns: { userID: 0, serialNumber: 1 },
   extras: [{ name: 'note', index: 2 }],
+  carriesSeeds: false,
   fingerprint: { size: 0, mtimeMs: 0, ino: 0, dev: 0 },
 };
 const U = '5f8c2a4e-1b7d-4c3e-9a2f-0d6e8b1c7a93';

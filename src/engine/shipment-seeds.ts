@@ -1,0 +1,94 @@
+/**
+ * The seeds of one `run`: the tokens of `--seeds` (or of an assignment file that carries its
+ * own seeds, the Entra layout) that the assignment file names, what importing them came to,
+ * and what that means for each row: a row whose token could not be imported is not sent; a
+ * row PingOne answers SERIAL_NOT_FOUND says whether the seed file had its token; a device
+ * created ACTIVATION_REQUIRED is activated from its seed when asked (--activate).
+ */
+import type { CheckedRow } from '../input/validate.js';
+import type { RowResult } from '../report/outcome.js';
+import type { SeedToken } from '../seeds/token.js';
+import { activateDevice, type ActivateContext } from './activate.js';
+import { aliasKey, type ResolvedRow } from './assign-row.js';
+import type { ImportResult } from './import-batch.js';
+import { pairKey, type PairJournal } from './journal.js';
+
+export class ShipmentSeeds {
+  /** The seed file's tokens by serial (the first, when the file repeats a serial). */
+  readonly bySerial = new Map<string, SeedToken>();
+  /** What the import made of each token the run needs, by serial. */
+  private readonly imported = new Map<string, ImportResult>();
+
+  constructor(
+    readonly path: string,
+    readonly tokens: readonly SeedToken[],
+  ) {
+    for (const t of tokens) if (!this.bySerial.has(t.serialNumber)) this.bySerial.set(t.serialNumber, t);
+  }
+
+  /** The tokens the assignment file names: the only ones imported. */
+  needed(serials: ReadonlySet<string>): SeedToken[] {
+    return this.tokens.filter((t) => serials.has(t.serialNumber));
+  }
+
+  record(results: readonly ImportResult[]): void {
+    for (const r of results) this.imported.set(r.token.serialNumber, r);
+  }
+
+  /** A row whose token the import could not put in the inventory is not sent. */
+  gate(row: ResolvedRow): RowResult | undefined {
+    const r = this.imported.get(row.serialNumber);
+    if (!r || r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT' || r.outcome === 'INVALID') return undefined;
+    const base = { row: row.row, userID: row.userId, serialNumber: row.serialNumber, extras: row.extras, attempts: 0, durationMs: 0 };
+    if (r.outcome === 'FAILED') {
+      return { ...base, outcome: 'FAILED', errorCode: 'SERIAL_NOT_FOUND', message: `${row.serialNumber} is not in the inventory and importing its seed from ${this.path} failed (${r.errorCode ?? 'FAILED'}: ${r.message ?? ''}): nothing was sent for this row; see the seeds results` };
+    }
+    return { ...base, outcome: 'NOT_ATTEMPTED', message: `its seed was not imported yet (${r.outcome}): run again to finish` };
+  }
+
+  /** SERIAL_NOT_FOUND from PingOne, with what the seed file says about the serial. */
+  explain(result: RowResult): RowResult {
+    if (result.errorCode !== 'SERIAL_NOT_FOUND' || result.attempts === 0) return result;
+    const seed = this.bySerial.get(result.serialNumber);
+    const why = !seed
+      ? `it is not in the seed file ${this.path} either: add the token's seed there (or import it), then run again`
+      : seed.problem
+        ? `its token in the seed file is invalid (${seed.problem.code}: ${seed.problem.message}): correct the seed file, then run again`
+        : this.imported.has(result.serialNumber)
+          ? 'its seed was imported, yet PingOne does not find it: check that --environment-id names the environment the seeds went into'
+          : 'its seed was not imported by this run: run again';
+    return { ...result, message: `${result.message}; ${why}` };
+  }
+
+  /** Wipes every seed still held. */
+  wipe(): void {
+    for (const t of this.tokens) t.secret?.wipe();
+  }
+}
+
+/** --activate: a device the job created ACTIVATION_REQUIRED is activated with its token's current code. */
+export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: PairJournal, dryRun: boolean, onActivated: () => void = () => undefined): (row: CheckedRow, result: RowResult) => Promise<RowResult> {
+  return async (row, result) => {
+    if (result.outcome !== 'CREATED' || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
+    const note = (text: string): string => (result.message ? `${result.message}; ${text}` : text);
+    if (dryRun) return { ...result, message: note('would be activated with a code computed from its seed') };
+    const token = seeds.bySerial.get(result.serialNumber);
+    if (!token?.secret || token.problem) {
+      return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${token ? 'its token in the seed file is invalid' : `no seed for ${result.serialNumber} in ${seeds.path}`}; the user is asked for a code at first sign-in`) };
+    }
+    if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note('the run stopped before the device was activated: run again with --activate') };
+    const started = Date.now();
+    const a = await activateDevice(row.row, result.userID, result.deviceId, token, ctx);
+    if (a.deviceStatus === 'ACTIVE') {
+      onActivated();
+      journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: 'CREATED', deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
+    }
+    return {
+      ...result,
+      deviceStatus: a.deviceStatus,
+      errorCode: a.errorCode,
+      message: result.finishedEarlier ? `created by an earlier run; ${a.message.replace(/^created(; | and )/, '')}` : a.message,
+      durationMs: result.durationMs + (Date.now() - started),
+    };
+  };
+}
