@@ -47,8 +47,13 @@ function engineOptions(y: Argv): Argv {
     .option('backoff-max', { type: 'number', group: RUN, describe: 'longest retry delay in ms', defaultDescription: '30000' });
 }
 
+const MONITOR = 'Cron and monitoring (flags win over the settings file):';
+
 function reportOptions(y: Argv): Argv {
   return y
+    .option('healthcheck-url', { type: 'string', group: MONITOR, describe: 'ping <url>/start when it starts and <url>/<exit code> when it ends (healthchecks.io, Cronitor, Uptime Kuma push) [OATH_BULK_HEALTHCHECK_URL]' })
+    .option('metrics-file', { type: 'string', group: MONITOR, describe: 'write Prometheus metrics here at the end (node_exporter textfile collector; *.prom) [OATH_BULK_METRICS_FILE]' })
+    .option('keep-reports', { type: 'number', group: MONITOR, describe: 'keep the newest n report sets per input name (never the journal) [OATH_BULK_KEEP_REPORTS]' })
     .option('out-dir', { type: 'string', group: REPORTS, describe: 'where reports and the journal go', defaultDescription: 'reports' })
     .option('progress', { type: 'boolean', group: REPORTS, describe: 'live progress on stderr (--no-progress to hide)', defaultDescription: 'on for a TTY' })
     .option('quiet', { type: 'boolean', group: REPORTS, describe: 'print only errors' })
@@ -105,7 +110,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       'assign the tokens in the CSV file (with --seeds: import the missing seeds first)',
       (y) =>
         seedFileOptions(reportOptions(engineOptions(connectionOptions(y))))
-          .positional('input', { type: 'string', describe: 'CSV with userID (or email/username) and serialNumber columns' })
+          .positional('input', { type: 'string', describe: 'CSV with userID (or email/username) and serialNumber columns; or a folder: every *.csv in it, each as if run alone' })
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'a preflight: check the file and the credentials, read each serial in the inventory and each user; write nothing to PingOne' })
           .option('preflight', { type: 'boolean', group: RUN, describe: 'with --dry-run: read the inventory and the users (--no-preflight: check the file and the credentials only)', defaultDescription: 'on' })
           .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
@@ -116,6 +121,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           // --dry-run first: however the help wraps, the line's start is a dry run.
           .example('$0 run --dry-run shipment.csv --settings pingone.env', 'check the file and credentials first')
           .example('$0 run shipment.csv --settings pingone.env', 'assign a shipment')
+          .example('$0 run /srv/shipments --settings pingone.env --keep-reports 10', 'every shipment in a folder (cron)')
           .example('$0 run shipment.csv --seeds vendor.pskc.xml --psk-file vendor.key --activate --settings pingone.env', 'a whole shipment: import, assign, activate'),
       async (a) => {
         helpShown = false;

@@ -272,6 +272,43 @@ export function resolveReportOptions(raw: RawOptions, sources: ConfigSources): R
   });
 }
 
+/** Cron-grade operations (README "Runbook"): flags, else OATH_BULK_… settings. */
+export interface OpsOptions {
+  /** Pinged at `<url>/start` and `<url>/<exit code>` (healthchecks.io's protocol). */
+  readonly healthcheckUrl?: string;
+  /** Prometheus text-format metrics, written atomically at the end of every run. */
+  readonly metricsFile?: string;
+  /** Report sets kept per input name (the journal is never removed). */
+  readonly keepReports?: number;
+}
+
+export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources): OpsOptions {
+  const env = environmentFrom(raw, sources);
+  const c = new Collector();
+  const url = pick(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL');
+  let healthcheckUrl: string | undefined;
+  if (url !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      c.add(label(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL'), 'an absolute http(s) URL such as https://hc-ping.com/<uuid>', url);
+    }
+    if (parsed && parsed.protocol !== 'https:' && parsed.protocol !== 'http:') c.add(label(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL'), 'an http(s) URL', url);
+    else if (parsed) healthcheckUrl = url.replace(/\/+$/, '');
+  }
+  const metricsFile = pick(raw, 'metrics-file', env, 'OATH_BULK_METRICS_FILE');
+  if (metricsFile !== undefined && !/\.prom$/.test(metricsFile)) c.add(label(raw, 'metrics-file', env, 'OATH_BULK_METRICS_FILE'), 'a path ending in .prom (what node_exporter\'s textfile collector reads)', metricsFile);
+  const keep = pick(raw, 'keep-reports', env, 'OATH_BULK_KEEP_REPORTS');
+  let keepReports: number | undefined;
+  if (keep !== undefined) {
+    keepReports = Number(keep);
+    if (!Number.isInteger(keepReports) || keepReports < 1 || keepReports > 10000) c.add(label(raw, 'keep-reports', env, 'OATH_BULK_KEEP_REPORTS'), 'a whole number of report sets to keep, 1 or more', keep);
+  }
+  c.throwIfAny();
+  return Object.freeze({ healthcheckUrl, metricsFile, keepReports });
+}
+
 /** Runs every resolver and reports all of their problems together. */
 export function resolveAll<T extends unknown[]>(...resolvers: { [K in keyof T]: () => T[K] }): T {
   const problems: string[] = [];

@@ -20,3 +20,8 @@ export class StopError extends Error {
     this.name = 'StopError';
   }
 }
+
+/** The exit code a command's error ends it with (main.ts prints it). */
+export function exitCodeFor(error: unknown): 2 | 3 {
+  return error instanceof UsageError ? 2 : 3;
+}

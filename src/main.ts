@@ -9,11 +9,19 @@ import { verifyCommand } from './commands/verify.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { sandboxCommand } from './commands/sandbox.js';
 import { importCommand } from './commands/import.js';
+import { withOperations } from './commands/operations.js';
 import { RunControl } from './engine/control.js';
 import { StopError, UsageError } from './errors.js';
 import { releaseHeldLocksSync } from './engine/lock.js';
 
-const COMMANDS: Commands = { run: runCommand, verify: verifyCommand, rollback: rollbackCommand, sandbox: sandboxCommand, import: importCommand };
+/** The commands cron runs get their healthcheck pings, metrics and retention around them. */
+const COMMANDS: Commands = {
+  run: (input, raw, deps) => withOperations('run', input, raw, deps, (d) => runCommand(input, raw, d)),
+  verify: (input, raw, deps) => withOperations('verify', input, raw, deps, (d) => verifyCommand(input, raw, d)),
+  rollback: (input, raw, deps) => withOperations('rollback', input, raw, deps, (d) => rollbackCommand(input, raw, d)),
+  sandbox: sandboxCommand,
+  import: (input, raw, deps) => withOperations('import', input, raw, deps, (d) => importCommand(input, raw, d)),
+};
 
 export async function main(argv: string[]): Promise<void> {
   const control = new RunControl(5000);

@@ -15,6 +15,8 @@ import type { RunControl } from '../engine/control.js';
 import { reportPaths, writeFault, type ReportPaths } from '../report/files.js';
 import { openRunLog, type RunLog } from '../report/logger.js';
 import { writeSummary } from '../report/summary.js';
+import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../report/html-report.js';
+import { pruneReports } from './operations.js';
 import type { CommandDeps } from './run.js';
 import { openSession, type Session } from './session.js';
 
@@ -27,12 +29,14 @@ export interface CommandContext {
   readonly logger: Logger;
   readonly session: Session;
   readonly startedAt: Date;
+  /** What the HTML report shows: the run over time, the rows that need attention. */
+  readonly recorder: ReportRecorder;
   retryContext(journal?: PairJournal): AssignContext;
   /**
    * How every command ends: `<command>.end` in the log, the log closed, the summary file
    * written, the human lines on stdout (unless --quiet), and why it stopped on stderr.
    */
-  finish(summary: CommandSummary, human: string): Promise<void>;
+  finish(summary: CommandSummary, human: string, page?: { readonly notes?: readonly string[] }): Promise<void>;
   /** What a report writer calls when its file cannot be written: the run stops, naming it. */
   faultHandler(path: string): (error: unknown) => void;
 }
@@ -66,6 +70,8 @@ export async function openCommand(command: string, input: string, config: Comman
   const fault = (path: string) => (error: unknown) => deps.control.stop(writeFault(path, error));
   const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command }, fault(paths.log));
   const session = openSession(connection, engine, log.logger, deps.transport, deps.control.stopping);
+  const recorder = new ReportRecorder(() => session.stats);
+  recorder.start();
   const backoff = { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs };
   return {
     connection,
@@ -76,6 +82,7 @@ export async function openCommand(command: string, input: string, config: Comman
     logger: log.logger,
     session,
     startedAt,
+    recorder,
     retryContext: (journal = new NullJournal()) => ({
       api: session.client,
       journal,
@@ -92,15 +99,29 @@ export async function openCommand(command: string, input: string, config: Comman
       onSystemic: (error) => deps.control.stop(error),
     }),
     faultHandler: fault,
-    finish: async (summary, human) => {
+    finish: async (summary, human, page) => {
       log.logger.info({ event: `${summary.command}.end`, ...summary });
       await log.close();
+      recorder.stop();
       let unwritten: StopError | undefined;
       try {
         await writeSummary(paths.summary, summary);
       } catch (error) {
         unwritten = writeFault(paths.summary, error);
       }
+      if (!unwritten) {
+        const next = /\n {2}next: ([^\n]*)/.exec(human)?.[1];
+        try {
+          await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next, notes: page?.notes }));
+        } catch (error) {
+          unwritten = writeFault(paths.report, error);
+        }
+      }
+      if (deps.keepReports && !unwritten) {
+        const removed = await pruneReports(report.outDir, input, command, deps.keepReports).catch(() => []);
+        if (removed.length > 0) log.logger.info({ event: 'reports.pruned', files: removed.length });
+      }
+      deps.onSummary?.(summary);
       // The summary is part of the truth: a run whose summary could not be written is stopped,
       // and its human summary says so rather than "finished".
       const shown = unwritten && !summary.stopped ? human.replace(/: (finished|dry run finished) in /, ': STOPPED (WRITE_FAILED) in ').replace(/\n {2}summary {2}[^\n]*/, `\n  summary  not written: ${unwritten.message}`).replace(/\n {2}next: [^\n]*/, '\n  next: free space there (or choose another --out-dir), then run the same command again') : human;

@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import type { RawOptions } from '../config.js';
 import type { Logger } from 'pino';
+import type { ReportRecorder } from '../report/html-report.js';
 import { IMPORT_OUTCOMES, importTokens, type ImportOutcome, type ImportResult } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { commandLine } from '../report/command-line.js';
@@ -23,10 +24,13 @@ export const IMPORT_COLUMNS = ['row', 'serialNumber', 'type', 'otpLength', 'outc
 
 
 /** Each token's outcome: counted, logged (never its seed) and written to the results. */
-export async function writeImportResults(outcomes: readonly ImportResult[], results: ResultsWriter, logger: Logger, tally: Tally<ImportOutcome>): Promise<void> {
+export async function writeImportResults(outcomes: readonly ImportResult[], results: ResultsWriter, logger: Logger, tally: Tally<ImportOutcome>, recorder?: ReportRecorder, dryRun = false): Promise<void> {
   for (const r of outcomes) {
     const t = r.token;
     tally.add({ outcome: r.outcome, errorCode: r.errorCode, finishedEarlier: r.finishedEarlier });
+    if (r.outcome !== 'IMPORTED' && r.outcome !== 'ALREADY_PRESENT' && !(dryRun && r.outcome === 'NOT_ATTEMPTED')) {
+      recorder?.attention({ row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: [t.manufacturer ?? '', t.model ?? ''] });
+    }
     logger[r.outcome === 'FAILED' || r.outcome === 'INVALID' || r.outcome === 'UNCONFIRMED' ? 'warn' : 'info']({ event: 'row', row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, tokenId: r.tokenId, errorCode: r.errorCode });
     await results.writeCells([t.index, t.serialNumber, t.type, t.otpLength, r.outcome, r.tokenId, r.errorCode, r.message, t.manufacturer, t.model]);
   }
@@ -83,7 +87,8 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
         deps.stderr.write(`\r\x1b[2K${line()}\n`);
       }
     });
-    await writeImportResults(outcomes, results, logger, tally);
+    ctx.recorder.extraNames = ['manufacturer', 'model'];
+    await writeImportResults(outcomes, results, logger, tally, ctx.recorder, dryRun);
   } catch (error) {
     failure = error;
   } finally {

@@ -150,6 +150,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   logger.info({ event: 'rollback.start', input: resultsPath, dryRun, created, journal: journalPath });
   const tally = new Tally<RollbackOutcome>(ROLLBACK_OUTCOMES, ['NOT_ATTEMPTED']);
   let createdDone = 0;
+  ctx.recorder.extraNames = source.extras.map((e) => e.name);
   const results = await ResultsWriter.open(paths.results, source.extras.map((e) => e.name), [...RESULT_COLUMNS, 'runOutcome'], ctx.faultHandler(paths.results));
 
   let failure: unknown;
@@ -158,6 +159,9 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     if (created > 0) await proveCredentials(session, deps.control);
     await orderedPool(source.targets(), ctx.engine.concurrency, async (t) => ({ row: t.seq, t, r: await undoRow(t, retry) }), async ({ t, r }) => {
       tally.add(r);
+      if (r.outcome === 'FAILED' || r.outcome === 'CHANGED' || r.outcome === 'NOT_ATTEMPTED') {
+        ctx.recorder.attention({ row: t.row, userID: t.userID, serialNumber: t.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: t.extras });
+      }
       if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE' || r.outcome === 'WOULD_DELETE')) createdDone++;
       logger[r.outcome === 'FAILED' || r.outcome === 'CHANGED' ? 'warn' : 'info']({ event: 'row', row: t.row, userID: t.userID, serialNumber: t.serialNumber, deviceId: t.deviceId, outcome: r.outcome, httpStatus: r.httpStatus, errorCode: r.errorCode, attempts: r.attempts });
       await results.writeCells([t.row, t.userID, t.serialNumber, r.outcome, t.deviceId, undefined, r.httpStatus, r.errorCode, r.errorDetail, r.message, r.attempts, undefined, t.runOutcome, ...t.extras]);

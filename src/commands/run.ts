@@ -2,7 +2,9 @@
  * `oath-bulk run <input.csv>`: validate the whole file, take the journal's lock, prove the
  * credentials, then assign every row and write the results, log and summary.
  */
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { runFolder } from './folder.js';
 import type { ConfigSources, RawOptions } from '../config.js';
 import { StopError, UsageError } from '../errors.js';
 import { runBatch } from '../engine/batch.js';
@@ -38,9 +40,14 @@ export interface CommandDeps extends ConfigSources {
   readonly transport?: Transport;
   /** The arguments the command was given, for the exact `next:` command to print. */
   readonly argv?: readonly string[];
+  /** Hears of each summary a command writes (a folder run's lines, metrics). */
+  readonly onSummary?: (summary: object) => void;
+  /** --keep-reports: report sets kept per input name after a command writes its own. */
+  readonly keepReports?: number;
 }
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
+  if (isDirectory(input)) return runFolder(input, raw, deps);
   const dryRun = raw['dry-run'] === true;
   const activate = raw['activate'] === true;
   const preflightOn = dryRun && raw['preflight'] !== false;
@@ -111,6 +118,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const ctx = await openCommand('run', input, config, deps);
   const { paths, log, logger, session, startedAt } = ctx;
   const results = await ResultsWriter.open(paths.results, scan.layout.extras.map((e) => e.name), undefined, ctx.faultHandler(paths.results));
+  ctx.recorder.extraNames = scan.layout.extras.map((e) => e.name);
   const { control } = deps;
   const tally = new Tally();
 
@@ -155,6 +163,8 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
     if (result.outcome === 'CREATED' && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
+    const fine = result.outcome === 'CREATED' || result.outcome === 'EXISTING' || (dryRun && result.outcome === 'NOT_ATTEMPTED');
+    if (!fine || result.errorCode) ctx.recorder.attention(result);
     const { extras, finishedEarlier, ...fields } = result;
     void extras;
     void finishedEarlier;
@@ -251,6 +261,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
       notes,
       next: nextStep(tally, dryRun, stopped, args),
     }),
+    { notes },
   );
   return exitCode;
 }
@@ -316,4 +327,12 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
   }
   logger.info({ event: 'seeds.end', outcomes: tally.outcomes, errorCodes: tally.errorCodes });
   return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, results: path };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

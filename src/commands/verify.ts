@@ -100,6 +100,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   // Pass 2: one line per row.
   const results = await ResultsWriter.open(paths.results, carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS], ctx.faultHandler(paths.results));
   const tally = new Tally<VerifyStatus>(VERIFY_STATUSES, ['UNKNOWN']);
+  ctx.recorder.extraNames = carried.map((e) => e.name);
   for await (const row of finalRows(scan)) {
     let verdict = judge(row, userIds, listings, holder, deps.control.stopped);
     const reported = reportedDevice >= 0 ? row.extras[reportedDevice] : undefined;
@@ -108,6 +109,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
     }
     const userID = verdict.userId ?? (row.user?.kind === 'id' ? row.user.value : '');
     tally.add({ outcome: verdict.status, errorCode: verdict.code });
+    if (verdict.status !== 'PRESENT') ctx.recorder.attention({ row: row.row, userID, serialNumber: row.serialNumber, outcome: verdict.status, errorCode: verdict.code, message: verdict.message, extras: carried.map((e) => row.extras[e.i] ?? '') });
     const runOutcome = outcomeIndex >= 0 ? row.extras[outcomeIndex] : undefined;
     logger.info({ event: 'row', row: row.row, userID, serialNumber: row.serialNumber, outcome: verdict.status, deviceId: verdict.device?.id, errorCode: verdict.code, foundOnUser: verdict.foundOnUser });
     await results.writeCells([

@@ -36,6 +36,23 @@ export class RunControl {
     this.timer.unref();
   }
 
+  /**
+   * A control for one part of the work (one file of a folder run): stopped when this one is
+   * (a signal), and stoppable alone (a file's own breaker) without stopping the rest.
+   */
+  child(): RunControl {
+    const child = new RunControl(this.drainMs);
+    const follow = (): void => child.stop(this.reason!);
+    if (this.stopped) follow();
+    else this.soft.signal.addEventListener('abort', follow, { once: true });
+    const dispose = child.dispose.bind(child);
+    child.dispose = () => {
+      this.soft.signal.removeEventListener('abort', follow);
+      dispose();
+    };
+    return child;
+  }
+
   dispose(): void {
     if (this.timer) clearTimeout(this.timer);
   }

@@ -13,6 +13,8 @@ export interface ReportPaths {
   readonly results: string;
   readonly log: string;
   readonly summary: string;
+  /** The HTML report, for a change ticket. */
+  readonly report: string;
 }
 
 /** 20261128T170802Z: sorts by time, safe in a file name. */
@@ -62,7 +64,7 @@ export async function reportPaths(outDir: string, inputPath: string, command: st
   for (let n = 0; n < 100; n++) {
     const runId = n === 0 ? base : `${base}_${String(n + 1).padStart(2, '0')}`;
     const prefix = join(outDir, `${name}${command === 'run' ? '' : `.${command}`}.${runId}`);
-    const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json` };
+    const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json`, report: `${prefix}.report.html` };
     try {
       await access(paths.results);
     } catch {

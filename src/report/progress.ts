@@ -31,22 +31,45 @@ export class ProgressLine {
     this.out.write('\n');
   }
 
-  render(): string {
+  /**
+   * The line, fitted to `columns`: the least useful parts go first (the bar, then retries
+   * and the rate, then the outcome words), so that the count and the ETA always show.
+   */
+  render(columns = this.out.columns ?? 120): string {
     const { tally, total } = this.source;
     const done = tally.done;
     const elapsed = (Date.now() - this.started) / 1000;
     const perSec = elapsed > 0 ? done / elapsed : 0;
-    const eta = perSec > 0 && done < total ? `${Math.ceil((total - done) / perSec)}s` : '-';
+    const eta = perSec > 0 && done < total ? duration(Math.ceil((total - done) / perSec)) : '-';
     const width = 20;
     const filled = total > 0 ? Math.round((done / total) * width) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
     const o = tally.outcomes;
-    return `${bar} ${done}/${total} · created ${o.CREATED} existing ${o.EXISTING} failed ${o.FAILED} invalid ${o.INVALID} · ${this.source.rate().toFixed(1)} req/s · retries ${this.source.retries()} · ETA ${eta}`;
+    const count = `${done}/${total}`;
+    const rate = `${this.source.rate().toFixed(1)} req/s`;
+    const retries = `retries ${this.source.retries()}`;
+    const long = `created ${o.CREATED} existing ${o.EXISTING} failed ${o.FAILED} invalid ${o.INVALID}`;
+    const short = `✓${o.CREATED + o.EXISTING} ✗${o.FAILED + o.INVALID}`;
+    const max = Math.max(10, columns - 1);
+    const candidates = [
+      [bar, count, long, rate, retries, `ETA ${eta}`],
+      [count, long, rate, retries, `ETA ${eta}`],
+      [count, long, rate, `ETA ${eta}`],
+      [count, short, rate, `ETA ${eta}`],
+      [count, short, `ETA ${eta}`],
+      [count, `ETA ${eta}`],
+    ].map((parts) => parts.join(' · ').replace(/^(█|░)+ · /, (m) => m.replace(' · ', ' ')));
+    return candidates.find((line) => [...line].length <= max) ?? candidates[candidates.length - 1]!.slice(0, max);
   }
 
   private draw(): void {
-    const line = this.render();
-    const max = (this.out.columns ?? 120) - 1;
-    this.out.write(`\r\x1b[2K${line.length > max ? line.slice(0, max) : line}`);
+    this.out.write(`\r\x1b[2K${this.render()}`);
   }
+}
+
+/** 75 -> "1m15s", 3700 -> "1h01m". */
+function duration(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
 }

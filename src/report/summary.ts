@@ -16,6 +16,8 @@ export interface ReportSet {
   readonly results: string;
   readonly log: string;
   readonly summary: string;
+  /** The HTML report. */
+  readonly report: string;
   /** The journal the command read or wrote (absolute), or null when it kept none. */
   readonly journal: string | null;
 }
@@ -94,6 +96,7 @@ export function buildSummary(fields: {
       results: resolve(fields.reports.results),
       log: resolve(fields.reports.log),
       summary: resolve(fields.reports.summary),
+      report: resolve(fields.reports.report),
       journal: fields.reports.journal ? resolve(fields.reports.journal) : null,
     },
   };
@@ -128,7 +131,7 @@ export interface HumanSummaryInput {
   readonly tally: Tally<string>;
   readonly requests: { total: number; retries: number; rateLimited: number };
   readonly stopped: StopInfo | null | undefined;
-  readonly reports: { results: string; log: string; summary: string };
+  readonly reports: { results: string; log: string; summary: string; report?: string };
   /** Lines particular to the command, after the counts. */
   readonly notes?: readonly string[];
   /** What to do next, or nothing when nothing is left to do. */
@@ -159,8 +162,8 @@ export function humanSummary(s: HumanSummaryInput): string {
 }
 
 /** Where a command's reports are, as the last lines of its human summary. */
-export function reportLines(reports: { results: string; log: string; summary: string }): string {
-  return `  results  ${reports.results}\n  log      ${reports.log}\n  summary  ${reports.summary}`;
+export function reportLines(reports: { results: string; log: string; summary: string; report?: string }): string {
+  return `  results  ${reports.results}\n  log      ${reports.log}\n  summary  ${reports.summary}${reports.report ? `\n  report   ${reports.report}` : ''}`;
 }
 
 /** What to do about a stop, by its code: the fix, before running again. */

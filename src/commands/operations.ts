@@ -1,0 +1,195 @@
+/**
+ * What a command run from cron needs around it (SPEC "Operations (cron)"): a healthcheck
+ * ping at the start and with the exit code at the end (healthchecks.io's protocol, which
+ * Cronitor-style and Uptime Kuma push monitors accept too), Prometheus text-format metrics
+ * for node_exporter's textfile collector, written atomically, and report retention. None of
+ * them can fail the run: a ping or a metrics file that cannot be written is a warning.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import axios from 'axios';
+import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../config.js';
+import { exitCodeFor } from '../errors.js';
+import { stem } from '../report/files.js';
+import type { CommandDeps } from './run.js';
+
+/** A ping waits this long at most: a monitor that hangs must not hold the job. */
+export const PING_TIMEOUT_MS = 5_000;
+
+/** What the metrics and the end ping need of a command's summary. */
+export interface RunFacts {
+  readonly command: string;
+  readonly input: string;
+  readonly outcomes?: Record<string, number>;
+  readonly errorCodes?: Record<string, number>;
+  readonly requests?: { readonly total?: number; readonly rateLimited?: number; readonly retries?: number };
+  readonly durationMs?: number;
+  readonly exitCode: number;
+  readonly finishedAt?: string;
+}
+
+/** The ping URL without its path, which is a secret of sorts (anyone with it can ping). */
+function shown(url: string): string {
+  try {
+    return `${new URL(url).origin}/…`;
+  } catch {
+    return 'the healthcheck URL';
+  }
+}
+
+/** POSTs `body` to `url`; never throws. Returns the problem, if any, for a warning. */
+export async function ping(url: string, body: string, timeoutMs = PING_TIMEOUT_MS): Promise<string | undefined> {
+  try {
+    const answer = await axios.post(url, body, {
+      timeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'user-agent': 'oath-bulk' },
+      maxRedirects: 3,
+      validateStatus: () => true,
+      proxy: false,
+    });
+    return answer.status >= 200 && answer.status < 300 ? undefined : `HTTP ${answer.status}`;
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    return e.code ?? e.message ?? 'failed';
+  }
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/**
+ * The Prometheus text exposition format (version 0.0.4): one HELP and TYPE per metric, then
+ * its samples; every metric a gauge of the last run. Labels: the command and the input's file
+ * name, plus the outcome or error code.
+ */
+export function prometheusText(runs: readonly RunFacts[], at = new Date()): string {
+  const metrics: Array<{ name: string; help: string; samples: Array<[Record<string, string>, number]> }> = [
+    { name: 'oath_bulk_rows', help: 'Rows of the last run, per outcome.', samples: [] },
+    { name: 'oath_bulk_errors', help: 'Rows of the last run, per error code.', samples: [] },
+    { name: 'oath_bulk_requests', help: 'Requests the last run sent to PingOne.', samples: [] },
+    { name: 'oath_bulk_rate_limited', help: 'Requests of the last run answered 429.', samples: [] },
+    { name: 'oath_bulk_retries', help: 'Retries in the last run.', samples: [] },
+    { name: 'oath_bulk_duration_seconds', help: 'How long the last run took.', samples: [] },
+    { name: 'oath_bulk_exit_code', help: 'Exit code of the last run: 0 done, 1 rows failed, 2 nothing attempted, 3 stopped.', samples: [] },
+    { name: 'oath_bulk_last_run_timestamp_seconds', help: 'When the last run ended, in Unix seconds.', samples: [] },
+  ];
+  const by = new Map(metrics.map((m) => [m.name, m.samples]));
+  for (const run of runs) {
+    const base = { command: run.command, input: basename(run.input) };
+    for (const [outcome, n] of Object.entries(run.outcomes ?? {})) by.get('oath_bulk_rows')!.push([{ ...base, outcome }, n]);
+    for (const [code, n] of Object.entries(run.errorCodes ?? {})) by.get('oath_bulk_errors')!.push([{ ...base, code }, n]);
+    by.get('oath_bulk_requests')!.push([base, run.requests?.total ?? 0]);
+    by.get('oath_bulk_rate_limited')!.push([base, run.requests?.rateLimited ?? 0]);
+    by.get('oath_bulk_retries')!.push([base, run.requests?.retries ?? 0]);
+    by.get('oath_bulk_duration_seconds')!.push([base, (run.durationMs ?? 0) / 1000]);
+    by.get('oath_bulk_exit_code')!.push([base, run.exitCode]);
+    const ended = run.finishedAt ? Date.parse(run.finishedAt) : at.getTime();
+    by.get('oath_bulk_last_run_timestamp_seconds')!.push([base, Math.floor((Number.isNaN(ended) ? at.getTime() : ended) / 1000)]);
+  }
+  const lines: string[] = [];
+  for (const m of metrics) {
+    if (m.samples.length === 0) continue;
+    lines.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} gauge`);
+    for (const [labels, value] of m.samples) {
+      const text = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+      lines.push(`${m.name}{${text}} ${Number.isFinite(value) ? value : 0}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Temp file in the same directory, then rename: the collector never reads half a file. */
+export async function writeAtomically(path: string, text: string): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await writeFile(temp, text, { mode: 0o644 });
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+}
+
+const RUN_ID = String.raw`\d{8}T\d{6}Z(?:_\d{2})?`;
+
+/**
+ * Keeps the newest `keep` report sets of `input` for `command` in `outDir` (results, log,
+ * summary, HTML report, seeds results); never a journal or a lock. Returns the files removed.
+ */
+export async function pruneReports(outDir: string, input: string, command: string, keep: number): Promise<string[]> {
+  const name = stem(input).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^${name}${command === 'run' ? '' : `\\.${command}`}\\.(${RUN_ID})\\.(?:results\\.csv|log\\.jsonl|summary\\.json|report\\.html|seeds\\.csv)$`);
+  const sets = new Map<string, string[]>();
+  for (const file of await readdir(outDir)) {
+    const m = pattern.exec(file);
+    if (!m) continue;
+    const list = sets.get(m[1]!) ?? [];
+    list.push(file);
+    sets.set(m[1]!, list);
+  }
+  const old = [...sets.keys()].sort().reverse().slice(keep);
+  const removed: string[] = [];
+  for (const runId of old) {
+    for (const file of sets.get(runId)!) {
+      await unlink(join(outDir, file)).then(() => removed.push(file), () => undefined);
+    }
+  }
+  return removed;
+}
+
+function endLine(runs: readonly RunFacts[], code: number): string {
+  const rows = new Map<string, number>();
+  for (const r of runs) for (const [o, n] of Object.entries(r.outcomes ?? {})) if (n > 0) rows.set(o, (rows.get(o) ?? 0) + n);
+  const counts = [...rows].map(([o, n]) => `${o} ${n}`).join(' · ');
+  return `oath-bulk: exit ${code}${runs.length ? ` · ${runs.length} input${runs.length === 1 ? '' : 's'}` : ''}${counts ? ` · ${counts}` : ''}\n`;
+}
+
+/**
+ * Runs a command with the healthcheck pings around it and the metrics and retention after
+ * it. `input` labels a run that ended before it wrote any summary (a usage error).
+ */
+export async function withOperations(command: string, input: string, raw: RawOptions, deps: CommandDeps, body: (deps: CommandDeps) => Promise<number>): Promise<number> {
+  const ops: OpsOptions = resolveOpsOptions(raw, deps);
+  const warn = (message: string): void => {
+    if (deps.warn) deps.warn(message);
+    else deps.stderr.write(`oath-bulk: warning: ${message}\n`);
+  };
+  if (ops.healthcheckUrl) {
+    const problem = await ping(`${ops.healthcheckUrl}/start`, `oath-bulk ${command} ${basename(input)}: started\n`);
+    if (problem) warn(`healthcheck start ping to ${shown(ops.healthcheckUrl)} failed (${problem}); the run goes on`);
+  }
+  const runs: RunFacts[] = [];
+  const inner: CommandDeps = {
+    ...deps,
+    keepReports: ops.keepReports ?? deps.keepReports,
+    onSummary: (summary) => {
+      runs.push(summary as RunFacts);
+      deps.onSummary?.(summary);
+    },
+  };
+  let code: number;
+  let failure: unknown;
+  try {
+    code = await body(inner);
+  } catch (error) {
+    failure = error;
+    code = exitCodeFor(error);
+  }
+  if (ops.metricsFile) {
+    const facts = runs.length > 0 ? runs : [{ command, input, exitCode: code }];
+    try {
+      await writeAtomically(ops.metricsFile, prometheusText(facts));
+    } catch (error) {
+      warn(`cannot write the metrics file ${ops.metricsFile} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the run's outcome is unaffected`);
+    }
+  }
+  if (ops.healthcheckUrl) {
+    const problem = await ping(`${ops.healthcheckUrl}/${code}`, endLine(runs, code));
+    if (problem) warn(`healthcheck ping to ${shown(ops.healthcheckUrl)} failed (${problem}); the run's outcome is unaffected`);
+  }
+  if (failure !== undefined) throw failure;
+  return code;
+}

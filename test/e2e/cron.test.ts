@@ -1,0 +1,246 @@
+/**
+ * Cron-grade operation end to end, the built CLI against the sandbox over loopback: a folder
+ * of shipments (per-file reports, the worst exit code, a finished file costing nothing, a
+ * rerun creating nothing twice, a seed file picked up beside its shipment), healthcheck pings
+ * to a local HTTP server (and a run that survives a ping URL that hangs or refuses), the
+ * Prometheus metrics file checked line by line against the exposition format and against the
+ * summaries, and report retention.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { useSandbox } from '../support/sandbox.js';
+import { runCli, sandboxEnv, tempDir, userId } from '../support/cli.js';
+
+const box = useSandbox();
+
+function csvFile(path: string, rows: Array<[string, string]>): void {
+  writeFileSync(path, 'userID,serialNumber\n' + rows.map(([u, s]) => `${u},${s}`).join('\n') + '\n');
+}
+
+const summaries = (dir: string, name: string): Array<Record<string, any>> =>
+  readdirSync(dir).filter((f) => f.startsWith(`${name}.2`) && f.endsWith('.summary.json')).sort().map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')));
+
+test('a folder of three shipments: per-file reports, the worst exit code, the finished one costs no request; a rerun creates nothing twice', async () => {
+  const root = tempDir('oath-bulk-folder-');
+  const folder = join(root, 'shipments');
+  const out = join(root, 'reports');
+  mkdirSync(folder);
+  csvFile(join(folder, 'a-clean.csv'), [[userId(1), 'CLEAN001'], [userId(2), 'CLEAN002'], [userId(3), 'CLEAN003']]);
+  // Two rows PingOne refuses: a serial it does not know, a user that does not exist.
+  csvFile(join(folder, 'b-failing.csv'), [[userId(4), 'FAIL001'], [userId(5), 'UNKNOWN0002'], ['00000000-0000-4000-8000-000000000006', 'FAIL003']]);
+  csvFile(join(folder, 'c-finished.csv'), [[userId(7), 'DONE001'], [userId(8), 'DONE002']]);
+  writeFileSync(join(folder, 'notes.txt'), 'not a shipment');
+  const env = sandboxEnv(box.sandbox);
+  expect((await runCli(['run', join(folder, 'c-finished.csv'), '--out-dir', out], env)).code).toBe(0);
+  const cSets = readdirSync(out).filter((f) => f.startsWith('c-finished.2')).length;
+
+  const tokensBefore = box.sandbox.stats.tokensIssued;
+  const first = await runCli(['run', folder, '--out-dir', out], env);
+  expect(first.code).toBe(1);
+  const lines = first.stdout.trim().split('\n');
+  expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ oath-bulk run .*shipments: 3 files$/);
+  expect(lines[1]).toMatch(/^ {2}a-clean\.csv: CREATED 3 · exit 0 · .*a-clean\.\d{8}T\d{6}Z\.summary\.json$/);
+  expect(lines[2]).toMatch(/^ {2}b-failing\.csv: CREATED 1 · FAILED 2 · exit 1 · /);
+  expect(lines[3]).toBe('  c-finished.csv: nothing to do (2 rows finished earlier) · exit 0');
+  expect(lines[4]).toMatch(/^ {2}total: 3 files \(1 with nothing to do\) · CREATED 6 · FAILED 2 · [\d.]+s · exit 1$/);
+  // Each file its own reports and journal; the finished one no new report set.
+  expect(summaries(out, 'a-clean')).toHaveLength(1);
+  expect(summaries(out, 'b-failing')[0]!.outcomes).toMatchObject({ CREATED: 1, FAILED: 2 });
+  expect(readdirSync(out).filter((f) => f.startsWith('c-finished.2')).length).toBe(cSets);
+  for (const name of ['a-clean', 'b-failing', 'c-finished']) expect(existsSync(join(out, `${name}.journal.jsonl`))).toBe(true);
+  // Two files ran: one access token each.
+  expect(box.sandbox.stats.tokensIssued - tokensBefore).toBe(2);
+
+  const devices = box.sandbox.stats.devicesCreated;
+  const creates = box.sandbox.stats.byKind['create']!;
+  const again = await runCli(['run', folder, '--out-dir', out], env);
+  expect(again.code).toBe(1);
+  expect(again.stdout).toMatch(/a-clean\.csv: nothing to do \(3 rows finished earlier\)/);
+  expect(again.stdout).toMatch(/c-finished\.csv: nothing to do/);
+  // Only the two failed rows are sent again; nothing is created twice.
+  expect(box.sandbox.stats.byKind['create']! - creates).toBe(2);
+  expect(box.sandbox.stats.devicesCreated).toBe(devices);
+  expect(summaries(out, 'a-clean')).toHaveLength(1);
+
+  // A folder where everything is final costs no request at all, not even for a token.
+  const doneFolder = join(root, 'done');
+  mkdirSync(doneFolder);
+  writeFileSync(join(doneFolder, 'a-clean.csv'), readFileSync(join(folder, 'a-clean.csv')));
+  const requests = box.sandbox.stats.requests;
+  const idle = await runCli(['run', doneFolder, '--out-dir', out], env);
+  expect(idle.code).toBe(0);
+  expect(box.sandbox.stats.requests).toBe(requests);
+});
+
+test('a seed file beside its shipment is its --seeds; --activate applies to it', async () => {
+  box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+  const root = tempDir('oath-bulk-folder-');
+  const folder = join(root, 'in');
+  mkdirSync(folder);
+  csvFile(join(folder, 'ship.csv'), [[userId(1), 'BESIDE01'], [userId(2), 'BESIDE02']]);
+  writeFileSync(join(folder, 'ship.seeds.csv'), 'serial,secret,type\nBESIDE01,3132333435363738393031323334353637383930,HOTP\nBESIDE02,3132333435363738393031323334353637383931,TOTP\n', { mode: 0o600 });
+  const result = await runCli(['run', folder, '--out-dir', join(root, 'out'), '--activate'], sandboxEnv(box.sandbox));
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  // The seed CSV is not taken for a shipment of its own.
+  expect(result.stdout).toMatch(/: 1 file\n/);
+  expect(box.sandbox.inventory.created).toBe(2);
+  expect(box.sandbox.allDevices().map((d) => d.status)).toEqual(['ACTIVE', 'ACTIVE']);
+});
+
+interface Ping {
+  readonly method: string;
+  readonly path: string;
+  readonly body: string;
+}
+
+/** A monitor on loopback: records pings; `hang` paths never answer. */
+async function monitor(hang: (path: string) => boolean = () => false): Promise<{ url: string; pings: Ping[]; close: () => Promise<void> }> {
+  const pings: Ping[] = [];
+  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      pings.push({ method: req.method ?? '', path: req.url ?? '', body: Buffer.concat(chunks).toString('utf8') });
+      if (hang(req.url ?? '')) return;
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('OK');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/ping/5a1b2c3d`,
+    pings,
+    close: () => new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+test('--healthcheck-url pings <url>/start, then <url>/<exit code>; the settings file can set it', async () => {
+  const hc = await monitor();
+  try {
+    const dir = tempDir();
+    csvFile(join(dir, 'ok.csv'), [[userId(1), 'HC0001']]);
+    csvFile(join(dir, 'bad.csv'), [[userId(2), 'UNKNOWN0001']]);
+    const env = sandboxEnv(box.sandbox);
+    expect((await runCli(['run', join(dir, 'ok.csv'), '--out-dir', dir, '--healthcheck-url', hc.url], env)).code).toBe(0);
+    const settings = join(dir, 'ops.env');
+    writeFileSync(settings, `OATH_BULK_HEALTHCHECK_URL=${hc.url}\n`, { mode: 0o600 });
+    expect((await runCli(['run', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env)).code).toBe(1);
+    // A usage error still reports its exit code.
+    expect((await runCli(['run', join(dir, 'missing.csv'), '--out-dir', dir, '--healthcheck-url', hc.url], env)).code).toBe(2);
+    expect(hc.pings.map((p) => p.path)).toEqual(['/ping/5a1b2c3d/start', '/ping/5a1b2c3d/0', '/ping/5a1b2c3d/start', '/ping/5a1b2c3d/1', '/ping/5a1b2c3d/start', '/ping/5a1b2c3d/2']);
+    expect(hc.pings[1]!.body).toMatch(/^oath-bulk: exit 0 · 1 input · CREATED 1/);
+  } finally {
+    await hc.close();
+  }
+});
+
+test('a ping URL that hangs or refuses never fails the run: a warning, the same exit code, in bounded time', async () => {
+  const hung = await monitor((path) => path.endsWith('/start'));
+  const closed = await monitor();
+  await closed.close();
+  try {
+    const dir = tempDir();
+    csvFile(join(dir, 'ok.csv'), [[userId(1), 'HANG0001']]);
+    const env = sandboxEnv(box.sandbox);
+    const slow = await runCli(['run', join(dir, 'ok.csv'), '--out-dir', dir, '--healthcheck-url', hung.url], env);
+    expect(slow.code).toBe(0);
+    expect(slow.stderr).toMatch(/warning: healthcheck start ping to http:\/\/127\.0\.0\.1:\d+\/… failed \(.*\); the run goes on/);
+    expect(slow.stderr).not.toContain('5a1b2c3d');
+    expect(slow.ms).toBeLessThan(15_000);
+    expect(hung.pings.map((p) => p.path)).toEqual(['/ping/5a1b2c3d/start', '/ping/5a1b2c3d/0']);
+    const refused = await runCli(['run', join(dir, 'ok.csv'), '--out-dir', dir, '--healthcheck-url', closed.url], env);
+    expect(refused.code).toBe(0);
+    expect(refused.stderr).toMatch(/ECONNREFUSED/);
+  } finally {
+    await hung.close();
+  }
+}, 30_000);
+
+/**
+ * The text exposition format's rules as promtool checks them: HELP and TYPE at most once per
+ * metric and before its samples, valid metric and label names, escaped label values, a float
+ * value, no series twice, a final newline.
+ */
+function parseProm(text: string): Map<string, number> {
+  expect(text.endsWith('\n')).toBe(true);
+  const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+  const helped = new Set<string>();
+  const typed = new Map<string, string>();
+  const sampled = new Set<string>();
+  const series = new Map<string, number>();
+  for (const line of text.slice(0, -1).split('\n')) {
+    let m = new RegExp(`^# HELP (${NAME}) (.*)$`).exec(line);
+    if (m) {
+      expect(helped.has(m[1]!)).toBe(false);
+      expect(sampled.has(m[1]!)).toBe(false);
+      helped.add(m[1]!);
+      continue;
+    }
+    m = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line);
+    if (m) {
+      expect(typed.has(m[1]!)).toBe(false);
+      expect(sampled.has(m[1]!)).toBe(false);
+      typed.set(m[1]!, m[2]!);
+      continue;
+    }
+    m = new RegExp(`^(${NAME})(\\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*",?)*)\\})? (\\S+)( -?\\d+)?$`).exec(line);
+    expect(m).not.toBeNull();
+    const value = Number(m![4]);
+    expect(Number.isNaN(value) && m![4] !== 'NaN').toBe(false);
+    expect(typed.has(m![1]!)).toBe(true);
+    sampled.add(m![1]!);
+    const key = `${m![1]}{${m![3] ?? ''}}`;
+    expect(series.has(key)).toBe(false);
+    series.set(key, value);
+  }
+  return series;
+}
+
+test('--metrics-file writes Prometheus text (checked as promtool would) whose numbers equal the summaries, for a folder run and a single one', async () => {
+  const root = tempDir('oath-bulk-metrics-');
+  const folder = join(root, 'in');
+  mkdirSync(folder);
+  csvFile(join(folder, 'one.csv'), [[userId(1), 'MET001'], [userId(2), 'MET002']]);
+  writeFileSync(join(folder, 'two "quoted".csv'), `userID,serialNumber\n${userId(3)},UNKNOWN9\n${userId(4)},bad-serial\n`);
+  const metrics = join(root, 'oath_bulk.prom');
+  const out = join(root, 'out');
+  const result = await runCli(['run', folder, '--out-dir', out, '--metrics-file', metrics], sandboxEnv(box.sandbox));
+  expect(result.code).toBe(1);
+  const series = parseProm(readFileSync(metrics, 'utf8'));
+  expect(readdirSync(root).filter((f) => f.includes('.tmp'))).toEqual([]);
+  for (const [name, input] of [['one', 'one.csv'], ['two__quoted_~', 'two "quoted".csv']] as const) {
+    const summary = readdirSync(out).filter((f) => f.startsWith(name) && f.endsWith('.summary.json')).map((f) => JSON.parse(readFileSync(join(out, f), 'utf8')))[0]!;
+    const label = `command="run",input="${input.replace(/"/g, '\\"')}"`;
+    for (const [outcome, n] of Object.entries(summary.outcomes as Record<string, number>)) expect(series.get(`oath_bulk_rows{${label},outcome="${outcome}"}`)).toBe(n);
+    for (const [code, n] of Object.entries(summary.errorCodes as Record<string, number>)) expect(series.get(`oath_bulk_errors{${label},code="${code}"}`)).toBe(n);
+    expect(series.get(`oath_bulk_requests{${label}}`)).toBe(summary.requests.total);
+    expect(series.get(`oath_bulk_rate_limited{${label}}`)).toBe(summary.requests.rateLimited);
+    expect(series.get(`oath_bulk_retries{${label}}`)).toBe(summary.requests.retries);
+    expect(series.get(`oath_bulk_duration_seconds{${label}}`)).toBe(summary.durationMs / 1000);
+    expect(series.get(`oath_bulk_exit_code{${label}}`)).toBe(summary.exitCode);
+    expect(series.get(`oath_bulk_last_run_timestamp_seconds{${label}}`)).toBe(Math.floor(Date.parse(summary.finishedAt) / 1000));
+  }
+  expect(series.get('oath_bulk_errors{command="run",input="two \\"quoted\\".csv",code="SERIAL_INVALID"}')).toBe(1);
+});
+
+test('--keep-reports n keeps the newest n report sets of an input and never its journal', async () => {
+  const dir = tempDir();
+  csvFile(join(dir, 'keep.csv'), [[userId(1), 'KEEP001']]);
+  const env = sandboxEnv(box.sandbox);
+  for (let i = 0; i < 4; i++) expect((await runCli(['run', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '2'], env)).code).toBe(0);
+  expect((await runCli(['verify', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '2'], env)).code).toBe(0);
+  const files = readdirSync(dir);
+  const sets = new Set(files.filter((f) => /^keep\.\d{8}T/.test(f)).map((f) => f.split('.')[1]));
+  expect(sets.size).toBe(2);
+  for (const runId of sets) for (const kind of ['results.csv', 'log.jsonl', 'summary.json', 'report.html']) expect(files).toContain(`keep.${runId}.${kind}`);
+  expect(files).toContain('keep.journal.jsonl');
+  expect(files.filter((f) => f.startsWith('keep.verify.'))).toHaveLength(4);
+  expect((await runCli(['run', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '0'], env)).code).toBe(2);
+});
