@@ -46,22 +46,22 @@ export interface CommandDeps extends ConfigSources {
   readonly keepReports?: number;
 }
 
+/** Flags that only mean something when seeds are read. */
+const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
+
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   if (isDirectory(input)) return runFolder(input, raw, deps);
   const dryRun = raw['dry-run'] === true;
   const activate = raw['activate'] === true;
   const preflightOn = dryRun && raw['preflight'] !== false;
-  if (raw['preflight'] !== undefined && !dryRun) throw new UsageError('--preflight: goes with --dry-run (a real run checks each row as it goes)');
-  const seedsFlag = typeof raw['seeds'] === 'string' ? raw['seeds'] : undefined;
+  if (raw['preflight'] !== undefined && !dryRun) throw new UsageError(`--${raw['preflight'] === false ? 'no-' : ''}preflight: goes with --dry-run (a real run checks each row as it goes)`);
+  const seedsFlag = typeof raw['seeds'] === 'string' && raw['seeds'].trim() !== '' ? raw['seeds'] : undefined;
   if (raw['seeds'] !== undefined && seedsFlag === undefined) throw new UsageError('--seeds: give the seed file (PSKC .xml or a seed CSV)');
   const { defaults, jobSize } = seedOptions(raw);
   const config = resolveCommandConfig(raw, deps);
-  const { connection, engine, report } = config;
-  // The serials of the file: what the seeds must cover, and what a preflight looks up.
-  const serials = new Set<string>();
   let scan;
   try {
-    scan = await scanInput(input, deps.control.stopping, 20, serials, seedsFlag === undefined && !preflightOn);
+    scan = await scanInput(input, deps.control.stopping);
   } catch (error) {
     // A signal while the file is still being checked: nothing was attempted (exit 2).
     if (deps.control.stopped && error === deps.control.stopping.reason) throw new UsageError(`stopped by a signal while ${input} was being checked: nothing was sent`);
@@ -79,8 +79,18 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   if (activate && seedsPath === undefined) {
     throw new UsageError("--activate: the job computes each token's code from its seed, so it needs the seeds: add --seeds <the vendor's seed file> (PSKC or seed CSV), or use an assignment file that carries them (the Entra layout)");
   }
-  // Read, decrypted and checked whole before anything is sent; wiped when the run ends.
+  if (seedsPath === undefined) {
+    const stray = SEED_FLAGS.find((flag) => raw[flag] !== undefined);
+    if (stray) throw new UsageError(`--${stray}: goes with --seeds <seed file> (or an input that carries its seeds); this run reads no seeds`);
+  }
+  // The serials of the valid rows (conflicts included): what the seeds must cover, and what a
+  // preflight looks up. One more read of the file, only when they are needed.
+  const serials = new Set<string>();
+  if (seedsPath !== undefined || preflightOn) for await (const row of finalRows(scan)) if (!row.problem && row.user) serials.add(row.serialNumber);
+  // Read, decrypted and checked whole before anything is sent; wiped when the run ends, and
+  // those no row needs at once.
   const seeds = seedsPath === undefined ? undefined : new ShipmentSeeds(seedsPath, await readSeeds(seedsPath, raw, deps, defaults));
+  seeds?.wipeExcept(seeds.needed(serials));
   try {
     return await assign(input, raw, deps, { dryRun, preflight: preflightOn, activate, jobSize, config, scan, serials, seeds });
   } finally {
@@ -162,7 +172,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   let activated = 0;
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
-    if (result.outcome === 'CREATED' && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
+    if ((result.outcome === 'CREATED' || result.outcome === 'EXISTING') && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
     const fine = result.outcome === 'CREATED' || result.outcome === 'EXISTING' || (dryRun && result.outcome === 'NOT_ATTEMPTED');
     if (!fine || result.errorCode) ctx.recorder.attention(result);
     const { extras, finishedEarlier, ...fields } = result;
@@ -186,9 +196,10 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     let present: Map<string, InventoryEntry> | undefined;
     if (plan.preflight && !control.stopped) {
       present = await readInventory([...plan.serials], { ...retry, inventory: session.client }, control);
-      if (present) preflight = new Preflight({ inventory: present, seeds: seeds?.bySerial, seedsPath: seeds?.path, activate, users: session.client }, retry);
+      if (present) preflight = new Preflight({ inventory: present, seeds: seeds?.bySerial, seedsPath: seeds?.path, activate, usable: (serial) => seeds?.usable(serial) ?? false, users: session.client }, retry);
     }
-    if (seeds && !control.stopped) {
+    // A dry run without the preflight reads nothing of the inventory.
+    if (seeds && !control.stopped && (!dryRun || plan.preflight)) {
       seedsSummary = await importSeeds(seeds, plan, ctx, retry, present, logger);
     }
     const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
@@ -240,7 +251,12 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
   const notes: string[] = [];
-  if (seedsSummary) notes.push(`seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${Object.entries(seedsSummary.outcomes).filter(([, n]) => n > 0).map(([o, n]) => `${o} ${n}`).join(' · ') || 'none'}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
+  if (seedsSummary) {
+    const counts = Object.entries(seedsSummary.outcomes).filter(([, n]) => n > 0).map(([o, n]) => `${o} ${n}`).join(' · ');
+    notes.push(seedsSummary.tokens === 0
+      ? `seeds: ${seedsSummary.file} holds none of this file's serials: is it the seed file of this shipment?`
+      : `seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${counts}${seedsSummary.finishedEarlier ? ` (${seedsSummary.finishedEarlier} by an earlier run)` : ''}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
+  }
   if (activated > 0) notes.push(`${activated} devices activated with codes computed from their seeds (deviceStatus ACTIVE)`);
   if (activationRequired > 0) {
     notes.push(activate
@@ -314,19 +330,20 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
       dryRun: plan.dryRun,
       checkInventory: true,
       present,
-      keepSecrets: true,
+      // Activation needs the seeds after the import; otherwise each is wiped once settled.
+      keepSecrets: plan.activate,
       pollFirstMs: 250,
       pollMaxMs: 5000,
       jobTimeoutMs: 10 * 60_000,
       jobsInFlight: ctx.engine.concurrency,
     });
     seeds.record(outcomes);
-    await writeImportResults(outcomes, results, logger, tally);
+    await writeImportResults(outcomes, results, logger, tally, undefined, plan.dryRun);
   } finally {
     await results.close();
   }
   logger.info({ event: 'seeds.end', outcomes: tally.outcomes, errorCodes: tally.errorCodes });
-  return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, results: path };
+  return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, finishedEarlier: tally.finishedEarlier, results: path };
 }
 
 function isDirectory(path: string): boolean {

@@ -20,78 +20,113 @@ export type ActivateContext = Pick<AssignContext, 'maxAttempts' | 'backoff' | 's
 };
 
 export interface Activation {
-  /** ACTIVE when activated (now or found so); otherwise what the device still is. */
+  /** ACTIVE when the device is active (activated now, or found so); otherwise what it still is. */
   readonly deviceStatus: string;
-  /** Set when the device is not active: ACTIVATION_FAILED, or NOT_ATTEMPTED when the run stopped first. */
+  /** Set when the device is not active: ACTIVATION_FAILED, or ACTIVATION_NOT_ATTEMPTED when the run stopped first. */
   readonly errorCode?: 'ACTIVATION_FAILED' | 'ACTIVATION_NOT_ATTEMPTED';
   readonly message: string;
+  /** A code of this run activated it (a clear answer, not a device found active). */
+  readonly activatedHere: boolean;
 }
 
-/** The codes to try, in order: the token's current one, then its nearest neighbour. */
-export function activationCodes(token: SeedToken, now: number): Array<{ code: string; at: string }> {
+/** The code to send at `now`: the token's current one (`next` false), or its nearest neighbour. */
+export function activationCode(token: SeedToken, now: number, next: boolean): { code: string; at: string } {
   const secret = token.secret;
   if (!secret || !token.type || !token.otpLength) throw new TypeError('a token without its seed cannot be activated');
   const hash = token.hashAlgorithm ?? 'HmacSHA1';
   if (token.type === 'HOTP') {
-    const c = token.counter ?? 0;
-    return [
-      { code: hotp(secret, c, token.otpLength, hash), at: `counter ${c}` },
-      { code: hotp(secret, c + 1, token.otpLength, hash), at: `counter ${c + 1}` },
-    ];
+    const c = (token.counter ?? 0) + (next ? 1 : 0);
+    return { code: hotp(secret, c, token.otpLength, hash), at: `counter ${c}` };
   }
   const stepS = token.timeStep ?? 30;
-  const step = Math.floor(now / 1000 / stepS);
+  const exact = now / 1000 / stepS;
+  const step = Math.floor(exact);
   // Late in the step PingOne's clock is likelier ahead of ours; early, behind.
-  const neighbour = (now / 1000 / stepS) - step >= 0.5 ? step + 1 : step - 1;
-  return [
-    { code: totp(secret, step * stepS * 1000, token.otpLength, stepS, hash), at: `time step ${step}` },
-    { code: totp(secret, neighbour * stepS * 1000, token.otpLength, stepS, hash), at: `time step ${neighbour}` },
-  ];
+  const s = next ? (exact - step >= 0.5 ? step + 1 : step - 1) : step;
+  return { code: totp(secret, s * stepS * 1000, token.otpLength, stepS, hash), at: `time step ${s}` };
 }
 
-export async function activateDevice(row: number, userId: string, deviceId: string, token: SeedToken, ctx: ActivateContext): Promise<Activation> {
-  const codes = activationCodes(token, (ctx.now ?? Date.now)());
+/** Both codes at `now`, in the order they are tried. */
+export function activationCodes(token: SeedToken, now: number): Array<{ code: string; at: string }> {
+  return [activationCode(token, now, false), activationCode(token, now, true)];
+}
+
+export const NOT_ATTEMPTED_MESSAGE = 'the run stopped before the device was activated: run again with --activate to activate it';
+
+/**
+ * `readFirst`: a device this run did not just create (an earlier run's, or one the user
+ * already held) is read before any code is sent: one activated meanwhile (the user's first
+ * sign-in) gets no code.
+ */
+export async function activateDevice(row: number, userId: string, deviceId: string, token: SeedToken, ctx: ActivateContext, readFirst = false): Promise<Activation> {
+  const now = ctx.now ?? Date.now;
   const call = { signal: ctx.hard, notAfter: ctx.stopping };
-  const stopped: Activation = {
-    deviceStatus: 'ACTIVATION_REQUIRED',
-    errorCode: 'ACTIVATION_NOT_ATTEMPTED',
-    message: 'created; the run stopped before the device was activated: run again with --activate to activate it',
+  const stopped: Activation = { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: NOT_ATTEMPTED_MESSAGE, activatedHere: false };
+  const read = async (): Promise<Activation | undefined> => {
+    const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userId, call));
+    const device = devices.find((d) => d.id === deviceId);
+    if (!device) return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: 'the device is no longer on the user (deleted meanwhile?): check the user in PingOne', activatedHere: false };
+    if (device.status === 'ACTIVE') return { deviceStatus: 'ACTIVE', message: 'already active (activated meanwhile, as at the user\'s first sign-in): no code sent', activatedHere: false };
+    return undefined;
   };
-  let last: unknown;
-  for (const { code } of codes) {
+  const trouble = (error: unknown): Activation | undefined => {
+    if (isAbortOf(error, ctx.stopping)) return stopped;
+    if (error instanceof StopError) {
+      ctx.onSystemic(error);
+      return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: ${error.message}`, activatedHere: false };
+    }
+    return undefined;
+  };
+  if (readFirst) {
     try {
-      const device = await withRetries(ctx, row, () => ctx.api.activateDevice(userId, deviceId, code, call));
-      return { deviceStatus: device.status || 'ACTIVE', message: 'created and activated with a code computed from its seed' };
+      const found = await read();
+      if (found) return found;
     } catch (error) {
-      if (isAbortOf(error, ctx.stopping)) return stopped;
-      if (error instanceof StopError) {
-        ctx.onSystemic(error);
-        return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `created; not activated: ${error.message}` };
-      }
+      const t = trouble(error);
+      if (t) return t;
+      if (!(error instanceof ApiError)) throw error;
+      return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: the device could not be read (${error.message}); run again with --activate`, activatedHere: false };
+    }
+  }
+  let last: unknown;
+  const tried: string[] = [];
+  for (const next of [false, true]) {
+    try {
+      // The code is computed for each attempt: a TOTP step may pass during a backoff.
+      const device = await withRetries(ctx, row, () => {
+        const { code, at } = activationCode(token, now(), next);
+        if (!tried.includes(at)) tried.push(at);
+        return ctx.api.activateDevice(userId, deviceId, code, call);
+      });
+      if (device.status === 'ACTIVE') return { deviceStatus: 'ACTIVE', message: 'activated with a code computed from its seed', activatedHere: true };
+      // A 200 that does not say ACTIVE proves nothing: the device is read below.
+      last = undefined;
+      break;
+    } catch (error) {
+      const t = trouble(error);
+      if (t) return t;
       if (!(error instanceof ApiError)) throw error;
       last = error;
-      // A refused code: try the next one. Anything else (retries exhausted): look at the device.
+      // A refused code: try the next one. Anything else (retries exhausted): read the device.
       if (error.verdict.kind !== 'refused') break;
     }
   }
-  // An answer lost after PingOne took the code, or a device activated meanwhile: read it.
+  // An answer lost after PingOne took the code, an unclear answer, or a device activated meanwhile.
   try {
-    const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userId, call));
-    const device = devices.find((d) => d.id === deviceId);
-    if (device && device.status === 'ACTIVE') return { deviceStatus: 'ACTIVE', message: 'created and activated with a code computed from its seed (found active after an unclear answer)' };
-    if (!device) return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: 'created, but the device is no longer on the user (deleted meanwhile?): check the user in PingOne' };
+    const found = await read();
+    if (found) return found.deviceStatus === 'ACTIVE' ? { ...found, message: 'active: found so after an unclear answer to its activation (by this run\'s code, or meanwhile)' } : found;
   } catch (error) {
-    if (isAbortOf(error, ctx.stopping)) return stopped;
-    if (error instanceof StopError) ctx.onSystemic(error);
+    const t = trouble(error);
+    if (t) return t;
   }
-  const e = last as ApiError;
-  if (e.verdict.kind === 'refused') {
-    const tried = codes.map((c) => c.at).join(' and ');
+  const e = last as ApiError | undefined;
+  if (e && e.verdict.kind === 'refused') {
     return {
       deviceStatus: 'ACTIVATION_REQUIRED',
       errorCode: 'ACTIVATION_FAILED',
-      message: `created; PingOne refused the codes computed from the seed at ${tried} (${e.message}): the seed file may not match this token, or the token has drifted. The user is asked for a code at first sign-in; or resync the token in PingOne, then run again with --activate`,
+      message: `PingOne refused the codes computed from the seed at ${tried.join(' and ')} (${e.message}): the seed file may not match this token, or the token has drifted. The user is asked for a code at first sign-in; or resync the token in PingOne, then run again with --activate`,
+      activatedHere: false,
     };
   }
-  return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `created; activation failed: ${e.message}; run again with --activate to try again` };
+  return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: ${e ? e.message : 'PingOne answered without saying the device is ACTIVE'}; run again with --activate to try again`, activatedHere: false };
 }

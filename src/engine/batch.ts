@@ -53,6 +53,8 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
   let uniform: { code: string; count: number } | undefined = { code: '', count: 0 };
 
   const judge = (result: RowResult): void => {
+    // A dry run's failures are predictions, each row's own: it judges every row.
+    if (options.dryRun) return;
     if (uniform && (result.outcome === 'CREATED' || result.outcome === 'EXISTING')) uniform = undefined;
     if (uniform && result.outcome === 'FAILED' && result.errorCode && ROW_SPECIFIC_CODES.has(result.errorCode)) {
       uniform = uniform.code === '' || uniform.code === result.errorCode ? { code: result.errorCode, count: uniform.count + 1 } : undefined;

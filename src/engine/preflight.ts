@@ -19,6 +19,8 @@ export interface PreflightOptions {
   readonly seeds?: ReadonlyMap<string, SeedToken>;
   readonly seedsPath?: string;
   readonly activate: boolean;
+  /** Whether the seed file has a usable seed for a serial (activation needs one). */
+  readonly usable?: (serial: string) => boolean;
   readonly users: Pick<UserDeviceApi, 'getUser'>;
 }
 
@@ -53,7 +55,12 @@ export class Preflight {
       }
       if (!exists) return fail('USER_NOT_FOUND', `no user ${row.userId} in this environment`);
     }
-    const then = activate ? ', then activated with a code computed from its seed' : '';
+    const then = activate ? ', then activated with a code computed from its seed if PingOne asks for one' : '';
+    // --activate with no usable seed for the serial: a device PingOne leaves waiting for a code
+    // would stay so (the real run says ACTIVATION_FAILED).
+    const unseeded = activate && !(this.options.usable?.(row.serialNumber) ?? false);
+    const noActivation = (fields: Partial<RowResult> & Pick<RowResult, 'outcome' | 'message'>): RowResult =>
+      would({ ...fields, errorCode: 'ACTIVATION_FAILED', message: `${fields.message}; if PingOne asks for activation it would fail: no usable seed for ${row.serialNumber} in ${seedsPath ?? 'the seed file'}` });
     const token = inventory.get(row.serialNumber);
     if (!token) {
       const seed = seeds?.get(row.serialNumber);
@@ -63,9 +70,10 @@ export class Preflight {
     }
     const holder = token.device?.userId?.toLowerCase();
     if (token.device && holder === row.userId.toLowerCase()) {
-      return would({ outcome: 'EXISTING', deviceId: token.device.id, message: 'dry run: the user already holds this token; nothing would be created' });
+      return would({ outcome: 'EXISTING', deviceId: token.device.id, message: `dry run: the user already holds this token; nothing would be created${activate ? '; activated if it waits for a code' : ''}` });
     }
     if (token.device) return fail('SERIAL_ALREADY_ASSIGNED', `${row.serialNumber} is paired to another user (${holder ?? 'a user the inventory does not name'}, device ${token.device.id}): unassign it there, or give this user another token`);
+    if (unseeded) return noActivation({ outcome: 'NOT_ATTEMPTED', message: plain });
     return would({ outcome: 'NOT_ATTEMPTED', message: `${plain}${then}` });
   }
 

@@ -8,7 +8,7 @@
 import type { CheckedRow } from '../input/validate.js';
 import type { RowResult } from '../report/outcome.js';
 import type { SeedToken } from '../seeds/token.js';
-import { activateDevice, type ActivateContext } from './activate.js';
+import { activateDevice, NOT_ATTEMPTED_MESSAGE, type ActivateContext } from './activate.js';
 import { aliasKey, type ResolvedRow } from './assign-row.js';
 import type { ImportResult } from './import-batch.js';
 import { pairKey, type PairJournal } from './journal.js';
@@ -23,16 +23,33 @@ export class ShipmentSeeds {
     readonly path: string,
     readonly tokens: readonly SeedToken[],
   ) {
-    for (const t of tokens) if (!this.bySerial.has(t.serialNumber)) this.bySerial.set(t.serialNumber, t);
+    // A serial twice in the file: the first valid token is the one imported (markDuplicates),
+    // so it is the one that counts; else the first.
+    for (const t of tokens) {
+      const held = this.bySerial.get(t.serialNumber);
+      if (!held || (held.problem && !t.problem)) this.bySerial.set(t.serialNumber, t);
+    }
   }
 
-  /** The tokens the assignment file names: the only ones imported. */
+  /** The tokens the assignment file names: the only ones imported (a serial once). */
   needed(serials: ReadonlySet<string>): SeedToken[] {
-    return this.tokens.filter((t) => serials.has(t.serialNumber));
+    return [...this.bySerial.values()].filter((t) => serials.has(t.serialNumber)).sort((a, b) => a.index - b.index);
+  }
+
+  /** Wipes the seeds no row needs, at once (SEEDS.md: zeroed after use). */
+  wipeExcept(keep: readonly SeedToken[]): void {
+    const kept = new Set(keep);
+    for (const t of this.tokens) if (!kept.has(t)) t.secret?.wipe();
   }
 
   record(results: readonly ImportResult[]): void {
-    for (const r of results) this.imported.set(r.token.serialNumber, r);
+    for (const r of results) if (this.bySerial.get(r.token.serialNumber) === r.token) this.imported.set(r.token.serialNumber, r);
+  }
+
+  /** Whether the seed file holds a usable seed for the serial. */
+  usable(serial: string): boolean {
+    const t = this.bySerial.get(serial);
+    return t !== undefined && !t.problem && t.secret !== undefined;
   }
 
   /** A row whose token the import could not put in the inventory is not sent. */
@@ -66,28 +83,34 @@ export class ShipmentSeeds {
   }
 }
 
-/** --activate: a device the job created ACTIVATION_REQUIRED is activated with its token's current code. */
+/**
+ * --activate: a device the row holds (created by the job, or one the user already held) that
+ * PingOne left ACTIVATION_REQUIRED is activated with its token's current code. A device this
+ * run did not just create is read first, and gets no code if it is active already.
+ */
 export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: PairJournal, dryRun: boolean, onActivated: () => void = () => undefined): (row: CheckedRow, result: RowResult) => Promise<RowResult> {
   return async (row, result) => {
-    if (result.outcome !== 'CREATED' || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
+    if ((result.outcome !== 'CREATED' && result.outcome !== 'EXISTING') || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
     const note = (text: string): string => (result.message ? `${result.message}; ${text}` : text);
     if (dryRun) return { ...result, message: note('would be activated with a code computed from its seed') };
     const token = seeds.bySerial.get(result.serialNumber);
     if (!token?.secret || token.problem) {
       return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${token ? 'its token in the seed file is invalid' : `no seed for ${result.serialNumber} in ${seeds.path}`}; the user is asked for a code at first sign-in`) };
     }
-    if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note('the run stopped before the device was activated: run again with --activate') };
+    if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note(NOT_ATTEMPTED_MESSAGE) };
     const started = Date.now();
-    const a = await activateDevice(row.row, result.userID, result.deviceId, token, ctx);
+    const readFirst = result.finishedEarlier === true || result.outcome === 'EXISTING';
+    const a = await activateDevice(row.row, result.userID, result.deviceId, token, ctx, readFirst);
+    if (a.activatedHere) onActivated();
     if (a.deviceStatus === 'ACTIVE') {
-      onActivated();
-      journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: 'CREATED', deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
+      journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
     }
+    const before = result.finishedEarlier ? 'created by an earlier run' : result.outcome === 'EXISTING' ? 'the user already held this token' : 'created';
     return {
       ...result,
       deviceStatus: a.deviceStatus,
       errorCode: a.errorCode,
-      message: result.finishedEarlier ? `created by an earlier run; ${a.message.replace(/^created(; | and )/, '')}` : a.message,
+      message: `${before}; ${a.message}`,
       durationMs: result.durationMs + (Date.now() - started),
     };
   };

@@ -93,8 +93,12 @@ const ALIASES: Record<string, keyof Columns> = {
   upn: 'upn',
 };
 
-/** Seed columns (seed-csv.ts's names for the secret): never an extra column, never shown. */
-const SECRET_COLUMNS = new Set(['secret', 'secretkey', 'seed', 'key']);
+/** Seed columns (seed-csv.ts's names for the secret): the file then carries its own seeds. */
+const SECRET_COLUMNS = new Set(['secret', 'secretkey', 'seed']);
+/** Any other column whose name says it holds secrets is never carried, nor shown. */
+const SECRET_NAME = /secret|seed|passphrase|password/;
+/** A cell that could be a seed (hex or base32 of 8 bytes or more): never shown in a message. */
+const SEED_LIKE = /^(?:[0-9a-fA-F]{16,}|[A-Za-z2-7]{16,}=*)$/;
 
 const MAX_RECORD_BYTES = 1_000_000;
 const SNIFF_BYTES = 64 * 1024;
@@ -206,6 +210,7 @@ export async function openInput(path: string): Promise<InputLayout> {
       carriesSeeds = true;
       return;
     }
+    if (SECRET_NAME.test(normaliseHeader(cell))) return;
     const role = ALIASES[normaliseHeader(cell)];
     if (role === undefined) {
       if (index > lastNamed) return; // trailing separators on the header line
@@ -223,7 +228,7 @@ export async function openInput(path: string): Promise<InputLayout> {
 
   const looksLikeData = header.some((cell) => /^[0-9a-f]{8}-[0-9a-f]{4}-/i.test(cell) || /^\d{6,}$/.test(cell));
   const hint = looksLikeData ? ' The first line looks like data: add a header row "userID,serialNumber".' : '';
-  const has = `the header has ${header.map((h) => show(h, 30)).join(', ')}`;
+  const has = `the header has ${header.map((h) => (SEED_LIKE.test(h) ? '(a cell not shown)' : show(h, 30))).join(', ')}`;
   if (found.serialNumber === undefined) {
     throw new InputError(path, where, `no serialNumber column (${has}): name it serialNumber (or serial, serial_number).${hint}`);
   }

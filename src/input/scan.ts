@@ -52,13 +52,8 @@ export interface Scan {
 }
 
 /** `stopping`: a stop (a signal) ends the check within 1,000 rows, with the stop's reason. */
-/**
- * `serials`: filled with the serial of every valid row (a preflight and --seeds need them);
- * with `whenSeeds`, only if the file carries its own seeds.
- */
-export async function scanInput(path: string, stopping?: AbortSignal, keepProblems = 20, serials?: Set<string>, whenSeeds = false): Promise<Scan> {
+export async function scanInput(path: string, stopping?: AbortSignal, keepProblems = 20): Promise<Scan> {
   const layout = await openInput(path);
-  if (whenSeeds && !layout.carriesSeeds) serials = undefined;
   const conflicts = new ConflictIndex();
   const lines = new LineMap();
   const digests: string[] = [];
@@ -75,7 +70,6 @@ export async function scanInput(path: string, stopping?: AbortSignal, keepProble
       if (firstProblems.length < keepProblems) firstProblems.push(describeProblem(row));
       continue;
     }
-    serials?.add(row.serialNumber);
     for (const bad of conflicts.note(row.row, userKey(row.user), row.serialNumber)) {
       if (firstProblems.length < keepProblems) {
         const kind = conflicts.check(bad, row.serialNumber, lines.lineOf);

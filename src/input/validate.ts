@@ -87,6 +87,17 @@ export function checkRow(layout: InputLayout, raw: RawRow): CheckedRow {
   const base = { row: raw.row, line: raw.line, userText: user.text, serialNumber, extras };
 
   const width = layout.header.length;
+  if (layout.carriesSeeds && (fields.length < width || fields.slice(width).some((f) => f !== ''))) {
+    // A cell missing shifts a seed into another column: nothing of the row is kept or shown.
+    return {
+      row: raw.row,
+      line: raw.line,
+      userText: '',
+      serialNumber: '',
+      extras: extras.map(() => ''),
+      problem: { code: 'FIELD_COUNT', message: `expected ${width} fields as in the header, got ${fields.length}: a cell is missing or a value holds the separator unquoted (the cells are not shown: this file carries seeds)` },
+    };
+  }
   if (fields.length > width && fields.slice(width).some((f) => f !== '')) {
     return {
       ...base,

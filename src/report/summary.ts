@@ -53,6 +53,8 @@ export interface SeedsSummary {
   readonly tokens: number;
   readonly outcomes: Record<string, number>;
   readonly errorCodes: Record<string, number>;
+  /** Tokens an earlier run of this journal had imported already. */
+  readonly finishedEarlier: number;
   readonly results: string | null;
 }
 

@@ -48,7 +48,7 @@ export class Tally<O extends string = Outcome> {
 
 /** What an operator does about each error code. */
 export const ADVICE: Record<string, string> = {
-  SERIAL_NOT_FOUND: 'import the token seeds into the environment first (MFA → OATH tokens), then rerun',
+  SERIAL_NOT_FOUND: 'the token is not in the OATH token inventory: give its seed file (run --seeds, or oath-bulk import), then rerun',
   SERIAL_ALREADY_ASSIGNED: 'the token is on another user: unassign it there, or give this user another token',
   MAX_DEVICES_REACHED: "the user has the most MFA devices allowed: remove an old device or raise the MFA policy's limit",
   USER_NOT_FOUND: 'no such user in this environment: check the userID (or email/username) in the input',
@@ -81,6 +81,7 @@ export const ADVICE: Record<string, string> = {
   DEVICE_CHANGED: 'the device now carries another serial: left alone',
   NOT_CREATED_BY_THIS_JOB: "the run's journal does not record that this job created the device: left alone",
   ROW_UNREADABLE: 'the results row is damaged: compare it with the log',
+  FIELD_COUNT: 'a row has a cell missing (or a value with the separator unquoted): correct it; its cells are not shown',
   UPN_INVALID: 'correct the upn: a PingOne username or email',
   ACTIVATION_FAILED: 'the device was created but not activated: see the message column; the user is asked for a code at first sign-in, or run again with --activate',
   ACTIVATION_NOT_ATTEMPTED: 'the run stopped before activating: run again with --activate',

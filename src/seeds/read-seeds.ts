@@ -104,7 +104,7 @@ async function promptHidden(deps: CommandDeps, question: string): Promise<Secret
           }
           if (byte === 0x03) {
             stdin.off('data', onData);
-            reject(new UsageError('import: no passphrase given; nothing was imported'));
+            reject(new UsageError(`${question.replace(/^Passphrase for (.*): $/, '$1')}: no passphrase given; nothing was sent`));
             return;
           }
           if (byte === 0x7f) chunks.pop();

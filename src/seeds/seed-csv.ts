@@ -128,6 +128,12 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
     const i = columns[role];
     return i === undefined ? undefined : (raw.fields[i] ?? '').trim();
   };
+  // A cell missing shifts the others: a seed could land in the serial column. Nothing of such a
+  // row is read, and none of its cells is shown.
+  const width = layout.file.header.length;
+  if (raw.fields.length < width || raw.fields.slice(width).some((f) => f !== '')) {
+    return { index: raw.row, line: raw.line, serialNumber: '', problem: { code: 'FIELD_COUNT', message: `expected ${width} fields as in the header, got ${raw.fields.length}: a cell is missing or a value holds the separator unquoted (the cells are not shown: one may be a seed)` }, warnings: [] };
+  }
   const serialNumber = at('serial') ?? '';
   const base = { index: raw.row, line: raw.line, serialNumber, manufacturer: at('manufacturer') || undefined, model: at('model') || undefined };
   let bytes: Buffer | undefined;

@@ -21,7 +21,8 @@ export interface TokenProblem {
     | 'TYPE_MISSING'
     | 'DUPLICATE_SERIAL'
     | 'UNSUPPORTED_ALGORITHM'
-    | 'UNSUPPORTED_TOKEN';
+    | 'UNSUPPORTED_TOKEN'
+    | 'FIELD_COUNT';
   readonly message: string;
 }
 

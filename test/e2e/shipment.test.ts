@@ -234,3 +234,124 @@ test('the dry run is a preflight: each row says what the real run would do, exit
   expect(ok.stdout).toMatch(/run it for real/);
   expect(writes(box.sandbox.stats.byKind)).toEqual({});
 });
+
+describe('review findings', () => {
+  test('a row of a seed-carrying file with a cell missing is INVALID and its cells (a seed shifted into the serial) go nowhere, not even to PingOne', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20, users: [{ id: userId(1), username: 'carol' }, { id: userId(2), username: 'dave' }] });
+    const dir = tempDir('oath-bulk-entra-');
+    const secrets = [randomBytes(20), randomBytes(20)];
+    const b32 = secrets.map((b) => base32.encode(b));
+    const file = join(dir, 'entra.csv');
+    writeFileSync(file, `upn,serial number,secret key,time interval,manufacturer,model\ndave,SHORT0001,${b32[1]!.replace(/=+$/, '')},30,Contoso,Key\ncarol,${b32[0]},30,Contoso,Key\n${b32[0]}\n`, { mode: 0o600 });
+    const result = await runCli(['run', file, '--activate', '--out-dir', dir, '--log-level', 'trace'], sandboxEnv(box.sandbox));
+    expect(result.code).toBe(1);
+    const rows = readResults(dir);
+    expect(rows.map((r) => [r['outcome'], r['errorCode']])).toEqual([['CREATED', ''], ['INVALID', 'FIELD_COUNT'], ['INVALID', 'FIELD_COUNT']]);
+    expect(rows[1]!['message']).toMatch(/expected 6 fields as in the header, got 5/);
+    for (const name of readdirSync(dir).filter((f) => f !== 'entra.csv')) {
+      const text = readFileSync(join(dir, name), 'utf8');
+      for (const form of [b32[0]!, b32[0]!.replace(/=+$/, ''), secrets[0]!.toString('hex')]) expect(text.includes(form)).toBe(false);
+    }
+    expect(result.stdout + result.stderr).not.toContain(b32[0]!.slice(0, 16));
+    expect(box.sandbox.allDevices().map((d) => d.serialNumber)).toEqual(['SHORT0001']);
+  });
+
+  test('a seed file given as the input by mistake: the error never shows its cells', async () => {
+    const dir = tempDir();
+    const secret = randomBytes(20).toString('hex');
+    const file = join(dir, 'seeds.csv');
+    writeFileSync(file, `00412345678901,${secret},TOTP\n00412345678902,${secret},TOTP\n`, { mode: 0o600 });
+    const result = await runCli(['run', file, '--out-dir', dir], sandboxEnv(box.sandbox));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/no serialNumber column/);
+    expect(result.stderr).not.toContain(secret.slice(0, 12));
+  });
+
+  test('an assignment column named Key is an ordinary column; one whose name says secret or seed is never carried', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'assets.csv');
+    writeFileSync(file, `userID,serialNumber,Key,Token Secret (Base32)\n${userId(1)},ASSET0001,ASSET-17,JBSWY3DPEHPK3PXP\n`);
+    const result = await runCli(['run', file, '--out-dir', dir], sandboxEnv(box.sandbox));
+    expect(result.stderr).not.toMatch(/seed/);
+    const rows = readResults(dir);
+    expect(rows[0]).toMatchObject({ outcome: 'CREATED', Key: 'ASSET-17' });
+    expect(Object.keys(rows[0]!)).not.toContain('Token Secret (Base32)');
+    expect(readFileSync(latest(dir, '.results.csv'), 'utf8')).not.toContain('JBSWY3DPEHPK3PXP');
+  });
+
+  test('the preflight judges every row (no breaker) and exits 1; with --activate it says when a device could not be activated', async () => {
+    box.sandbox.configure({ inventory: 'imported' });
+    const hex = randomBytes(20).toString('hex');
+    box.sandbox.inventory.createOne({ serialNumber: 'INV0001', secret: hex, type: 'TOTP', otpLength: 6 });
+    const dir = tempDir();
+    const seeds = join(dir, 'seeds.csv');
+    writeFileSync(seeds, `serial,secret,type\nSEED0001,${hex},TOTP\n`, { mode: 0o600 });
+    const file = join(dir, 'many.csv');
+    writeFileSync(file, 'userID,serialNumber\n' + Array.from({ length: 30 }, (_, i) => `${userId(i + 1)},MISSING${String(i).padStart(4, '0')}`).join('\n') + `\n${userId(40)},INV0001\n`);
+    const result = await runCli(['run', '--dry-run', file, '--seeds', seeds, '--activate', '--out-dir', dir], sandboxEnv(box.sandbox));
+    expect(result.code).toBe(1);
+    const rows = readResults(dir);
+    expect(rows.filter((r) => r['errorCode'] === 'SERIAL_NOT_FOUND')).toHaveLength(30);
+    expect(rows[30]).toMatchObject({ outcome: 'NOT_ATTEMPTED', errorCode: 'ACTIVATION_FAILED' });
+    expect(rows[30]!['message']).toMatch(/no usable seed for INV0001/);
+    expect(writes(box.sandbox.stats.byKind)).toEqual({});
+  });
+
+  test('a seed file that repeats a serial (a bad copy first): the good token is imported, predicted and used to activate; a serial only invalid rows name is not imported', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+    const dir = tempDir();
+    const good = randomBytes(20).toString('hex');
+    const seeds = join(dir, 'dup.csv');
+    writeFileSync(seeds, `serial,secret,type,counter\nDUP0001,zz-not-hex,HOTP,0\nDUP0001,${good},HOTP,0\nTWICE0001,${good},HOTP,0\n`, { mode: 0o600 });
+    const file = join(dir, 'assign.csv');
+    writeFileSync(file, `userID,serialNumber\n${userId(1)},DUP0001\n${userId(2)},TWICE0001\n${userId(3)},TWICE0001\n`);
+    const env = sandboxEnv(box.sandbox);
+    const dry = await runCli(['run', '--dry-run', file, '--seeds', seeds, '--activate', '--out-dir', dir], env);
+    expect(readResults(dir)[0]).toMatchObject({ outcome: 'NOT_ATTEMPTED', errorCode: '' });
+    expect(dry.code).toBe(1); // the conflicting rows
+    const real = await runCli(['run', file, '--seeds', seeds, '--activate', '--out-dir', dir], env);
+    expect(real.code).toBe(1);
+    expect(readResults(dir)[0]).toMatchObject({ outcome: 'CREATED', deviceStatus: 'ACTIVE' });
+    expect(box.sandbox.inventory.has('TWICE0001')).toBe(false);
+  });
+
+  test('--activate: a device already active is read, not sent codes, and not counted as activated by this run; an EXISTING device waiting for a code is activated', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+    const s = shipment(3);
+    const env = sandboxEnv(box.sandbox);
+    const base = ['run', s.assignments, '--seeds', s.pskc, '--psk-file', s.keyFile, '--out-dir', s.dir];
+    expect((await runCli(base, env)).code).toBe(0);
+    // The first user signs in and activates the token; the third device's journal is lost
+    // (another --out-dir), so the job sees it as EXISTING.
+    box.sandbox.allDevices()[0]!.status = 'ACTIVE';
+    const sent = box.sandbox.stats.activationsReceived;
+    const again = await runCli([...base, '--activate'], env);
+    expect(again.code).toBe(0);
+    expect(box.sandbox.stats.activationsReceived - sent).toBe(2);
+    const rows = readResults(s.dir);
+    expect(rows.map((r) => r['deviceStatus'])).toEqual(['ACTIVE', 'ACTIVE', 'ACTIVE']);
+    expect(rows[0]!['message']).toMatch(/already active/);
+    expect(summary(s.dir).activated).toBe(2);
+
+    const other = join(s.dir, 'other');
+    box.sandbox.allDevices()[2]!.status = 'ACTIVATION_REQUIRED';
+    const fresh = await runCli(['run', s.assignments, '--seeds', s.pskc, '--psk-file', s.keyFile, '--out-dir', other, '--activate'], env);
+    expect(fresh.code).toBe(0);
+    const third = readResults(other)[2]!;
+    expect(third).toMatchObject({ outcome: 'EXISTING', deviceStatus: 'ACTIVE' });
+    expect(box.sandbox.allDevices()[2]!.status).toBe('ACTIVE');
+  });
+
+  test('seed-file flags without seeds, and an empty --seeds, are usage errors that say what to do', async () => {
+    const s = shipment(1);
+    const env = sandboxEnv(box.sandbox);
+    const flags = await runCli(['run', s.assignments, '--psk-file', s.keyFile, '--out-dir', s.dir], env);
+    expect(flags.code).toBe(2);
+    expect(flags.stderr).toMatch(/--psk-file: goes with --seeds/);
+    const empty = await runCli(['run', s.assignments, '--seeds', '', '--out-dir', s.dir], env);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--seeds: give the seed file/);
+    const noPreflight = await runCli(['run', s.assignments, '--no-preflight', '--out-dir', s.dir], env);
+    expect(noPreflight.stderr).toMatch(/--no-preflight: goes with --dry-run/);
+  });
+});

@@ -20,7 +20,7 @@ function token(type: 'HOTP' | 'TOTP', counter = 0): SeedToken {
 }
 
 /** PingOne accepting only `accepted`; `status` is what a device read shows. */
-function fake(accepted: string, options: { loseFirstAnswer?: boolean } = {}) {
+function fake(accepted: string | (() => string), options: { loseFirstAnswer?: boolean; failFirst?: () => Error; answerStatus?: string } = {}) {
   const sent: string[] = [];
   let status = 'ACTIVATION_REQUIRED';
   let lists = 0;
@@ -28,8 +28,10 @@ function fake(accepted: string, options: { loseFirstAnswer?: boolean } = {}) {
   const api = {
     async activateDevice(_u: string, _d: string, otp: string): Promise<Device> {
       sent.push(otp);
+      if (options.failFirst && sent.length === 1) throw options.failFirst();
       if (status === 'ACTIVE') throw wrongCode();
-      if (otp !== accepted) throw wrongCode();
+      if (otp !== (typeof accepted === 'string' ? accepted : accepted())) throw wrongCode();
+      if (options.answerStatus) return { ...device(), status: options.answerStatus };
       status = 'ACTIVE';
       if (options.loseFirstAnswer && sent.length === 1) throw lost();
       return device();
@@ -57,7 +59,7 @@ const seed = Secret.own(Buffer.from(RFC_SECRET));
 test('HOTP, the token one press ahead of the seed file: the code at the counter is refused, the next one activates', async () => {
   const { ctx, sent } = fake(hotp(seed, 1, 6));
   const result = await activateDevice(1, 'u', 'd1', token('HOTP', 0), ctx);
-  expect(result).toEqual({ deviceStatus: 'ACTIVE', message: 'created and activated with a code computed from its seed' });
+  expect(result).toEqual({ deviceStatus: 'ACTIVE', message: 'activated with a code computed from its seed', activatedHere: true });
   // RFC 4226 appendix D: counter 0 → 755224, counter 1 → 287082.
   expect(sent).toEqual(['755224', '287082']);
 });
@@ -89,7 +91,9 @@ test('an answer lost after PingOne took the code: the device is read and found A
   const { ctx, sent } = fake(hotp(seed, 0, 6), { loseFirstAnswer: true });
   const result = await activateDevice(1, 'u', 'd1', token('HOTP', 0), ctx);
   expect(result.deviceStatus).toBe('ACTIVE');
-  expect(result.message).toMatch(/found active after an unclear answer/);
+  expect(result.message).toMatch(/found so after an unclear answer/);
+  // Not counted as this run's activation: the job cannot prove whose code it was.
+  expect(result.activatedHere).toBe(false);
   // The resend of the used code and the next code are refused; the device read settles it.
   expect(sent.length).toBeGreaterThanOrEqual(2);
 });
@@ -100,5 +104,38 @@ test('a run stopping before the first attempt activates nothing and says to run 
   stop.abort(new Error('SIGTERM'));
   const result = await activateDevice(1, 'u', 'd1', token('HOTP', 0), { ...ctx, stopping: stop.signal, api: { ...ctx.api, activateDevice: async () => { throw new (await import('../../src/pingone/http.js')).RequestAborted(false); } } });
   expect(result).toMatchObject({ deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_NOT_ATTEMPTED' });
+  expect(sent).toEqual([]);
+});
+
+test('TOTP: a code is computed for each attempt, so a step that passes during a backoff does not turn a good seed into ACTIVATION_FAILED', async () => {
+  let clock = 1_111_111_100_000; // early in a step
+  const busy = () => new ApiError(failureFromBody(503, { code: 'UNEXPECTED_ERROR' }, undefined));
+  const { ctx, sent } = fake(() => totp(seed, clock, 6), { failFirst: busy });
+  const result = await activateDevice(1, 'u', 'd1', token('TOTP'), {
+    ...ctx,
+    now: () => clock,
+    // The backoff after the 503 lasts 90 s: three steps later.
+    sleep: async () => {
+      clock += 90_000;
+    },
+  });
+  expect(result).toMatchObject({ deviceStatus: 'ACTIVE', activatedHere: true });
+  expect(sent).toEqual([totp(seed, 1_111_111_100_000, 6), totp(seed, 1_111_111_190_000, 6)]);
+});
+
+test('a 200 that does not say ACTIVE is not taken for an activation: the device is read, and the row says it is not active', async () => {
+  const { ctx, lists } = fake(hotp(seed, 0, 6), { answerStatus: 'ACTIVATION_REQUIRED' });
+  const result = await activateDevice(1, 'u', 'd1', token('HOTP', 0), ctx);
+  expect(result).toMatchObject({ deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', activatedHere: false });
+  expect(lists()).toBe(1);
+});
+
+test('a device this run did not create is read first: active already, no code is sent', async () => {
+  const { ctx, sent } = fake(hotp(seed, 0, 6));
+  await activateDevice(1, 'u', 'd1', token('HOTP', 0), ctx);
+  sent.length = 0;
+  const again = await activateDevice(1, 'u', 'd1', token('HOTP', 0), ctx, true);
+  expect(again).toMatchObject({ deviceStatus: 'ACTIVE', activatedHere: false });
+  expect(again.message).toMatch(/already active/);
   expect(sent).toEqual([]);
 });
