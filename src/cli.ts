@@ -111,8 +111,8 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       (y) =>
         seedFileOptions(reportOptions(engineOptions(connectionOptions(y))))
           .positional('input', { type: 'string', describe: 'CSV with userID (or email/username) and serialNumber columns; or a folder: every *.csv in it, each as if run alone' })
-          .option('dry-run', { type: 'boolean', group: RUN, describe: 'a preflight: check the file and the credentials, read each serial in the inventory and each user; write nothing to PingOne' })
-          .option('preflight', { type: 'boolean', group: RUN, describe: 'with --dry-run: read the inventory and the users (--no-preflight: check the file and the credentials only)', defaultDescription: 'on' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'a preflight: the file, the credentials, each serial in the inventory and each user, read only; writes nothing to PingOne' })
+          .option('preflight', { type: 'boolean', group: RUN, describe: 'with --dry-run: read the inventory and the users (--no-preflight: only the file and the credentials)', defaultDescription: 'on' })
           .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
           .option('seeds', { type: 'string', group: SEEDS, describe: "the vendor's seed file (PSKC or seed CSV): the serials the input names that the inventory lacks are imported first" })
           .option('activate', { type: 'boolean', group: SEEDS, describe: 'activate devices PingOne creates ACTIVATION_REQUIRED with a code computed from the seed (needs --seeds, or an input that carries its seeds)' })

@@ -35,7 +35,7 @@ export class ProgressLine {
    * The line, fitted to `columns`: the least useful parts go first (the bar, then retries
    * and the rate, then the outcome words), so that the count and the ETA always show.
    */
-  render(columns = this.out.columns ?? 120): string {
+  render(columns = this.out.columns || 120): string {
     const { tally, total } = this.source;
     const done = tally.done;
     const elapsed = (Date.now() - this.started) / 1000;

@@ -12,7 +12,8 @@ const box = useSandbox('all');
 
 const cases: Array<[string, RegExp]> = [
   ['does-not-exist.csv', /does-not-exist\.csv: no such file: check the path$/],
-  ['a-directory', /a-directory: is a directory: give the path of the CSV file$/],
+  // A folder is a folder run (run <folder>): one without shipments says so.
+  ['a-directory', /a-directory: no shipment files \(\*\.csv\) directly in it: put each shipment's assignment CSV there$/],
   ['empty.csv', /empty\.csv: is empty: expected a header row "userID,serialNumber"/],
   ['header-only.csv', /header-only\.csv: has a header but no data rows: add one row per token/],
   ['blank-lines-only.csv', /blank-lines-only\.csv: holds only blank lines: expected a header row/],

@@ -4,7 +4,7 @@
  * against the sandbox. The runbook cannot drift from what works.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { useSandbox } from '../support/sandbox.js';
@@ -47,14 +47,19 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   const work = join(dir, 'work');
   const envFile = join(dir, 'pingone.env');
   writeFileSync(envFile, box.sandbox.envLines().join('\n') + '\n', { mode: 0o600 });
-  const { path } = shipment(dir, 5, 'shipment.csv');
+  const folder = join(dir, 'shipments');
+  mkdirSync(folder);
+  shipment(folder, 5, 'shipment.csv');
   const log = join(dir, 'oath-bulk.log');
+  const metrics = join(dir, 'oath_bulk.prom');
   const line = command
     .replace(/\/opt\/oath-bulk/g, clone)
-    .replace(/\/srv\/tokens\/shipment\.csv/g, path)
+    .replace(/\/srv\/tokens\/shipments/g, folder)
     .replace(/\/etc\/oath-bulk\/pingone\.env/g, envFile)
+    .replace(/\/var\/lib\/node_exporter\/oath_bulk\.prom/g, metrics)
     .replace(/\/var\/lib\/oath-bulk/g, work)
     .replace(/\/var\/log\/oath-bulk\.log/g, log);
+  expect(line).not.toMatch(/\/srv\/|\/etc\/|\/var\//);
   // cron's environment: its own PATH (or the crontab's), a HOME and a shell, nothing else.
   const cronEnv = { PATH: pathLine ? pathLine.slice(5) : '/usr/bin:/bin', HOME: home, SHELL: '/bin/sh' };
   const first = await sh(line, cronEnv, '/');
@@ -65,11 +70,22 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   expect(logged).toMatch(/CREATED 5/);
   const results = parse(readFileSync(join(work, execFileSync('ls', [work], { encoding: 'utf8' }).split('\n').find((f) => f.endsWith('.results.csv'))!), 'utf8'), { columns: true }) as Array<Record<string, string>>;
   expect(results.map((r) => r['outcome'])).toEqual(Array(5).fill('CREATED'));
+  expect(readFileSync(metrics, 'utf8')).toMatch(/^oath_bulk_exit_code\{command="run",input="shipment\.csv"\} 0$/m);
+
+  // The next morning: the finished shipment costs nothing and adds no report set.
+  const sets = execFileSync('ls', [work], { encoding: 'utf8' }).split('\n').filter((f) => f.endsWith('.summary.json')).length;
+  const requests = box.sandbox.stats.requests;
+  const again = await sh(line, cronEnv, '/');
+  expect(again.code).toBe(0);
+  expect(readFileSync(log, 'utf8')).toMatch(/shipment\.csv: nothing to do \(5 rows finished earlier\)/);
+  expect(box.sandbox.stats.requests).toBe(requests);
+  expect(execFileSync('ls', [work], { encoding: 'utf8' }).split('\n').filter((f) => f.endsWith('.summary.json')).length).toBe(sets);
 
   // A run with failed rows is not silent: the crontab line prints (cron mails) the exit code.
-  const bad = join(dir, 'bad.csv');
-  writeFileSync(bad, 'userID,serialNumber\n00000000-0000-4000-8000-000000000001,ZZ1\n');
-  const failing = await sh(line.replace(path, bad), cronEnv, '/');
+  const badFolder = join(dir, 'bad-shipments');
+  mkdirSync(badFolder);
+  writeFileSync(join(badFolder, 'bad.csv'), 'userID,serialNumber\n00000000-0000-4000-8000-000000000001,ZZ1\n');
+  const failing = await sh(line.replace(folder, badFolder), cronEnv, '/');
   expect(failing.out).toMatch(/exit 1/);
   expect(existsSync(join(work, 'bad.journal.jsonl'))).toBe(true);
 }, 240_000);

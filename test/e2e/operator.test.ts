@@ -158,6 +158,19 @@ test('progress: nothing on stderr off a TTY; a live line on a TTY, and the summa
   expect(tty.status).toBe(0);
   expect(tty.stdout).toMatch(/█+░*\s\d+\/40 · created \d+ existing 0 failed 0 invalid 0 · [\d.]+ req\/s · retries 0 · ETA/);
   expect(tty.stdout).toMatch(/rows 40: CREATED 40/);
+  // A 60-column terminal: every redraw fits, and keeps the count and the ETA.
+  const { path: third } = shipment(dir, 40, 'third.csv', 'TN');
+  const narrowCommand = `stty cols 60; ${[process.execPath, '--', BIN, 'run', third, '--out-dir', dir, '--rate', '20'].map((a) => `'${a}'`).join(' ')}`;
+  const narrow = spawn('script', ['-qec', narrowCommand, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let narrowOut = '';
+  narrow.stdout.on('data', (d) => (narrowOut += String(d)));
+  expect(await new Promise<number | null>((r) => narrow.once('exit', (code) => r(code)))).toBe(0);
+  const redraws = narrowOut.split('\r\x1b[2K').slice(1).map((l) => l.split(/\r?\n/)[0]!);
+  expect(redraws.length).toBeGreaterThan(3);
+  for (const line of redraws) {
+    expect([...line].length).toBeLessThanOrEqual(59);
+    expect(line).toMatch(/\d+\/40 · .*ETA \S+$/);
+  }
   writeFileSync(join(dir, 'tty-transcript.txt'), tty.stdout);
   expect(readFileSync(join(dir, 'tty-transcript.txt'), 'utf8')).toContain('40/40');
 });

@@ -66,7 +66,7 @@ test('a mixed file gets an outcome per row and exit 1', async () => {
     ['INVALID', 'SERIAL_MANGLED', `'=HYPERLINK("x")`],
     ['INVALID', 'DUPLICATE_ROW', 'Leeds'],
   ]);
-  expect(result.stdout).toMatch(/SERIAL_NOT_FOUND ×1 — import the token seeds/);
+  expect(result.stdout).toMatch(/SERIAL_NOT_FOUND ×1 — the token is not in the OATH token inventory: give its seed file/);
   // Logs and results join on the same names.
   const rowEvents = readLog(dir).filter((e) => e['event'] === 'row');
   expect(rowEvents.map((e) => [e['row'], e['outcome'], e['errorCode']])).toEqual(expect.arrayContaining([[2, 'FAILED', 'SERIAL_NOT_FOUND']]));
