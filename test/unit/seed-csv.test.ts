@@ -36,8 +36,16 @@ describe('seed CSVs', () => {
     ]);
   });
 
+  test('a row with fewer cells than the header is FIELD_COUNT, and none of its cells is read or shown (a seed could have shifted into the serial)', async () => {
+    const path = file(['serial,secret,counter', `H1,${RFC_HEX},5`, `${RFC_HEX},7`].join('\n') + '\n');
+    const { tokens } = await readSeedCsv(path, { type: 'HOTP' });
+    expect(tokens.map((t) => [t.serialNumber, t.problem?.code])).toEqual([['H1', undefined], ['', 'FIELD_COUNT']]);
+    expect(JSON.stringify(tokens[1])).not.toContain(RFC_HEX.slice(0, 12));
+    expect(tokens[1]!.problem!.message).toMatch(/expected 3 fields as in the header, got 2/);
+  });
+
   test('hex secrets: odd length and non-hex are INVALID without showing the secret; the rest import', async () => {
-    const path = file(['serial,secret,counter', `H1,${RFC_HEX},5`, 'H2,31323', 'H3,zz3132333435363738393031323334353637383930', `H4,${RFC_HEX.toUpperCase()}`].join('\n') + '\n');
+    const path = file(['serial,secret,counter', `H1,${RFC_HEX},5`, 'H2,31323,', 'H3,zz3132333435363738393031323334353637383930,', `H4,${RFC_HEX.toUpperCase()},`].join('\n') + '\n');
     const { tokens } = await readSeedCsv(path, { type: 'HOTP' });
     expect(tokens.map((t) => [t.serialNumber, t.problem?.code, t.counter])).toEqual([
       ['H1', undefined, 5],
