@@ -282,8 +282,14 @@ export interface OpsOptions {
   readonly keepReports?: number;
 }
 
-export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources): OpsOptions {
-  const env = environmentFrom(raw, sources);
+/**
+ * `scheduled`: a real `run` (what cron runs). The settings file's healthcheck URL and metrics
+ * file apply only to it: a verify, rollback, import or dry run by hand with the same settings
+ * file must not ping cron's monitor nor replace its metrics. Flags apply to any command.
+ */
+export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, scheduled = true): OpsOptions {
+  const all = environmentFrom(raw, sources);
+  const env = scheduled ? all : { ...all, OATH_BULK_HEALTHCHECK_URL: undefined, OATH_BULK_METRICS_FILE: undefined };
   const c = new Collector();
   const url = pick(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL');
   let healthcheckUrl: string | undefined;

@@ -109,16 +109,21 @@ export async function openCommand(command: string, input: string, config: Comman
       } catch (error) {
         unwritten = writeFault(paths.summary, error);
       }
+      // The HTML report is a view of the summary and the results: one that cannot be written
+      // is a warning, and its line says so; the run's outcome stands.
+      let reportProblem: string | undefined;
       if (!unwritten) {
         const next = /\n {2}next: ([^\n]*)/.exec(human)?.[1];
         try {
-          await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next, notes: page?.notes }));
+          await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
         } catch (error) {
-          unwritten = writeFault(paths.report, error);
+          reportProblem = writeFault(paths.report, error).message;
+          (deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`)))(`the HTML report was not written: ${reportProblem}`);
         }
       }
+      if (reportProblem !== undefined) human = human.replace(/\n {2}report {3}[^\n]*/, `\n  report   not written (${reportProblem.split(':')[0]})`);
       if (deps.keepReports && !unwritten) {
-        const removed = await pruneReports(report.outDir, input, command, deps.keepReports).catch(() => []);
+        const removed = await pruneReports(report.outDir, input, command, deps.keepReports, paths.runId).catch(() => []);
         if (removed.length > 0) log.logger.info({ event: 'reports.pruned', files: removed.length });
       }
       deps.onSummary?.(summary);

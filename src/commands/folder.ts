@@ -6,7 +6,7 @@
  * One line per file, then a total; the exit code is the worst of the files'. The folder is
  * listed once: files dropped in while it runs are taken next time.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -15,6 +15,7 @@ import { exitCodeFor, UsageError } from '../errors.js';
 import { aliasKey } from '../engine/assign-row.js';
 import { pairKey, readOnlyJournal } from '../engine/journal.js';
 import { finalRows, scanInput } from '../input/scan.js';
+import { openInput } from '../input/reader.js';
 import { stem } from '../report/files.js';
 import { resolveCommandConfig } from './context.js';
 import { runCommand, type CommandDeps } from './run.js';
@@ -22,14 +23,69 @@ import { runCommand, type CommandDeps } from './run.js';
 /** Seed files found beside `<name>.csv`, in this order of preference (README "Folder runs"). */
 export const SEED_SUFFIXES = ['.pskc.xml', '.pskc', '.seeds.xml', '.seeds.csv'];
 
-/** The assignment files of a folder: `*.csv` directly in it, seed CSVs (`*.seeds.csv`) aside, in name order. */
+/** Reports oath-bulk writes (`<name>.<runId>.results.csv`, `.seeds.csv`, verify/rollback/import forms): never shipments, should --out-dir be the folder. */
+const REPORT_NAME = /\.\d{8}T\d{6}Z(?:_\d{2})?\.(?:results|seeds)\.csv$/i;
+
+/**
+ * The assignment files of a folder: `*.csv` directly in it (a symlink to a file counts),
+ * seed CSVs (`*.seeds.csv`), hidden files and oath-bulk's own reports aside, in name order.
+ */
 export async function shipmentFiles(folder: string): Promise<string[]> {
   const entries = await readdir(folder, { withFileTypes: true });
+  const isFile = (e: { name: string; isFile(): boolean; isSymbolicLink(): boolean }): boolean => {
+    if (e.isFile()) return true;
+    if (!e.isSymbolicLink()) return false;
+    try {
+      return statSync(join(folder, e.name)).isFile();
+    } catch {
+      return false;
+    }
+  };
   return entries
-    .filter((e) => e.isFile() && /\.csv$/i.test(e.name) && !/\.seeds\.csv$/i.test(e.name) && !e.name.startsWith('.'))
+    .filter((e) => /\.csv$/i.test(e.name) && !/\.seeds\.csv$/i.test(e.name) && !REPORT_NAME.test(e.name) && !e.name.startsWith('.') && isFile(e))
     .map((e) => e.name)
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
+
+/**
+ * The command line of one file, for its `next:`: the folder's own, with the file in the
+ * folder's place, its seed file as --seeds, and --activate only where there are seeds.
+ */
+export function fileArgs(argv: readonly string[], folder: string, path: string, seeds: string | undefined, activate: boolean): string[] {
+  const out: string[] = [];
+  let positional = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (i === 0 && a === 'run') {
+      out.push(a);
+      continue;
+    }
+    if (a.startsWith('--')) {
+      const name = a.replace(/^--(no-)?/, '').replace(/=.*$/, '');
+      if (name === 'activate' && !activate) {
+        if (argv[i + 1] === 'true' || argv[i + 1] === 'false') i++;
+        continue;
+      }
+      out.push(a);
+      // A flag's value follows it, unless it is a switch or written --flag=value.
+      if (!a.includes('=') && !SWITCH_FLAGS.has(name) && i + 1 < argv.length) out.push(argv[++i]!);
+      continue;
+    }
+    if (!positional && a === folder) {
+      positional = true;
+      out.push(path);
+      continue;
+    }
+    out.push(a);
+  }
+  if (seeds !== undefined) out.push('--seeds', seeds);
+  return out;
+}
+
+const SWITCH_FLAGS = new Set(['dry-run', 'strict', 'quiet', 'debug', 'progress', 'activate', 'preflight', 'journal', 'help', 'version']);
+
+/** Flags that only mean something for a shipment with seeds. */
+const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
 
 /** The seed file beside `<name>.csv`, if any; two candidates are a usage error for that file. */
 export function seedFileFor(folder: string, file: string): string | undefined {
@@ -51,6 +107,8 @@ interface Finished {
  * ACTIVATION_REQUIRED is not final.
  */
 async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps, activate: boolean): Promise<Finished | undefined> {
+  // Without a journal nothing can be known finished.
+  if (raw['journal'] === false) return undefined;
   const { connection, report } = resolveCommandConfig(raw, deps);
   const journalPath = join(report.outDir, `${stem(path)}.journal.jsonl`);
   if (!existsSync(journalPath)) return undefined;
@@ -68,7 +126,8 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
     const alias = aliasKey(row);
     const state = alias === undefined ? journal.lookup(pairKey(row.user.value, row.serialNumber)) : journal.lookupAlias(alias);
     if (!state?.outcome) return undefined;
-    if (activate && state.outcome === 'CREATED' && state.deviceStatus === 'ACTIVATION_REQUIRED') return undefined;
+    // --activate: a device still waiting for a code (the job's, or one the user held) is work left.
+    if (activate && state.deviceStatus === 'ACTIVATION_REQUIRED') return undefined;
     outcomes[state.outcome] = (outcomes[state.outcome] ?? 0) + 1;
   }
   if (invalid > 0) outcomes['INVALID'] = invalid;
@@ -85,70 +144,95 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
     }
   }
   const files = await shipmentFiles(folder);
-  if (files.length === 0) throw new UsageError(`${folder}: no shipment files (*.csv) directly in it: put each shipment's assignment CSV there`);
   const quiet = raw['quiet'] === true;
   const out = (line: string): void => {
     if (!quiet) deps.stdout.write(line);
   };
   const t0 = Date.now();
-  out(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} oath-bulk run ${folder}: ${files.length} file${files.length === 1 ? '' : 's'}\n`);
+  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+  out(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} oath-bulk run ${folder}: ${plural(files.length, 'file')}\n`);
+  if (files.length === 0) {
+    // An empty drop folder is the ordinary state between shipments.
+    out('  nothing to do: no shipment files (*.csv) directly in it\n');
+    return 0;
+  }
   const activate = raw['activate'] === true;
+  // The same warning (a settings file others can read …) once, not once per file.
+  const warned = new Set<string>();
+  const warn = deps.warn ? (message: string): void => {
+    if (!warned.has(message)) {
+      warned.add(message);
+      deps.warn!(message);
+    }
+  } : undefined;
   const total: Record<string, number> = {};
   let worst = 0;
   let nothing = 0;
+  const now = (): string => new Date().toISOString();
   for (const file of files) {
     const path = join(folder, file);
     const add = (outcomes: Record<string, number>): void => {
       for (const [o, n] of Object.entries(outcomes)) total[o] = (total[o] ?? 0) + n;
     };
     if (deps.control.stopped) {
-      out(`  ${file}: not run: the run was stopped (${deps.control.reason?.code}); run again to take it\n`);
+      out(`  ${file}: not run: the run was stopped (${deps.control.reason?.code}); run again to take it · exit 3\n`);
+      deps.onSummary?.({ command: 'run', input: path, exitCode: 3, finishedAt: now() });
       worst = Math.max(worst, 3);
       continue;
     }
+    if (!existsSync(path)) {
+      out(`  ${file}: gone since the folder was listed: skipped\n`);
+      continue;
+    }
     let code: number;
+    let summary: { outcomes?: Record<string, number>; reports?: { summary?: string }; stopped?: { code: string } | null; exitCode?: number } | undefined;
     try {
       const seeds = seedFileFor(folder, file);
-      // --activate applies to the shipments whose seeds are beside them.
-      const fileRaw: RawOptions = { ...raw, seeds, activate: activate && seeds !== undefined };
-      const done = await finishedAlready(path, fileRaw, deps, activate && seeds !== undefined);
+      const seeded = seeds !== undefined || (await openInput(path)).carriesSeeds;
+      // --activate, and the seed-file flags, apply to the shipments that have seeds.
+      const fileRaw: Record<string, unknown> = { ...raw, seeds, activate: activate && seeded };
+      if (!seeded) for (const flag of SEED_FLAGS) delete fileRaw[flag];
+      const done = await finishedAlready(path, fileRaw, { ...deps, warn }, activate && seeded);
       if (done) {
         code = done.invalid > 0 ? 1 : 0;
         nothing++;
         add(done.outcomes);
         out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}) · exit ${code}\n`);
-        deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: new Date().toISOString(), nothingToDo: true });
+        deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: now(), nothingToDo: true });
         worst = Math.max(worst, code);
         continue;
       }
-      let summary: { outcomes?: Record<string, number>; reports?: { summary?: string }; stopped?: { code: string } | null } | undefined;
       const control = deps.control.child();
       try {
         code = await runCommand(path, fileRaw, {
           ...deps,
+          warn,
           control,
           // One line per file here; the file's own summary is in its reports.
           stdout: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-          argv: (deps.argv ?? ['run', folder]).map((a) => (a === folder ? path : a)),
+          argv: fileArgs(deps.argv ?? ['run', folder], folder, path, seeds, activate && seeded),
+          // Reported once the file is done, with the exit code it ended with.
           onSummary: (s) => {
             summary = s as typeof summary;
-            deps.onSummary?.(s);
           },
         });
       } finally {
         control.dispose();
       }
-      add(summary?.outcomes ?? {});
-      out(`  ${file}: ${counts(summary?.outcomes ?? {})}${summary?.stopped ? ` · STOPPED (${summary.stopped.code})` : ''} · exit ${code}${summary?.reports?.summary ? ` · ${summary.reports.summary}` : ''}\n`);
     } catch (error) {
       code = exitCodeFor(error);
-      const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-      deps.stderr.write(`oath-bulk: ${path}: ${message}\n`);
-      out(`  ${file}: exit ${code} · ${message}\n`);
-      deps.onSummary?.({ command: 'run', input: path, exitCode: code, finishedAt: new Date().toISOString() });
+      const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+      const shown = message.startsWith(path) ? message : `${path}: ${message}`;
+      deps.stderr.write(`oath-bulk: ${shown}\n`);
+      if (!summary) out(`  ${file}: exit ${code} · ${message.startsWith(path) ? message.slice(path.length).replace(/^:\s*/, '') : message}\n`);
     }
+    if (summary) {
+      add(summary.outcomes ?? {});
+      out(`  ${file}: ${counts(summary.outcomes ?? {})}${summary.stopped ? ` · STOPPED (${summary.stopped.code})` : ''} · exit ${code}${summary.reports?.summary ? ` · ${summary.reports.summary}` : ''}\n`);
+    }
+    deps.onSummary?.(summary ? { ...summary, exitCode: code } : { command: 'run', input: path, exitCode: code, finishedAt: now() });
     worst = Math.max(worst, code);
   }
-  out(`  total: ${files.length} files${nothing ? ` (${nothing} with nothing to do)` : ''} · ${counts(total)} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
+  out(`  total: ${plural(files.length, 'file')}${nothing ? ` (${nothing} with nothing to do)` : ''} · ${counts(total)} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
   return worst;
 }

@@ -10,6 +10,7 @@ import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import axios from 'axios';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../config.js';
+import { isLoopbackHost } from '../pingone/regions.js';
 import { exitCodeFor } from '../errors.js';
 import { stem } from '../report/files.js';
 import type { CommandDeps } from './run.js';
@@ -38,6 +39,13 @@ function shown(url: string): string {
   }
 }
 
+/** `<url>/<suffix>`, the suffix in the path even when the URL has a query. */
+export function pingUrl(base: string, suffix: string): string {
+  const url = new URL(base);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/${suffix}`;
+  return url.toString();
+}
+
 /** POSTs `body` to `url`; never throws. Returns the problem, if any, for a warning. */
 export async function ping(url: string, body: string, timeoutMs = PING_TIMEOUT_MS): Promise<string | undefined> {
   try {
@@ -47,7 +55,8 @@ export async function ping(url: string, body: string, timeoutMs = PING_TIMEOUT_M
       headers: { 'content-type': 'text/plain; charset=utf-8', 'user-agent': 'oath-bulk' },
       maxRedirects: 3,
       validateStatus: () => true,
-      proxy: false,
+      // HTTPS_PROXY/NO_PROXY as for PingOne; a monitor on loopback never goes through one.
+      proxy: isLoopbackHost(new URL(url).hostname) ? false : undefined,
     });
     return answer.status >= 200 && answer.status < 300 ? undefined : `HTTP ${answer.status}`;
   } catch (error) {
@@ -119,7 +128,7 @@ const RUN_ID = String.raw`\d{8}T\d{6}Z(?:_\d{2})?`;
  * Keeps the newest `keep` report sets of `input` for `command` in `outDir` (results, log,
  * summary, HTML report, seeds results); never a journal or a lock. Returns the files removed.
  */
-export async function pruneReports(outDir: string, input: string, command: string, keep: number): Promise<string[]> {
+export async function pruneReports(outDir: string, input: string, command: string, keep: number, current?: string): Promise<string[]> {
   const name = stem(input).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const pattern = new RegExp(`^${name}${command === 'run' ? '' : `\\.${command}`}\\.(${RUN_ID})\\.(?:results\\.csv|log\\.jsonl|summary\\.json|report\\.html|seeds\\.csv)$`);
   const sets = new Map<string, string[]>();
@@ -130,7 +139,8 @@ export async function pruneReports(outDir: string, input: string, command: strin
     list.push(file);
     sets.set(m[1]!, list);
   }
-  const old = [...sets.keys()].sort().reverse().slice(keep);
+  // The set just written is never removed (a clock that ran ahead left newer-looking sets).
+  const old = [...sets.keys()].filter((id) => id !== current).sort().reverse().slice(Math.max(0, keep - (current !== undefined && sets.has(current) ? 1 : 0)));
   const removed: string[] = [];
   for (const runId of old) {
     for (const file of sets.get(runId)!) {
@@ -152,13 +162,13 @@ function endLine(runs: readonly RunFacts[], code: number): string {
  * it. `input` labels a run that ended before it wrote any summary (a usage error).
  */
 export async function withOperations(command: string, input: string, raw: RawOptions, deps: CommandDeps, body: (deps: CommandDeps) => Promise<number>): Promise<number> {
-  const ops: OpsOptions = resolveOpsOptions(raw, deps);
+  const ops: OpsOptions = resolveOpsOptions(raw, deps, command === 'run' && raw['dry-run'] !== true);
   const warn = (message: string): void => {
     if (deps.warn) deps.warn(message);
     else deps.stderr.write(`oath-bulk: warning: ${message}\n`);
   };
   if (ops.healthcheckUrl) {
-    const problem = await ping(`${ops.healthcheckUrl}/start`, `oath-bulk ${command} ${basename(input)}: started\n`);
+    const problem = await ping(pingUrl(ops.healthcheckUrl, 'start'), `oath-bulk ${command} ${basename(input)}: started\n`);
     if (problem) warn(`healthcheck start ping to ${shown(ops.healthcheckUrl)} failed (${problem}); the run goes on`);
   }
   const runs: RunFacts[] = [];
@@ -179,7 +189,8 @@ export async function withOperations(command: string, input: string, raw: RawOpt
     code = exitCodeFor(error);
   }
   if (ops.metricsFile) {
-    const facts = runs.length > 0 ? runs : [{ command, input, exitCode: code }];
+    // One input: its exit code is the command's (a summary written before a later fault says less).
+    const facts = runs.length === 1 ? [{ ...runs[0]!, exitCode: code }] : runs.length > 0 ? runs : [{ command, input, exitCode: code }];
     try {
       await writeAtomically(ops.metricsFile, prometheusText(facts));
     } catch (error) {
@@ -187,7 +198,7 @@ export async function withOperations(command: string, input: string, raw: RawOpt
     }
   }
   if (ops.healthcheckUrl) {
-    const problem = await ping(`${ops.healthcheckUrl}/${code}`, endLine(runs, code));
+    const problem = await ping(pingUrl(ops.healthcheckUrl, String(code)), endLine(runs, code));
     if (problem) warn(`healthcheck ping to ${shown(ops.healthcheckUrl)} failed (${problem}); the run's outcome is unaffected`);
   }
   if (failure !== undefined) throw failure;

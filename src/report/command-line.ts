@@ -10,11 +10,22 @@ export function shellQuote(arg: string): string {
   return arg !== '' && SAFE.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Flags a command typed by hand must not carry: the monitoring ones. The healthcheck URL is a
+ * capability (whoever has it can ping), and a rerun by hand must not ping cron's monitor nor
+ * replace its metrics.
+ */
+const CRON_ONLY = ['--healthcheck-url', '--metrics-file'];
+
 /** `oath-bulk <args…>` without the boolean flags in `drop` (as `--flag`, `--flag=value` or `--flag true`). */
 export function commandLine(args: readonly string[], drop: readonly string[] = [], add: readonly string[] = []): string {
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    if (CRON_ONLY.some((flag) => a === flag || a.startsWith(`${flag}=`))) {
+      if (a === CRON_ONLY.find((flag) => a === flag)) i++;
+      continue;
+    }
     if (drop.some((flag) => a.startsWith(`${flag}=`))) continue;
     if (drop.includes(a)) {
       if (args[i + 1] === 'true' || args[i + 1] === 'false') i++;

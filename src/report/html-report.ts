@@ -13,9 +13,12 @@
 import { rename, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { openPrivate } from './files.js';
+import type { CommandSummary, ReportSet } from './summary.js';
 import { ADVICE } from './tally.js';
 
 export const MAX_ROWS = 500;
+/** Characters of one cell shown in the table. */
+const CELL_MAX = 300;
 const MAX_POINTS = 240;
 
 /** A row that needs attention, as the table shows it. */
@@ -116,23 +119,10 @@ export class ReportRecorder {
   }
 }
 
-export interface ReportSummary {
-  readonly command: string;
-  readonly runId: string;
-  readonly input: string;
-  readonly dryRun: boolean;
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly durationMs: number;
-  readonly rows: number;
-  readonly outcomes: Record<string, number>;
-  readonly errorCodes: Record<string, number>;
-  readonly finishedEarlier: number;
-  readonly requests: object;
-  readonly stopped: { readonly code: string; readonly message: string } | null;
-  readonly exitCode: number;
-  readonly reports: { readonly results: string; readonly summary: string; readonly log: string };
-}
+/** What the page shows of a command's summary (summary.ts). */
+export type ReportSummary = Pick<CommandSummary, 'command' | 'runId' | 'input' | 'dryRun' | 'startedAt' | 'finishedAt' | 'durationMs' | 'rows' | 'outcomes' | 'errorCodes' | 'finishedEarlier' | 'requests' | 'stopped' | 'exitCode'> & {
+  readonly reports: Pick<ReportSet, 'results' | 'summary' | 'log'>;
+};
 
 export function escapeHtml(text: unknown): string {
   return String(text ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -141,20 +131,27 @@ export function escapeHtml(text: unknown): string {
 const GOOD = new Set(['CREATED', 'EXISTING', 'PRESENT', 'DELETED', 'ALREADY_GONE', 'WOULD_DELETE', 'IMPORTED', 'ALREADY_PRESENT']);
 
 /** The whole page. `rateCap`: --rate, drawn as the line requests stay under. */
-export function renderReport(summary: ReportSummary, recorder: ReportRecorder, options: { rateCap?: number; next?: string; notes?: readonly string[] } = {}): string {
+export function renderReport(summary: ReportSummary, recorder: ReportRecorder, options: { rateCap?: number; next?: string; notes?: readonly string[]; journal?: string } = {}): string {
   const e = escapeHtml;
+  // A cell is cut at CELL_MAX characters: one huge extra column must not make a row pages tall.
+  const cell = (text: unknown): string => {
+    const t = String(text ?? '');
+    return e(t.length > CELL_MAX ? `${t.slice(0, CELL_MAX)}… (${t.length} characters: see the results CSV)` : t);
+  };
+  // What counts as done: in a dry run, a row it would send is fine.
+  const good = (outcome: string): boolean => GOOD.has(outcome) || (summary.dryRun && outcome === 'NOT_ATTEMPTED');
   const state = summary.stopped ? `stopped (${summary.stopped.code})` : summary.dryRun ? 'dry run finished' : 'finished';
   const requests = summary.requests as { total?: number; rateLimited?: number; retries?: number };
   const counts = Object.entries(summary.outcomes)
     .filter(([outcome, n]) => n > 0 || outcome === Object.keys(summary.outcomes)[0])
-    .map(([outcome, n]) => `<div class="count ${GOOD.has(outcome) ? 'good' : 'bad'}" data-outcome="${e(outcome)}"><span class="n">${n}</span><span class="label">${e(outcome)}</span></div>`)
+.map(([outcome, n]) => `<div class="count ${good(outcome) ? 'good' : 'bad'}" data-outcome="${e(outcome)}"><span class="n">${n}</span><span class="label">${e(outcome)}</span></div>`)
     .join('');
   const problems = Object.entries(summary.errorCodes).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const problemRows = problems.map(([code, n]) => `<tr data-code="${e(code)}"><td class="code">${e(code)}</td><td class="num">${n}</td><td>${e(ADVICE[code] ?? 'see the message column of the results')}</td></tr>`).join('');
   const extras = recorder.extraNames;
   const head = ['row', 'userID', 'serialNumber', 'outcome', 'errorCode', 'message', ...extras];
   const body = recorder.rows
-    .map((r) => `<tr>${[r.row, r.userID ?? '', r.serialNumber, r.outcome, r.errorCode ?? '', r.message ?? '', ...(r.extras ?? [])].map((c) => `<td>${e(c)}</td>`).join('')}</tr>`)
+    .map((r) => `<tr>${[r.row, r.userID ?? '', r.serialNumber, r.outcome, r.errorCode ?? '', r.message ?? '', ...(r.extras ?? [])].map((c) => `<td>${cell(c)}</td>`).join('')}</tr>`)
     .join('');
   const shown = recorder.rows.length;
   const attention = shown === 0
@@ -197,7 +194,7 @@ ${chart(recorder, options.rateCap)}
 <h2>Rows that need attention <span class="sub">(<span data-field="attention">${shown + recorder.more}</span>)</span></h2>
 ${attention}
 </section>
-<footer><p>Results ${e(summary.reports.results)} · summary ${e(summary.reports.summary)} · log ${e(summary.reports.log)}</p></footer>
+<footer><p>Results ${e(summary.reports.results)} · summary ${e(summary.reports.summary)} · log ${e(summary.reports.log)}${options.journal ? ` · journal ${e(options.journal)}` : ''}</p></footer>
 </body>
 </html>
 `;
@@ -226,7 +223,7 @@ function chart(recorder: ReportRecorder, cap?: number): string {
     .join('');
   const capLine = cap ? `<line class="cap" x1="${left}" x2="${W - 10}" y1="${y(cap).toFixed(1)}" y2="${y(cap).toFixed(1)}"/><text class="cap" x="${W - 12}" y="${(y(cap) - 4).toFixed(1)}" text-anchor="end">cap ${cap}/s</text>` : '';
   const ticks = [0, top / 2, top].map((v) => `<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text>`).join('');
-  const xTicks = [0, end / 2, end].map((s) => `<text x="${x(s).toFixed(1)}" y="${H - 8}" text-anchor="middle">${Math.round(s)} s</text>`).join('');
+  const xTicks = [0, end / 2, end].map((s) => `<text x="${x(s).toFixed(1)}" y="${H - 8}" text-anchor="middle">${end < 10 ? s.toFixed(1) : Math.round(s)} s</text>`).join('');
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="requests per second over the run">
 <line class="axis" x1="${left}" x2="${left}" y1="10" y2="${10 + plotH}"/><line class="axis" x1="${left}" x2="${W - 10}" y1="${10 + plotH}" y2="${10 + plotH}"/>
 ${ticks}${xTicks}${bars}${capLine}${marks}
@@ -243,7 +240,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px;border-bott
 .count .n{display:block;font-size:22px;font-weight:600}.count .label{font-size:12px;color:#57606a}
 .count.good{border-left:4px solid #1a7f37}.count.bad{border-left:4px solid #cf222e}
 .stopped{color:#cf222e;font-weight:600}.next code{word-break:break-all}
-table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f6f8fa;white-space:nowrap}table.rows td:nth-child(1),table.rows td:nth-child(4),table.rows td:nth-child(5){overflow-wrap:normal;white-space:nowrap}td.num{text-align:right}td.code{font-family:ui-monospace,monospace;white-space:nowrap}
 svg.chart{width:100%;max-width:720px;height:auto;font-size:10px}svg text{fill:#57606a}
 .axis{stroke:#8c959f}rect.req{fill:#54aeff}line.cap{stroke:#cf222e;stroke-dasharray:6 4}text.cap{fill:#cf222e}

@@ -39,7 +39,9 @@ export class ProgressLine {
     const { tally, total } = this.source;
     const done = tally.done;
     const elapsed = (Date.now() - this.started) / 1000;
-    const perSec = elapsed > 0 ? done / elapsed : 0;
+    // The pace of this run's own work: rows an earlier run finished cost nothing and say nothing of it.
+    const worked = done - tally.finishedEarlier;
+    const perSec = elapsed > 0 ? worked / elapsed : 0;
     const eta = perSec > 0 && done < total ? duration(Math.ceil((total - done) / perSec)) : '-';
     const width = 20;
     const filled = total > 0 ? Math.round((done / total) * width) : 0;

@@ -244,3 +244,75 @@ test('--keep-reports n keeps the newest n report sets of an input and never its 
   expect(files.filter((f) => f.startsWith('keep.verify.'))).toHaveLength(4);
   expect((await runCli(['run', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '0'], env)).code).toBe(2);
 });
+
+describe('review findings', () => {
+  test('in a folder: an Entra file carries its seeds (--activate applies), seed flags do not fail the seedless files, reports in the folder are not shipments, an empty folder is nothing to do', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20, users: [{ id: userId(1), username: 'erin' }] });
+    const root = tempDir('oath-bulk-folder-');
+    const folder = join(root, 'in');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'entra.csv'), 'upn,serial number,secret key,time interval,manufacturer,model\nerin,ENTRAF001,JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP,30,Contoso,Key\n', { mode: 0o600 });
+    writeFileSync(join(folder, 'plain.csv'), `userID,serialNumber\n${userId(2)},ENTRAF001X\n`);
+    box.sandbox.inventory.createOne({ serialNumber: 'ENTRAF001X', secret: '3132333435363738393031323334353637383930', type: 'TOTP', otpLength: 6 });
+    const key = join(root, 'vendor.key');
+    writeFileSync(key, '000102030405060708090a0b0c0d0e0f\n', { mode: 0o600 });
+    const env = sandboxEnv(box.sandbox);
+    // --out-dir is the folder itself: its reports must not become shipments.
+    const args = ['run', folder, '--out-dir', folder, '--activate', '--psk-file', key];
+    const first = await runCli(args, env);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const entra = box.sandbox.allDevices().find((d) => d.serialNumber === 'ENTRAF001')!;
+    expect(entra.status).toBe('ACTIVE');
+    const again = await runCli(args, env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/: 2 files\n/);
+    expect(again.stdout).toMatch(/entra\.csv: nothing to do/);
+    expect(again.stdout).toMatch(/plain\.csv: nothing to do/);
+
+    const empty = join(root, 'empty');
+    mkdirSync(empty);
+    const idle = await runCli(['run', empty, '--out-dir', join(root, 'out')], env);
+    expect(idle.code).toBe(0);
+    expect(idle.stdout).toMatch(/nothing to do: no shipment files/);
+  });
+
+  test('the healthcheck URL never reaches next: nor the HTML report; from the settings file it pings for run, not for verify or a dry run', async () => {
+    const hc = await monitor();
+    try {
+      const dir = tempDir();
+      csvFile(join(dir, 'bad.csv'), [[userId(3), 'UNKNOWN0003']]);
+      const env = sandboxEnv(box.sandbox);
+      const flagged = await runCli(['run', join(dir, 'bad.csv'), '--out-dir', dir, '--healthcheck-url', `${hc.url}?create=1`], env);
+      expect(flagged.code).toBe(1);
+      expect(flagged.stdout).toMatch(/next: .*oath-bulk run /);
+      expect(flagged.stdout).not.toContain('5a1b2c3d');
+      for (const f of readdirSync(dir)) expect(readFileSync(join(dir, f), 'utf8')).not.toContain('5a1b2c3d');
+      // The suffix goes in the path, before the query.
+      expect(hc.pings.map((p) => p.path)).toEqual(['/ping/5a1b2c3d/start?create=1', '/ping/5a1b2c3d/1?create=1']);
+
+      const settings = join(dir, 'ops.env');
+      writeFileSync(settings, `OATH_BULK_HEALTHCHECK_URL=${hc.url}\nOATH_BULK_METRICS_FILE=${join(dir, 'cron.prom')}\n`, { mode: 0o600 });
+      hc.pings.length = 0;
+      await runCli(['run', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      const metrics = readFileSync(join(dir, 'cron.prom'), 'utf8');
+      await runCli(['verify', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      await runCli(['run', '--dry-run', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      expect(hc.pings.map((p) => p.path)).toEqual(['/ping/5a1b2c3d/start', '/ping/5a1b2c3d/1']);
+      expect(readFileSync(join(dir, 'cron.prom'), 'utf8')).toBe(metrics);
+    } finally {
+      await hc.close();
+    }
+  });
+
+  test('--keep-reports never removes the set it just wrote, even beside sets that look newer', async () => {
+    const dir = tempDir();
+    csvFile(join(dir, 'clock.csv'), [[userId(1), 'CLOCK001']]);
+    for (const kind of ['results.csv', 'log.jsonl', 'summary.json', 'report.html']) writeFileSync(join(dir, `clock.20991231T000000Z.${kind}`), '');
+    const result = await runCli(['run', join(dir, 'clock.csv'), '--out-dir', dir, '--keep-reports', '1'], sandboxEnv(box.sandbox));
+    expect(result.code).toBe(0);
+    const summary = JSON.parse(readFileSync(result.stdout.match(/summary {2}(\S+)/)![1]!, 'utf8'));
+    for (const path of [summary.reports.results, summary.reports.log, summary.reports.report]) expect(existsSync(path)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.startsWith('clock.2099'))).toEqual([]);
+  });
+});

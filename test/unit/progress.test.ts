@@ -24,3 +24,14 @@ test('a wide terminal gets everything: the bar, the outcomes, the rate and the r
   const text = line(200);
   expect(text).toMatch(/^[█░]{20} 1234\/100000 · created 1209 existing 0 failed 25 invalid 0 · 19\.8 req\/s · retries 12 · ETA/);
 });
+
+test('the ETA counts only this run\'s own pace: rows an earlier run finished do not make it optimistic', () => {
+  const tally = new Tally();
+  for (let i = 0; i < 90_000; i++) tally.add({ outcome: 'CREATED', finishedEarlier: true });
+  for (let i = 0; i < 600; i++) tally.add({ outcome: 'CREATED' });
+  const out = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { columns: 200 });
+  const progress = new ProgressLine(out, { tally, total: 100_000, rate: () => 10, retries: () => 0 });
+  (progress as unknown as { started: number }).started = Date.now() - 60_000;
+  // 600 rows a minute: the 9,400 left take about 15 minutes, not seconds.
+  expect(progress.render()).toMatch(/ETA 15m\d\ds$/);
+});
