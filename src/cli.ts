@@ -81,7 +81,8 @@ function refuseSecretFlag(argv: Record<string, unknown>): void {
   }
 }
 
-const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required', 'activate', 'preflight'];
+/** Flags that take no value (`--flag`, `--no-flag`, or `=true|false`). */
+export const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required', 'activate', 'preflight'];
 
 /**
  * yargs reads `--dry-run=1` as false: a real run where a dry run was meant. A switch takes no

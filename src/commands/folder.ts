@@ -18,7 +18,8 @@ import { finalRows, scanInput } from '../input/scan.js';
 import { openInput } from '../input/reader.js';
 import { stem } from '../report/files.js';
 import { resolveCommandConfig } from './context.js';
-import { runCommand, type CommandDeps } from './run.js';
+import { SWITCHES } from '../cli.js';
+import { runCommand, SEED_FLAGS, type CommandDeps } from './run.js';
 
 /** Seed files found beside `<name>.csv`, in this order of preference (README "Folder runs"). */
 export const SEED_SUFFIXES = ['.pskc.xml', '.pskc', '.seeds.xml', '.seeds.csv'];
@@ -67,8 +68,8 @@ export function fileArgs(argv: readonly string[], folder: string, path: string, 
         continue;
       }
       out.push(a);
-      // A flag's value follows it, unless it is a switch or written --flag=value.
-      if (!a.includes('=') && !SWITCH_FLAGS.has(name) && i + 1 < argv.length) out.push(argv[++i]!);
+      // A flag's value follows it, unless it is a switch, a --no-flag, or written --flag=value.
+      if (!a.includes('=') && !a.startsWith('--no-') && !SWITCHES.includes(name) && name !== 'help' && name !== 'version' && i + 1 < argv.length) out.push(argv[++i]!);
       continue;
     }
     if (!positional && a === folder) {
@@ -82,10 +83,7 @@ export function fileArgs(argv: readonly string[], folder: string, path: string, 
   return out;
 }
 
-const SWITCH_FLAGS = new Set(['dry-run', 'strict', 'quiet', 'debug', 'progress', 'activate', 'preflight', 'journal', 'help', 'version']);
 
-/** Flags that only mean something for a shipment with seeds. */
-const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
 
 /** The seed file beside `<name>.csv`, if any; two candidates are a usage error for that file. */
 export function seedFileFor(folder: string, file: string): string | undefined {

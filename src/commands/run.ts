@@ -47,7 +47,7 @@ export interface CommandDeps extends ConfigSources {
 }
 
 /** Flags that only mean something when seeds are read. */
-const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
+export const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   if (isDirectory(input)) return runFolder(input, raw, deps);

@@ -12,8 +12,6 @@ const box = useSandbox('all');
 
 const cases: Array<[string, RegExp]> = [
   ['does-not-exist.csv', /does-not-exist\.csv: no such file: check the path$/],
-  // A folder is a folder run (run <folder>): one without shipments says so.
-  ['a-directory', /a-directory: no shipment files \(\*\.csv\) directly in it: put each shipment's assignment CSV there$/],
   ['empty.csv', /empty\.csv: is empty: expected a header row "userID,serialNumber"/],
   ['header-only.csv', /header-only\.csv: has a header but no data rows: add one row per token/],
   ['blank-lines-only.csv', /blank-lines-only\.csv: holds only blank lines: expected a header row/],
@@ -41,6 +39,16 @@ test.each(cases)('%s: exit 2, one clear line, nothing sent', async (name, expect
   expect(lines[0]).toMatch(expected);
   expect(result.stderr).not.toMatch(/\n\s+at /);
   expect(result.stdout).toBe('');
+  expect(box.sandbox.stats.requests).toBe(before);
+});
+
+test('a folder given as the input is a folder run: one without shipments is nothing to do (exit 0), nothing sent', async () => {
+  const dir = tempDir();
+  const before = box.sandbox.stats.requests;
+  const result = await runCli(['run', join(FIXTURES, 'a-directory'), '--out-dir', dir], sandboxEnv(box.sandbox));
+  expect(result.code).toBe(0);
+  expect(result.stderr).toBe('');
+  expect(result.stdout).toMatch(/a-directory: 0 files\n {2}nothing to do: no shipment files \(\*\.csv\) directly in it\n$/);
   expect(box.sandbox.stats.requests).toBe(before);
 });
 
