@@ -316,3 +316,24 @@ describe('review findings', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith('clock.2099'))).toEqual([]);
   });
 });
+
+test('a file dropped into the folder while a run goes on is taken next time, not in the middle', async () => {
+  box.sandbox.configure({ latencyMs: 150 });
+  const root = tempDir('oath-bulk-folder-');
+  const folder = join(root, 'in');
+  mkdirSync(folder);
+  csvFile(join(folder, 'first.csv'), Array.from({ length: 8 }, (_, i) => [userId(i + 1), `DROP${String(i).padStart(4, '0')}`] as [string, string]));
+  const env = sandboxEnv(box.sandbox);
+  const out = join(root, 'out');
+  const running = runCli(['run', folder, '--out-dir', out, '--concurrency', '1'], env);
+  for (let i = 0; i < 400 && box.sandbox.stats.createsReceived === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  csvFile(join(folder, 'late.csv'), [[userId(20), 'LATE0001']]);
+  const first = await running;
+  expect(first.code).toBe(0);
+  expect(first.stdout).toMatch(/: 1 file\n/);
+  expect(first.stdout).not.toMatch(/late\.csv/);
+  box.sandbox.configure({ latencyMs: 0 });
+  const next = await runCli(['run', folder, '--out-dir', out], env);
+  expect(next.stdout).toMatch(/first\.csv: nothing to do/);
+  expect(next.stdout).toMatch(/late\.csv: CREATED 1 · exit 0/);
+});

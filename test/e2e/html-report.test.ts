@@ -7,7 +7,7 @@
  * render `<script>` cells as text, and print on A4. A screenshot and the PDF are kept in the
  * test's temp dir.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser } from 'puppeteer-core';
@@ -98,4 +98,38 @@ test('the report of a run opens in chromium with no console error and no request
   expect(pages).toBeLessThanOrEqual(4);
   expect(existsSync(join(dir, 'report.png'))).toBe(true);
   await page.close();
+}, 60_000);
+
+test('import, verify and rollback write their report too: each opens with no error and no request, and shows its summary\'s counts', async () => {
+  box.sandbox.configure({ rateLimit: 0, inventory: 'imported', jobDelayMs: 20 });
+  const dir = tempDir('oath-bulk-html-');
+  const seeds = join(dir, 'seeds.csv');
+  writeFileSync(seeds, 'serial,secret,type,manufacturer\nVIEW0001,3132333435363738393031323334353637383930,TOTP,<b>Acme</b>\nVIEW0002,zz,TOTP,Acme\n', { mode: 0o600 });
+  const input = join(dir, 'view.csv');
+  writeFileSync(input, `userID,serialNumber\n${userId(1)},VIEW0001\n`);
+  const env = sandboxEnv(box.sandbox);
+  expect((await runCli(['import', seeds, '--out-dir', dir], env)).code).toBe(1);
+  expect((await runCli(['run', input, '--out-dir', dir], env)).code).toBe(0);
+  const results = latest(dir, '.results.csv');
+  expect((await runCli(['verify', results, '--out-dir', dir], env)).code).toBe(0);
+  expect((await runCli(['rollback', results, '--out-dir', dir, '--dry-run'], env)).code).toBe(0);
+  for (const command of ['import', 'verify', 'rollback']) {
+    const file = readdirSync(dir).filter((f) => f.includes(`.${command}.`) && f.endsWith('.summary.json')).sort().pop()!;
+    const summary = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    const page = await browser.newPage();
+    const requests: string[] = [];
+    const problems: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    const url = pathToFileURL(summary.reports.report).href;
+    await page.goto(url, { waitUntil: 'load' });
+    expect({ command, problems, requests }).toEqual({ command, problems: [], requests: [url] });
+    const counts = await page.$$eval('[data-outcome]', (els) => Object.fromEntries(els.map((e) => [(e as HTMLElement).dataset['outcome'], Number(e.querySelector('.n')!.textContent)])));
+    expect(counts).toMatchObject(Object.fromEntries(Object.entries(summary.outcomes as Record<string, number>).filter(([, n]) => n > 0)));
+    expect(await page.$eval('h1', (h) => h.textContent)).toContain(`oath-bulk ${command}`);
+    expect(await page.$$eval('b', (b) => b.length)).toBe(0);
+    await page.close();
+  }
 }, 60_000);
