@@ -204,6 +204,8 @@ ${attention}
 function chart(recorder: ReportRecorder, cap?: number): string {
   const { width, points } = recorder.timeline();
   if (points.length === 0 || points.every((p) => p.requests === 0)) return '<p class="none">No requests were sent.</p>';
+  const sent = points.reduce((n, p) => n + p.requests, 0);
+  if (points.length < 2) return `<p class="none">${sent} requests within a second: too short a run for a chart.</p>`;
   const W = 720;
   const H = 220;
   const left = 44;
@@ -223,7 +225,7 @@ function chart(recorder: ReportRecorder, cap?: number): string {
     .join('');
   const capLine = cap ? `<line class="cap" x1="${left}" x2="${W - 10}" y1="${y(cap).toFixed(1)}" y2="${y(cap).toFixed(1)}"/><text class="cap" x="${W - 12}" y="${(y(cap) - 4).toFixed(1)}" text-anchor="end">cap ${cap}/s</text>` : '';
   const ticks = [0, top / 2, top].map((v) => `<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text>`).join('');
-  const xTicks = [0, end / 2, end].map((s) => `<text x="${x(s).toFixed(1)}" y="${H - 8}" text-anchor="middle">${end < 10 ? s.toFixed(1) : Math.round(s)} s</text>`).join('');
+  const xTicks = [0, end / 2, end].map((s, i) => `<text x="${x(s).toFixed(1)}" y="${H - 8}" text-anchor="${['start', 'middle', 'end'][i]}">${end < 10 ? s.toFixed(1) : Math.round(s)} s</text>`).join('');
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="requests per second over the run">
 <line class="axis" x1="${left}" x2="${left}" y1="10" y2="${10 + plotH}"/><line class="axis" x1="${left}" x2="${W - 10}" y1="${10 + plotH}" y2="${10 + plotH}"/>
 ${ticks}${xTicks}${bars}${capLine}${marks}

@@ -35,7 +35,7 @@ export interface CommandSummary {
   readonly outcomes: Record<string, number>;
   readonly errorCodes: Record<string, number>;
   readonly finishedEarlier: number;
-  /** Devices PingOne created ACTIVATION_REQUIRED: their users are asked for a code at first sign-in. */
+  /** Devices the rows hold (created, or the user held them) that PingOne left ACTIVATION_REQUIRED: their users are asked for a code at first sign-in. */
   readonly activationRequired: number;
   /** Devices this run activated with a code computed from the token's seed (--activate). */
   readonly activated: number;
