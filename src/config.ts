@@ -283,9 +283,10 @@ export interface OpsOptions {
 }
 
 /**
- * `scheduled`: a real `run` (what cron runs). The settings file's healthcheck URL and metrics
- * file apply only to it: a verify, rollback, import or dry run by hand with the same settings
- * file must not ping cron's monitor nor replace its metrics. Flags apply to any command.
+ * `scheduled`: a real `run` of a folder (what cron runs). The settings file's healthcheck URL
+ * and metrics file apply only to it: a verify, rollback, import, dry run or single-file run by
+ * hand with the same settings file must not ping cron's monitor nor replace its metrics. Flags
+ * apply to any command.
  */
 export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, scheduled = true): OpsOptions {
   const all = environmentFrom(raw, sources);
@@ -294,14 +295,17 @@ export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, sched
   const url = pick(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL');
   let healthcheckUrl: string | undefined;
   if (url !== undefined) {
+    // The URL is a capability: a problem with it shows its scheme and host only.
+    const where = label(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL');
     let parsed: URL | undefined;
     try {
       parsed = new URL(url);
     } catch {
-      c.add(label(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL'), 'an absolute http(s) URL such as https://hc-ping.com/<uuid>', url);
+      c.add(where, 'an absolute https:// URL such as https://hc-ping.com/<uuid> (the value is not shown: it is a ping key)', '…');
     }
-    if (parsed && parsed.protocol !== 'https:' && parsed.protocol !== 'http:') c.add(label(raw, 'healthcheck-url', env, 'OATH_BULK_HEALTHCHECK_URL'), 'an http(s) URL', url);
-    else if (parsed) healthcheckUrl = url.replace(/\/+$/, '');
+    if (parsed && parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && isLoopbackHost(parsed.hostname))) {
+      c.add(where, 'an https:// URL (plain http is allowed only on loopback hosts: the URL is a ping key)', `${parsed.protocol}//${parsed.host}/…`);
+    } else if (parsed) healthcheckUrl = url.replace(/\/+$/, '');
   }
   const metricsFile = pick(raw, 'metrics-file', env, 'OATH_BULK_METRICS_FILE');
   if (metricsFile !== undefined && !/\.prom$/.test(metricsFile)) c.add(label(raw, 'metrics-file', env, 'OATH_BULK_METRICS_FILE'), 'a path ending in .prom (what node_exporter\'s textfile collector reads)', metricsFile);

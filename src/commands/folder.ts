@@ -52,7 +52,7 @@ export async function shipmentFiles(folder: string): Promise<string[]> {
  * The command line of one file, for its `next:`: the folder's own, with the file in the
  * folder's place, its seed file as --seeds, and --activate only where there are seeds.
  */
-export function fileArgs(argv: readonly string[], folder: string, path: string, seeds: string | undefined, activate: boolean): string[] {
+export function fileArgs(argv: readonly string[], folder: string, path: string, seeds: string | undefined, activate: boolean, seeded = seeds !== undefined): string[] {
   const out: string[] = [];
   let positional = false;
   for (let i = 0; i < argv.length; i++) {
@@ -63,6 +63,11 @@ export function fileArgs(argv: readonly string[], folder: string, path: string, 
     }
     if (a.startsWith('--')) {
       const name = a.replace(/^--(no-)?/, '').replace(/=.*$/, '');
+      // --activate and the seed-file flags belong to a shipment with seeds.
+      if (SEED_FLAGS.includes(name) && !seeded) {
+        if (!a.includes('=') && i + 1 < argv.length) i++;
+        continue;
+      }
       if (name === 'activate' && !activate) {
         if (argv[i + 1] === 'true' || argv[i + 1] === 'false') i++;
         continue;
@@ -124,8 +129,9 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
     const alias = aliasKey(row);
     const state = alias === undefined ? journal.lookup(pairKey(row.user.value, row.serialNumber)) : journal.lookupAlias(alias);
     if (!state?.outcome) return undefined;
-    // --activate: a device still waiting for a code (the job's, or one the user held) is work left.
-    if (activate && state.deviceStatus === 'ACTIVATION_REQUIRED') return undefined;
+    // --activate: a device still waiting for a code (the job's, or one the user held) is work
+    // left — unless PingOne refused its codes: cron does not send it more every morning.
+    if (activate && state.deviceStatus === 'ACTIVATION_REQUIRED' && !state.activationRefused) return undefined;
     outcomes[state.outcome] = (outcomes[state.outcome] ?? 0) + 1;
   }
   if (invalid > 0) outcomes['INVALID'] = invalid;
@@ -166,6 +172,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
   const total: Record<string, number> = {};
   let worst = 0;
   let nothing = 0;
+  let notRun = 0;
   const now = (): string => new Date().toISOString();
   for (const file of files) {
     const path = join(folder, file);
@@ -174,7 +181,8 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
     };
     if (deps.control.stopped) {
       out(`  ${file}: not run: the run was stopped (${deps.control.reason?.code}); run again to take it · exit 3\n`);
-      deps.onSummary?.({ command: 'run', input: path, exitCode: 3, finishedAt: now() });
+      deps.onSummary?.({ command: 'run', input: path, exitCode: 3, notRun: true });
+      notRun++;
       worst = Math.max(worst, 3);
       continue;
     }
@@ -206,9 +214,10 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
           ...deps,
           warn,
           control,
+          scheduled: true,
           // One line per file here; the file's own summary is in its reports.
           stdout: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-          argv: fileArgs(deps.argv ?? ['run', folder], folder, path, seeds, activate && seeded),
+          argv: fileArgs(deps.argv ?? ['run', folder], folder, path, seeds, activate && seeded, seeded),
           // Reported once the file is done, with the exit code it ended with.
           onSummary: (s) => {
             summary = s as typeof summary;
@@ -231,6 +240,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
     deps.onSummary?.(summary ? { ...summary, exitCode: code } : { command: 'run', input: path, exitCode: code, finishedAt: now() });
     worst = Math.max(worst, code);
   }
-  out(`  total: ${plural(files.length, 'file')}${nothing ? ` (${nothing} with nothing to do)` : ''} · ${counts(total)} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
+  const asides = [nothing ? `${nothing} with nothing to do` : '', notRun ? `${notRun} not run` : ''].filter(Boolean).join(', ');
+  out(`  total: ${plural(files.length, 'file')}${asides ? ` (${asides})` : ''} · ${counts(total)} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
   return worst;
 }

@@ -6,7 +6,8 @@
  * them can fail the run: a ping or a metrics file that cannot be written is a warning.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import axios from 'axios';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../config.js';
@@ -28,6 +29,16 @@ export interface RunFacts {
   readonly durationMs?: number;
   readonly exitCode: number;
   readonly finishedAt?: string;
+  /** A folder run stopped before it reached this input. */
+  readonly notRun?: boolean;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** The ping URL without its path, which is a secret of sorts (anyone with it can ping). */
@@ -95,6 +106,8 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     by.get('oath_bulk_retries')!.push([base, run.requests?.retries ?? 0]);
     by.get('oath_bulk_duration_seconds')!.push([base, (run.durationMs ?? 0) / 1000]);
     by.get('oath_bulk_exit_code')!.push([base, run.exitCode]);
+    // An input a stopped folder run never reached has no last run to date.
+    if (run.notRun) continue;
     const ended = run.finishedAt ? Date.parse(run.finishedAt) : at.getTime();
     by.get('oath_bulk_last_run_timestamp_seconds')!.push([base, Math.floor((Number.isNaN(ended) ? at.getTime() : ended) / 1000)]);
   }
@@ -139,12 +152,31 @@ export async function pruneReports(outDir: string, input: string, command: strin
     list.push(file);
     sets.set(m[1]!, list);
   }
-  // The set just written is never removed (a clock that ran ahead left newer-looking sets).
-  const old = [...sets.keys()].filter((id) => id !== current).sort().reverse().slice(Math.max(0, keep - (current !== undefined && sets.has(current) ? 1 : 0)));
+  // Dry runs and real runs are kept n each: a preflight never pushes out the reports of the
+  // run that made the devices. A set without a readable summary counts as a real run.
+  const kinds = new Map<string, 'dry' | 'real'>();
+  for (const [runId, files] of sets) {
+    const summary = files.find((f) => f.endsWith('.summary.json'));
+    let dry = false;
+    if (summary) {
+      try {
+        dry = (JSON.parse(await readFile(join(outDir, summary), 'utf8')) as { dryRun?: unknown }).dryRun === true;
+      } catch {
+        dry = false;
+      }
+    }
+    kinds.set(runId, dry ? 'dry' : 'real');
+  }
   const removed: string[] = [];
-  for (const runId of old) {
-    for (const file of sets.get(runId)!) {
-      await unlink(join(outDir, file)).then(() => removed.push(file), () => undefined);
+  for (const kind of ['dry', 'real'] as const) {
+    // The set just written is never removed (a clock that ran ahead left newer-looking sets).
+    const ids = [...sets.keys()].filter((id) => kinds.get(id) === kind);
+    const mine = current !== undefined && ids.includes(current);
+    const old = ids.filter((id) => id !== current).sort().reverse().slice(Math.max(0, keep - (mine ? 1 : 0)));
+    for (const runId of old) {
+      for (const file of sets.get(runId)!) {
+        await unlink(join(outDir, file)).then(() => removed.push(file), () => undefined);
+      }
     }
   }
   return removed;
@@ -162,7 +194,10 @@ function endLine(runs: readonly RunFacts[], code: number): string {
  * it. `input` labels a run that ended before it wrote any summary (a usage error).
  */
 export async function withOperations(command: string, input: string, raw: RawOptions, deps: CommandDeps, body: (deps: CommandDeps) => Promise<number>): Promise<number> {
-  const ops: OpsOptions = resolveOpsOptions(raw, deps, command === 'run' && raw['dry-run'] !== true);
+  // What cron schedules is a real run of a folder: the settings file's monitoring applies to
+  // that alone, so that a command typed by hand with the same settings file (a file's own
+  // next:, a verify, a dry run) never pings cron's monitor nor replaces its metrics.
+  const ops: OpsOptions = resolveOpsOptions(raw, deps, command === 'run' && raw['dry-run'] !== true && isFolder(input));
   const warn = (message: string): void => {
     if (deps.warn) deps.warn(message);
     else deps.stderr.write(`oath-bulk: warning: ${message}\n`);

@@ -44,6 +44,8 @@ export interface CommandDeps extends ConfigSources {
   readonly onSummary?: (summary: object) => void;
   /** --keep-reports: report sets kept per input name after a command writes its own. */
   readonly keepReports?: number;
+  /** A file of a folder run: what cron schedules. */
+  readonly scheduled?: boolean;
 }
 
 /** Flags that only mean something when seeds are read. */
@@ -170,14 +172,16 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
 
   let activationRequired = 0;
   let activated = 0;
+  let activationHalted: string | undefined;
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
     if ((result.outcome === 'CREATED' || result.outcome === 'EXISTING') && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
     const fine = result.outcome === 'CREATED' || result.outcome === 'EXISTING' || (dryRun && result.outcome === 'NOT_ATTEMPTED');
     if (!fine || result.errorCode) ctx.recorder.attention(result);
-    const { extras, finishedEarlier, ...fields } = result;
+    const { extras, finishedEarlier, activationRefused, ...fields } = result;
     void extras;
     void finishedEarlier;
+    void activationRefused;
     const level = result.outcome === 'CREATED' || result.outcome === 'EXISTING' ? 'info' : 'warn';
     logger[level]({ event: 'row', ...fields });
     // The log cannot push back on pino: rows wait here when it falls behind the disk.
@@ -202,8 +206,22 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     if (seeds && !control.stopped && (!dryRun || plan.preflight)) {
       seedsSummary = await importSeeds(seeds, plan, ctx, retry, present, logger);
     }
+    // The import took its time: the ETA is about the rows.
+    progress?.restart();
     const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
-    const activating = activate && seeds ? activation(seeds, { ...retry, api: session.client }, journal, dryRun, () => activated++) : undefined;
+    const activating = activate && seeds
+      ? activation(seeds, { ...retry, api: session.client }, journal, {
+        dryRun,
+        maxRefusedInARow: engine.maxConsecutiveFailures,
+        // A folder run (cron) sends no more codes where PingOne refused an earlier run's.
+        retryRefused: deps.scheduled !== true,
+        onActivated: () => activated++,
+        onHalted: (why) => {
+          activationHalted = why;
+          logger.warn({ event: 'activation.halted', message: why });
+        },
+      })
+      : undefined;
     await runBatch(finalRows(scan, changed), retry, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, {
       emit,
       predict: preflight ? (row, plain) => preflight.predict(row, plain) : undefined,
@@ -257,6 +275,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
       ? `seeds: ${seedsSummary.file} holds none of this file's serials: is it the seed file of this shipment?`
       : `seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${counts}${seedsSummary.finishedEarlier ? ` (${seedsSummary.finishedEarlier} by an earlier run)` : ''}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
   }
+  if (activationHalted) notes.push(activationHalted.replace(/^activation stopped/, 'ACTIVATION STOPPED'));
   if (activated > 0) notes.push(`${activated} devices activated with codes computed from their seeds (deviceStatus ACTIVE)`);
   if (activationRequired > 0) {
     notes.push(activate
@@ -337,7 +356,7 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
       jobTimeoutMs: 10 * 60_000,
       jobsInFlight: ctx.engine.concurrency,
     });
-    seeds.record(outcomes);
+    seeds.record(outcomes, retry.journal);
     await writeImportResults(outcomes, results, logger, tally, undefined, plan.dryRun);
   } finally {
     await results.close();

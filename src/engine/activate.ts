@@ -27,6 +27,8 @@ export interface Activation {
   readonly message: string;
   /** A code of this run activated it (a clear answer, not a device found active). */
   readonly activatedHere: boolean;
+  /** PingOne refused both codes computed from the seed. */
+  readonly refused?: boolean;
 }
 
 /** The code to send at `now`: the token's current one (`next` false), or its nearest neighbour. */
@@ -126,6 +128,7 @@ export async function activateDevice(row: number, userId: string, deviceId: stri
       errorCode: 'ACTIVATION_FAILED',
       message: `PingOne refused the codes computed from the seed at ${tried.join(' and ')} (${e.message}): the seed file may not match this token, or the token has drifted. The user is asked for a code at first sign-in; or resync the token in PingOne, then run again with --activate`,
       activatedHere: false,
+      refused: true,
     };
   }
   return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: ${e ? e.message : 'PingOne answered without saying the device is ACTIVE'}; run again with --activate to try again`, activatedHere: false };

@@ -64,6 +64,7 @@ export function fromJournal(row: CheckedRow & { userId?: string }, state: PairSt
     serialNumber: row.serialNumber,
     extras: row.extras,
     finishedEarlier: true,
+    ...(state.activationRefused ? { activationRefused: true } : {}),
     // A device pair's journal holds only CREATED or EXISTING.
     outcome: state.outcome as 'CREATED' | 'EXISTING',
     deviceId: state.deviceId,

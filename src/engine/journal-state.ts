@@ -10,6 +10,8 @@
  * - `done`    the pair is final: `o` CREATED or EXISTING (`d` the device id), or for an imported
  *             token (key `import|<serial>`) IMPORTED or ALREADY_PRESENT (`d` the token id); `r` an alias key
  *             (the row's email or username and serial) when the row named its user that way;
+ *             `s` the device's status; `a` "refused" when PingOne refused the codes computed
+ *             from the seed (a folder run leaves such a device to the user's first sign-in);
  * - `clear`   the pair's earlier creates are settled and made nothing: no claim remains;
  * - `removed` rollback deleted the device this job created: the pair is open again.
  */
@@ -34,6 +36,8 @@ export interface PairState {
   readonly deviceStatus?: string;
   /** The PingOne user id of the pair (the key's first half). */
   readonly userId?: string;
+  /** PingOne refused the activation codes computed from the seed. */
+  readonly activationRefused?: boolean;
 }
 
 export function pairKey(userId: string, serialNumber: string): string {
@@ -93,6 +97,7 @@ export class JournalState {
             deviceId: String(record['d']),
             deviceStatus: typeof record['s'] === 'string' ? record['s'] : undefined,
             userId: key.slice(0, key.indexOf('|')),
+            ...(record['a'] === 'refused' ? { activationRefused: true } : {}),
           });
           this.open.delete(key);
           if (typeof record['r'] === 'string') this.aliases.set(record['r'], key);

@@ -42,6 +42,8 @@ export interface Finish {
   readonly deviceStatus?: string;
   /** The row's email/username key, when it named its user that way. */
   readonly alias?: string;
+  /** PingOne refused both codes computed from the seed: a scheduled run does not send more. */
+  readonly activationRefused?: boolean;
 }
 
 export interface PairJournal {
@@ -126,7 +128,7 @@ export class RecordingJournal implements PairJournal {
    */
   finished(key: string, row: number, f: Finish): void {
     this.state.forget(key, f.alias);
-    void this.append({ v: JOURNAL_VERSION, e: 'done', k: key, row, o: f.outcome, d: f.deviceId, s: f.deviceStatus, r: f.alias, at: Date.now() }, false).catch(() => undefined);
+    void this.append({ v: JOURNAL_VERSION, e: 'done', k: key, row, o: f.outcome, d: f.deviceId, s: f.deviceStatus, r: f.alias, ...(f.activationRefused ? { a: 'refused' } : {}), at: Date.now() }, false).catch(() => undefined);
   }
 
   cleared(key: string, row: number): void {

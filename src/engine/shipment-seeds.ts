@@ -8,9 +8,9 @@
 import type { CheckedRow } from '../input/validate.js';
 import type { RowResult } from '../report/outcome.js';
 import type { SeedToken } from '../seeds/token.js';
-import { activateDevice, NOT_ATTEMPTED_MESSAGE, type ActivateContext } from './activate.js';
+import { activateDevice, NOT_ATTEMPTED_MESSAGE, type ActivateContext, type Activation } from './activate.js';
 import { aliasKey, type ResolvedRow } from './assign-row.js';
-import type { ImportResult } from './import-batch.js';
+import { importKey, type ImportResult } from './import-batch.js';
 import { pairKey, type PairJournal } from './journal.js';
 
 export class ShipmentSeeds {
@@ -42,9 +42,13 @@ export class ShipmentSeeds {
     for (const t of this.tokens) if (!kept.has(t)) t.secret?.wipe();
   }
 
-  record(results: readonly ImportResult[]): void {
+  /** `journal`: where the imports are recorded (the run's), so that a stale one can be undone. */
+  record(results: readonly ImportResult[], journal?: PairJournal): void {
+    this.journal = journal;
     for (const r of results) if (this.bySerial.get(r.token.serialNumber) === r.token) this.imported.set(r.token.serialNumber, r);
   }
+
+  private journal?: PairJournal;
 
   /** Whether the seed file holds a usable seed for the serial. */
   usable(serial: string): boolean {
@@ -71,10 +75,21 @@ export class ShipmentSeeds {
       ? `it is not in the seed file ${this.path} either: add the token's seed there (or import it), then run again`
       : seed.problem
         ? `its token in the seed file is invalid (${seed.problem.code}: ${seed.problem.message}): correct the seed file, then run again`
-        : this.imported.has(result.serialNumber)
-          ? 'its seed was imported, yet PingOne does not find it: check that --environment-id names the environment the seeds went into'
-          : 'its seed was not imported by this run: run again';
+        : this.imported.get(result.serialNumber)?.finishedEarlier
+          ? this.forgetImport(result)
+          : this.imported.has(result.serialNumber)
+            ? 'its seed was imported, yet PingOne does not find it: check that --environment-id names the environment the seeds went into'
+            : 'its seed was not imported by this run: run again';
     return { ...result, message: `${result.message}; ${why}` };
+  }
+
+  /**
+   * The journal says an earlier run imported the token, and PingOne no longer has it (revoked
+   * since): that record is cleared, so the next run reads the inventory and imports it again.
+   */
+  private forgetImport(result: RowResult): string {
+    this.journal?.cleared(importKey(result.serialNumber), result.row);
+    return 'an earlier run imported its seed, but PingOne no longer finds it (revoked since?): the next run imports it again, then assigns it';
   }
 
   /** Wipes every seed still held. */
@@ -88,7 +103,29 @@ export class ShipmentSeeds {
  * PingOne left ACTIVATION_REQUIRED is activated with its token's current code. A device this
  * run did not just create is read first, and gets no code if it is active already.
  */
-export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: PairJournal, dryRun: boolean, onActivated: () => void = () => undefined): (row: CheckedRow, result: RowResult) => Promise<RowResult> {
+export interface ActivationOptions {
+  readonly dryRun: boolean;
+  /** Devices in a row whose codes PingOne refuses before the run stops activating (--max-consecutive-failures). */
+  readonly maxRefusedInARow: number;
+  /** Send codes again where an earlier run's were refused (a run by hand: yes; a folder run: no). */
+  readonly retryRefused: boolean;
+  readonly onActivated?: () => void;
+  /** The run stopped activating: why, for the summary. */
+  readonly onHalted?: (message: string) => void;
+}
+
+export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: PairJournal, options: ActivationOptions): (row: CheckedRow, result: RowResult) => Promise<RowResult> {
+  const { dryRun } = options;
+  let refusedInARow = 0;
+  let halted: string | undefined;
+  /** A device has taken a code computed from its seed in this run: the seeds and clock are right. */
+  let proven = false;
+  let queue: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
+    const turn = queue.then(work);
+    queue = turn.catch(() => undefined);
+    return turn;
+  };
   return async (row, result) => {
     if ((result.outcome !== 'CREATED' && result.outcome !== 'EXISTING') || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
     const note = (text: string): string => (result.message ? `${result.message}; ${text}` : text);
@@ -98,12 +135,36 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
       return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${token ? 'its token in the seed file is invalid' : `no seed for ${result.serialNumber} in ${seeds.path}`}; the user is asked for a code at first sign-in`) };
     }
     if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note(NOT_ATTEMPTED_MESSAGE) };
+    // Codes PingOne keeps refusing are a wrong seed file or a wrong clock, not the tokens:
+    // no more codes are sent (each one wasted is a step towards an OTP lockout).
+    if (halted) return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${halted}`) };
+    if (result.activationRefused && !options.retryRefused) {
+      return { ...result, errorCode: 'ACTIVATION_FAILED', message: note('PingOne refused the codes an earlier run computed from its seed: a folder run does not send more; once the seed file or the token is put right, run this file by hand with --activate') };
+    }
     const started = Date.now();
     const readFirst = result.finishedEarlier === true || result.outcome === 'EXISTING';
-    const a = await activateDevice(row.row, result.userID, result.deviceId, token, ctx, readFirst);
-    if (a.activatedHere) onActivated();
+    // Until one device has taken its code, activations go one at a time: a wrong seed file
+    // or clock then costs --max-consecutive-failures devices' codes, not a pool's worth.
+    const deviceId = result.deviceId;
+    const attempt = (): Promise<Activation> => activateDevice(row.row, result.userID, deviceId, token, ctx, readFirst);
+    const a = proven ? await attempt() : await oneAtATime(async () => (halted ? undefined : attempt()));
+    if (!a) return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${halted}`) };
+    if (a.activatedHere) {
+      proven = true;
+      options.onActivated?.();
+    }
+    const key = pairKey(result.userID, result.serialNumber);
     if (a.deviceStatus === 'ACTIVE') {
-      journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
+      refusedInARow = 0;
+      journal.finished(key, row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
+    } else if (a.refused) {
+      journal.finished(key, row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVATION_REQUIRED', alias: aliasKey(row), activationRefused: true });
+      refusedInARow++;
+      if (!halted && refusedInARow >= options.maxRefusedInARow) {
+        const why = `activation stopped after ${refusedInARow} devices in a row refused the codes computed from their seeds (--max-consecutive-failures ${options.maxRefusedInARow}): the seed file may not belong to these tokens, or this machine's clock is off (TOTP); check both, then run again with --activate. Devices stay ACTIVATION_REQUIRED: users are asked for a code at first sign-in`;
+        halted = why;
+        options.onHalted?.(why);
+      }
     }
     const before = result.finishedEarlier ? 'created by an earlier run' : result.outcome === 'EXISTING' ? 'the user already held this token' : 'created';
     return {

@@ -19,4 +19,6 @@ export interface RowResult {
   readonly extras: readonly string[];
   /** Reported from the journal: an earlier run finished the row; nothing was sent. */
   readonly finishedEarlier?: boolean;
+  /** An earlier run's activation codes for the device were refused (journal). */
+  readonly activationRefused?: boolean;
 }

@@ -13,7 +13,7 @@ export interface ProgressSource {
 
 export class ProgressLine {
   private timer?: NodeJS.Timeout;
-  private readonly started = Date.now();
+  private started = Date.now();
 
   constructor(
     private readonly out: NodeJS.WritableStream & { columns?: number },
@@ -23,6 +23,11 @@ export class ProgressLine {
   start(intervalMs = 250): void {
     this.timer = setInterval(() => this.draw(), intervalMs);
     this.timer.unref();
+  }
+
+  /** The clock of the ETA starts again (after a phase that is not rows, such as an import). */
+  restart(): void {
+    this.started = Date.now();
   }
 
   stop(): void {

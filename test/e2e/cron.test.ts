@@ -129,9 +129,13 @@ test('--healthcheck-url pings <url>/start, then <url>/<exit code>; the settings 
     csvFile(join(dir, 'bad.csv'), [[userId(2), 'UNKNOWN0001']]);
     const env = sandboxEnv(box.sandbox);
     expect((await runCli(['run', join(dir, 'ok.csv'), '--out-dir', dir, '--healthcheck-url', hc.url], env)).code).toBe(0);
+    // From the settings file, for the folder run cron schedules.
     const settings = join(dir, 'ops.env');
     writeFileSync(settings, `OATH_BULK_HEALTHCHECK_URL=${hc.url}\n`, { mode: 0o600 });
-    expect((await runCli(['run', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env)).code).toBe(1);
+    const folder = join(dir, 'folder');
+    mkdirSync(folder);
+    csvFile(join(folder, 'bad.csv'), [[userId(2), 'UNKNOWN0001']]);
+    expect((await runCli(['run', folder, '--out-dir', dir, '--settings', settings], env)).code).toBe(1);
     // A usage error still reports its exit code.
     expect((await runCli(['run', join(dir, 'missing.csv'), '--out-dir', dir, '--healthcheck-url', hc.url], env)).code).toBe(2);
     expect(hc.pings.map((p) => p.path)).toEqual(['/ping/5a1b2c3d/start', '/ping/5a1b2c3d/0', '/ping/5a1b2c3d/start', '/ping/5a1b2c3d/1', '/ping/5a1b2c3d/start', '/ping/5a1b2c3d/2']);
@@ -277,7 +281,7 @@ describe('review findings', () => {
     expect(idle.stdout).toMatch(/nothing to do: no shipment files/);
   });
 
-  test('the healthcheck URL never reaches next: nor the HTML report; from the settings file it pings for run, not for verify or a dry run', async () => {
+  test('the healthcheck URL never reaches next: nor the HTML report; from the settings file it pings for the folder run, not for a file run by hand, a verify or a dry run', async () => {
     const hc = await monitor();
     try {
       const dir = tempDir();
@@ -294,12 +298,28 @@ describe('review findings', () => {
       const settings = join(dir, 'ops.env');
       writeFileSync(settings, `OATH_BULK_HEALTHCHECK_URL=${hc.url}\nOATH_BULK_METRICS_FILE=${join(dir, 'cron.prom')}\n`, { mode: 0o600 });
       hc.pings.length = 0;
-      await runCli(['run', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      const folder = join(dir, 'folder');
+      mkdirSync(folder);
+      csvFile(join(folder, 'bad.csv'), [[userId(3), 'UNKNOWN0003']]);
+      const cron = await runCli(['run', folder, '--out-dir', dir, '--settings', settings], env);
       const metrics = readFileSync(join(dir, 'cron.prom'), 'utf8');
-      await runCli(['verify', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
-      await runCli(['run', '--dry-run', join(dir, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      // By hand, the same settings file: the folder file's own next:, a verify, a dry run.
+      await runCli(['run', join(folder, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      await runCli(['verify', join(folder, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      await runCli(['run', '--dry-run', join(folder, 'bad.csv'), '--out-dir', dir, '--settings', settings], env);
+      expect(cron.code).toBe(1);
       expect(hc.pings.map((p) => p.path)).toEqual(['/ping/5a1b2c3d/start', '/ping/5a1b2c3d/1']);
       expect(readFileSync(join(dir, 'cron.prom'), 'utf8')).toBe(metrics);
+
+      // A URL that cannot be used is named by its scheme and host, never shown whole.
+      const ftp = await runCli(['run', folder, '--out-dir', dir, '--healthcheck-url', 'ftp://hc.example/5a1b2c3d'], env);
+      expect(ftp.code).toBe(2);
+      expect(ftp.stderr).toMatch(/--healthcheck-url: expected an https:\/\/ URL .*got "ftp:\/\/hc\.example\/…"/);
+      const plain = await runCli(['run', folder, '--out-dir', dir, '--healthcheck-url', 'http://hc.example/5a1b2c3d'], env);
+      expect(plain.code).toBe(2);
+      const broken = await runCli(['run', folder, '--out-dir', dir, '--healthcheck-url', 'hc-ping.com/5a1b2c3d'], env);
+      expect(broken.code).toBe(2);
+      for (const r of [ftp, plain, broken]) expect(r.stderr).not.toContain('5a1b2c3d');
     } finally {
       await hc.close();
     }
@@ -336,4 +356,68 @@ test('a file dropped into the folder while a run goes on is taken next time, not
   const next = await runCli(['run', folder, '--out-dir', out], env);
   expect(next.stdout).toMatch(/first\.csv: nothing to do/);
   expect(next.stdout).toMatch(/late\.csv: CREATED 1 · exit 0/);
+});
+
+describe('second review', () => {
+  test('codes PingOne keeps refusing stop the activations (the breaker), are recorded, and a folder run does not send them again every morning', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+    const root = tempDir('oath-bulk-refused-');
+    const folder = join(root, 'in');
+    mkdirSync(folder);
+    const rows: Array<[string, string]> = Array.from({ length: 6 }, (_, i) => [userId(i + 1), `WRONG${String(i).padStart(4, '0')}`]);
+    csvFile(join(folder, 'wrong.csv'), rows);
+    // The inventory holds one seed; the vendor's file (beside the shipment) another.
+    for (const [, serial] of rows) box.sandbox.inventory.createOne({ serialNumber: serial, secret: '3132333435363738393031323334353637383930', type: 'TOTP', otpLength: 6 });
+    writeFileSync(join(folder, 'wrong.seeds.csv'), 'serial,secret,type\n' + rows.map(([, s]) => `${s},00112233445566778899aabbccddeeff00112233,TOTP`).join('\n') + '\n', { mode: 0o600 });
+    const env = sandboxEnv(box.sandbox);
+    const out = join(root, 'out');
+    const first = await runCli(['run', folder, '--out-dir', out, '--activate', '--max-consecutive-failures', '3'], env);
+    expect(first.code).toBe(1);
+    // Three devices refused both codes; then no more codes were sent.
+    expect(box.sandbox.stats.activationsReceived).toBe(6);
+    const results = summaries(out, 'wrong')[0]!;
+    expect(results.errorCodes).toEqual({ ACTIVATION_FAILED: 6 });
+    const csv = readFileSync(results.reports.results, 'utf8');
+    expect(csv.match(/activation stopped after 3 devices in a row refused/g)).toHaveLength(3);
+    // The next morning: the three not yet tried get their two codes, and are refused too.
+    await runCli(['run', folder, '--out-dir', out, '--activate', '--max-consecutive-failures', '3'], env);
+    expect(box.sandbox.stats.activationsReceived).toBe(12);
+    // Every device refused: nothing to do, not a code more, not a request.
+    const requests = box.sandbox.stats.requests;
+    const third = await runCli(['run', folder, '--out-dir', out, '--activate', '--max-consecutive-failures', '3'], env);
+    expect(third.stdout).toMatch(/wrong\.csv: nothing to do/);
+    expect(box.sandbox.stats.requests).toBe(requests);
+  });
+
+  test('--keep-reports keeps real runs and dry runs n each: a preflight never removes the reports of the run that made the devices', async () => {
+    const dir = tempDir();
+    csvFile(join(dir, 'audit.csv'), [[userId(1), 'AUDIT001']]);
+    const env = sandboxEnv(box.sandbox);
+    expect((await runCli(['run', join(dir, 'audit.csv'), '--out-dir', dir, '--keep-reports', '1'], env)).code).toBe(0);
+    const real = summaries(dir, 'audit')[0]!;
+    for (let i = 0; i < 2; i++) expect((await runCli(['run', '--dry-run', join(dir, 'audit.csv'), '--out-dir', dir, '--keep-reports', '1'], env)).code).toBe(0);
+    expect(existsSync(real.reports.results)).toBe(true);
+    expect(summaries(dir, 'audit').map((s) => s.dryRun)).toEqual([false, true]);
+  });
+
+  test('a token an earlier run imported and someone revoked since: the row says so, and the next run imports it again and assigns it', async () => {
+    box.sandbox.configure({ inventory: 'imported', jobDelayMs: 20 });
+    const dir = tempDir();
+    csvFile(join(dir, 'back.csv'), [[userId(1), 'BACK0001']]);
+    const seeds = join(dir, 'back-seeds.csv');
+    writeFileSync(seeds, 'serial,secret,type\nBACK0001,3132333435363738393031323334353637383930,TOTP\n', { mode: 0o600 });
+    const env = sandboxEnv(box.sandbox);
+    const args = ['run', join(dir, 'back.csv'), '--seeds', seeds, '--out-dir', dir];
+    expect((await runCli(args, env)).code).toBe(0);
+    const results = summaries(dir, 'back')[0]!.reports.results;
+    expect((await runCli(['rollback', results, '--out-dir', dir, '--yes'], env)).code).toBe(0);
+    box.sandbox.inventory.remove(box.sandbox.inventory.get('BACK0001')!.id);
+    const stuck = await runCli(args, env);
+    expect(stuck.code).toBe(1);
+    expect(readFileSync(summaries(dir, 'back').pop()!.reports.results, 'utf8')).toMatch(/an earlier run imported its seed, but PingOne no longer finds it \(revoked since\?\): the next run imports it again/);
+    const again = await runCli(args, env);
+    expect(again.code).toBe(0);
+    expect(box.sandbox.inventory.has('BACK0001')).toBe(true);
+    expect(box.sandbox.allDevices().map((d) => d.serialNumber)).toEqual(['BACK0001']);
+  });
 });

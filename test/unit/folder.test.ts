@@ -7,9 +7,11 @@ import { fileArgs, shipmentFiles } from '../../src/commands/folder.js';
 import { commandLine } from '../../src/report/command-line.js';
 
 test('each file gets the folder\'s command with itself in the folder\'s place, its seeds, and --activate only with seeds; flag values equal to the folder stay', () => {
-  const argv = ['run', '--out-dir', 'in', 'in', '--activate', '--settings', 'p.env', '--healthcheck-url', 'https://hc-ping.com/uuid', '--metrics-file', 'x.prom'];
+  const argv = ['run', '--out-dir', 'in', 'in', '--activate', '--psk-file=k.key', '--settings', 'p.env', '--healthcheck-url', 'https://hc-ping.com/uuid', '--metrics-file', 'x.prom', '--type', 'TOTP'];
   expect(fileArgs(argv, 'in', 'in/a.csv', undefined, false)).toEqual(['run', '--out-dir', 'in', 'in/a.csv', '--settings', 'p.env', '--healthcheck-url', 'https://hc-ping.com/uuid', '--metrics-file', 'x.prom']);
-  expect(fileArgs(argv, 'in', 'in/b.csv', 'in/b.pskc.xml', true)).toEqual(['run', '--out-dir', 'in', 'in/b.csv', '--activate', '--settings', 'p.env', '--healthcheck-url', 'https://hc-ping.com/uuid', '--metrics-file', 'x.prom', '--seeds', 'in/b.pskc.xml']);
+  expect(fileArgs(argv, 'in', 'in/b.csv', 'in/b.pskc.xml', true)).toEqual(['run', '--out-dir', 'in', 'in/b.csv', '--activate', '--psk-file=k.key', '--settings', 'p.env', '--healthcheck-url', 'https://hc-ping.com/uuid', '--metrics-file', 'x.prom', '--type', 'TOTP', '--seeds', 'in/b.pskc.xml']);
+  // An Entra file carries its seeds: --activate stays, no --seeds is added.
+  expect(fileArgs(argv, 'in', 'in/e.csv', undefined, true, true)).toContain('--activate');
   // next: never carries the monitoring flags.
   expect(commandLine(fileArgs(argv, 'in', 'in/a.csv', undefined, false))).toBe('oath-bulk run --out-dir in in/a.csv --settings p.env');
 });
