@@ -3,7 +3,7 @@
  * users. The out-dir is created if missing and checked writable before any request.
  */
 import { constants } from 'node:fs';
-import { access, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
 import { StopError, UsageError } from '../errors.js';
@@ -115,4 +115,22 @@ export function describeWriteError(error: unknown): string {
 /** A report, log or journal that cannot be written: the run stops (exit 3), saying which and why. */
 export function writeFault(path: string, error: unknown): StopError {
   return new StopError('WRITE_FAILED', `cannot write ${path}: ${describeWriteError(error)} under ${dirname(path)}; ${WRITE_FIX} (the journal stays readable: the rerun resumes)`);
+}
+
+/** Written whole or not at all: a temporary file (0600), synced when asked, then renamed into place. */
+export async function writePrivateWhole(path: string, text: string, sync = false): Promise<void> {
+  const temp = `${path}.tmp`;
+  const handle = await openPrivate(temp);
+  try {
+    try {
+      await handle.writeFile(text);
+      if (sync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
 }

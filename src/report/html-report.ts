@@ -10,9 +10,8 @@
  * buckets (their width doubles as the run goes on) and the table keeps MAX_ROWS rows, counting
  * the rest, which the results CSV holds.
  */
-import { rename, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { openPrivate } from './files.js';
+import { writePrivateWhole } from './files.js';
 import type { CommandSummary, ReportSet } from './summary.js';
 import { ADVICE } from './tally.js';
 
@@ -256,17 +255,5 @@ footer{margin-top:24px;color:#57606a;font-size:12px;word-break:break-all}
 
 /** Written whole or not at all (temp file, then rename), mode 0600 like every report. */
 export async function writeReport(path: string, html: string): Promise<void> {
-  const temp = `${path}.tmp`;
-  const handle = await openPrivate(temp);
-  try {
-    try {
-      await handle.writeFile(html);
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writePrivateWhole(path, html);
 }

@@ -2,9 +2,8 @@
  * The summary JSON beside the results, and the short human summary on stdout: one shape for
  * run, verify and rollback, so that scripts read any of them the same way.
  */
-import { rename, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { openPrivate } from './files.js';
+import { writePrivateWhole } from './files.js';
 import { ADVICE, type Tally } from './tally.js';
 
 export interface StopInfo {
@@ -106,20 +105,7 @@ export function buildSummary(fields: {
 
 /** Written whole or not at all: a temporary file, synced, then renamed into place. */
 export async function writeSummary(path: string, summary: object): Promise<void> {
-  const temp = `${path}.tmp`;
-  const handle = await openPrivate(temp);
-  try {
-    try {
-      await handle.writeFile(JSON.stringify(summary, null, 2) + '\n');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writePrivateWhole(path, JSON.stringify(summary, null, 2) + '\n', true);
 }
 
 /** How many problem codes the human summary lists before "and N more". */
