@@ -102,6 +102,8 @@ interface Finished {
   readonly rows: number;
   readonly outcomes: Record<string, number>;
   readonly invalid: number;
+  /** Devices whose activation codes PingOne refused: left to the users' first sign-in. */
+  readonly refused: number;
 }
 
 /**
@@ -120,6 +122,7 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
   const outcomes: Record<string, number> = {};
   let rows = 0;
   let invalid = 0;
+  let refused = 0;
   for await (const row of finalRows(scan)) {
     rows++;
     if (row.problem || !row.user) {
@@ -132,10 +135,11 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
     // --activate: a device still waiting for a code (the job's, or one the user held) is work
     // left — unless PingOne refused its codes: cron does not send it more every morning.
     if (activate && state.deviceStatus === 'ACTIVATION_REQUIRED' && !state.activationRefused) return undefined;
+    if (activate && state.activationRefused) refused++;
     outcomes[state.outcome] = (outcomes[state.outcome] ?? 0) + 1;
   }
   if (invalid > 0) outcomes['INVALID'] = invalid;
-  return { rows, outcomes, invalid };
+  return { rows, outcomes, invalid, refused };
 }
 
 const counts = (outcomes: Record<string, number>): string =>
@@ -203,7 +207,8 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
         code = done.invalid > 0 ? 1 : 0;
         nothing++;
         add(done.outcomes);
-        out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}) · exit ${code}\n`);
+        const waiting = done.refused ? `; ${done.refused} devices wait for their users' first sign-in: PingOne refused the codes from the seed file (run the file by hand with --activate once it is put right)` : '';
+        out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}${waiting}) · exit ${code}\n`);
         deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: now(), nothingToDo: true });
         worst = Math.max(worst, code);
         continue;

@@ -122,7 +122,8 @@ export async function activateDevice(row: number, userId: string, deviceId: stri
     if (t) return t;
   }
   const e = last as ApiError | undefined;
-  if (e && e.verdict.kind === 'refused') {
+  // A 400 to a code is the code refused; another refusal (the device or user gone: 404) is not.
+  if (e && e.verdict.kind === 'refused' && e.status === 400) {
     return {
       deviceStatus: 'ACTIVATION_REQUIRED',
       errorCode: 'ACTIVATION_FAILED',

@@ -154,8 +154,9 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
       options.onActivated?.();
     }
     const key = pairKey(result.userID, result.serialNumber);
+    // Only a code taken proves the seeds and the clock: a device found active proves nothing.
+    if (a.activatedHere) refusedInARow = 0;
     if (a.deviceStatus === 'ACTIVE') {
-      refusedInARow = 0;
       journal.finished(key, row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
     } else if (a.refused) {
       journal.finished(key, row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVATION_REQUIRED', alias: aliasKey(row), activationRefused: true });

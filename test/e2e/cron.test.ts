@@ -385,8 +385,31 @@ describe('second review', () => {
     // Every device refused: nothing to do, not a code more, not a request.
     const requests = box.sandbox.stats.requests;
     const third = await runCli(['run', folder, '--out-dir', out, '--activate', '--max-consecutive-failures', '3'], env);
-    expect(third.stdout).toMatch(/wrong\.csv: nothing to do/);
+    expect(third.stdout).toMatch(/wrong\.csv: nothing to do \(6 rows finished earlier; 6 devices wait for their users' first sign-in: PingOne refused the codes/);
     expect(box.sandbox.stats.requests).toBe(requests);
+  });
+
+  test('devices found already active do not reset the breaker: only a code taken proves the seeds', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+    const dir = tempDir('oath-bulk-refused-');
+    const rows: Array<[string, string]> = Array.from({ length: 6 }, (_, i) => [userId(i + 1), `SPREAD${String(i).padStart(4, '0')}`]);
+    csvFile(join(dir, 'spread.csv'), rows);
+    for (const [, serial] of rows) box.sandbox.inventory.createOne({ serialNumber: serial, secret: '3132333435363738393031323334353637383930', type: 'TOTP', otpLength: 6 });
+    const wrong = join(dir, 'wrong-seeds.csv');
+    writeFileSync(wrong, 'serial,secret,type\n' + rows.map(([, s]) => `${s},00112233445566778899aabbccddeeff00112233,TOTP`).join('\n') + '\n', { mode: 0o600 });
+    const env = sandboxEnv(box.sandbox);
+    const args = ['run', join(dir, 'spread.csv'), '--seeds', wrong, '--out-dir', dir];
+    expect((await runCli(args, env)).code).toBe(0);
+    // Every other user signs in and activates their token.
+    box.sandbox.allDevices().forEach((d, i) => {
+      if (i % 2 === 0) d.status = 'ACTIVE';
+    });
+    const before = box.sandbox.stats.activationsReceived;
+    const result = await runCli([...args, '--activate', '--max-consecutive-failures', '2'], env);
+    expect(result.code).toBe(1);
+    // Two devices refused both codes, then the breaker: the sixth device gets none.
+    expect(box.sandbox.stats.activationsReceived - before).toBe(4);
+    expect(result.stdout).toMatch(/ACTIVATION STOPPED after 2 devices in a row refused/);
   });
 
   test('--keep-reports keeps real runs and dry runs n each: a preflight never removes the reports of the run that made the devices', async () => {

@@ -139,3 +139,14 @@ test('a device this run did not create is read first: active already, no code is
   expect(again.message).toMatch(/already active/);
   expect(sent).toEqual([]);
 });
+
+test('a 404 to an activation (the device or its user gone) is not a refused code: no breaker count, no refusal recorded', async () => {
+  const gone = () => new ApiError(failureFromBody(404, { code: 'NOT_FOUND', message: 'Unable to find device.' }, undefined));
+  const { ctx } = fake(hotp(seed, 0, 6));
+  const result = await activateDevice(1, 'u', 'd1', token('HOTP', 0), {
+    ...ctx,
+    api: { activateDevice: async () => { throw gone(); }, listDevices: async () => { throw gone(); } },
+  });
+  expect(result).toMatchObject({ deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED' });
+  expect(result.refused).toBeUndefined();
+});
