@@ -12,8 +12,8 @@ import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { RawOptions } from '../config.js';
 import { exitCodeFor, UsageError } from '../errors.js';
-import { aliasKey } from '../engine/assign-row.js';
-import { pairKey, readOnlyJournal } from '../engine/journal.js';
+import { earlierEntry } from '../engine/assign-row.js';
+import { readOnlyJournal } from '../engine/journal.js';
 import { finalRows, scanInput } from '../input/scan.js';
 import { openInput } from '../input/reader.js';
 import { stem } from '../report/files.js';
@@ -129,8 +129,7 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
       invalid++;
       continue;
     }
-    const alias = aliasKey(row);
-    const state = alias === undefined ? journal.lookup(pairKey(row.user.value, row.serialNumber)) : journal.lookupAlias(alias);
+    const state = earlierEntry(row, journal).prior;
     if (!state?.outcome) return undefined;
     // --activate: a device still waiting for a code (the job's, or one the user held) is work
     // left — unless PingOne refused its codes: cron does not send it more every morning.

@@ -200,7 +200,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     let present: Map<string, InventoryEntry> | undefined;
     if (plan.preflight && !control.stopped) {
       present = await readInventory([...plan.serials], { ...retry, inventory: session.client }, control);
-      if (present) preflight = new Preflight({ inventory: present, seeds: seeds?.bySerial, seedsPath: seeds?.path, activate, usable: (serial) => seeds?.usable(serial) ?? false, users: session.client }, retry);
+      if (present) preflight = new Preflight({ inventory: present, seeds, activate, users: session.client }, retry);
     }
     // A dry run without the preflight reads nothing of the inventory.
     if (seeds && !control.stopped && (!dryRun || plan.preflight)) {

@@ -9,7 +9,7 @@
 import { StopError } from '../errors.js';
 import { ApiError } from '../pingone/errors.js';
 import type { DeviceApi, UserDeviceApi } from '../pingone/client.js';
-import { hotp, totp } from '../seeds/otp.js';
+import { hotp } from '../seeds/otp.js';
 import type { SeedToken } from '../seeds/token.js';
 import { isAbortOf, withRetries, type AssignContext } from './assign-row.js';
 
@@ -45,7 +45,8 @@ export function activationCode(token: SeedToken, now: number, next: boolean): { 
   const step = Math.floor(exact);
   // Late in the step PingOne's clock is likelier ahead of ours; early, behind.
   const s = next ? (exact - step >= 0.5 ? step + 1 : step - 1) : step;
-  return { code: totp(secret, s * stepS * 1000, token.otpLength, stepS, hash), at: `time step ${s}` };
+  // RFC 6238: TOTP is HOTP at the step number.
+  return { code: hotp(secret, s, token.otpLength, hash), at: `time step ${s}` };
 }
 
 /** Both codes at `now`, in the order they are tried. */

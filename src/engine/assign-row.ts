@@ -94,8 +94,9 @@ export function unconfirmed(row: ResolvedRow, attempts: number, message: string)
 }
 
 /** The run is stopping and this row was cut short by it (not refused by PingOne). */
-function isAbort(error: unknown, ctx: AssignContext): boolean {
-  return isAbortOf(error, ctx.stopping);
+/** A request PingOne may have carried out without our hearing of it (lost answer, timeout, 5xx, cut mid-flight). */
+export function unanswered(error: unknown): boolean {
+  return (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent);
 }
 
 /** Whether `error` is the stop cutting the work short (not a refusal, not a systemic stop). */
@@ -114,6 +115,18 @@ export interface JournalEntry {
 /** The key under which an email/username row is also recorded, so a stop needs no lookup. */
 export function aliasKey(row: CheckedRow): string | undefined {
   return row.user && row.user.kind !== 'id' ? pairKey(`${row.user.kind}:${row.user.value}`, row.serialNumber) : undefined;
+}
+
+/**
+ * What earlier runs recorded for a row, before its user is resolved: under its pair when it
+ * names its user by id (`key`), else under its email/username alias (the pair is known only
+ * once the user is looked up).
+ */
+export function earlierEntry(row: CheckedRow, journal: Pick<PairJournal, 'lookup' | 'lookupAlias'>): { readonly key?: string; readonly prior?: PairState } {
+  const alias = aliasKey(row);
+  if (alias !== undefined) return { prior: journal.lookupAlias(alias) };
+  const key = pairKey(row.user!.value, row.serialNumber);
+  return { key, prior: journal.lookup(key) };
 }
 
 /** Whether the device was created while one of our creates was out unanswered. */
@@ -216,8 +229,7 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
         });
       } catch (error) {
         // An attempt PingOne may have carried out (lost answer, timeout, 5xx): its effect is unknown.
-        const maybe = (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent);
-        if (maybe && outstanding !== undefined) windows.push({ from: outstanding, until: now() });
+        if (unanswered(error) && outstanding !== undefined) windows.push({ from: outstanding, until: now() });
         // Stopped after its start was recorded but before it was written: not an attempt.
         if (error instanceof RequestAborted && !error.sent && outstanding !== undefined) attempts--;
         outstanding = undefined;
@@ -227,7 +239,7 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
     // A 201 to our own request: proof, whatever the clocks say.
     return settle(device, 'CREATED', 201, undefined);
   } catch (error) {
-    if (isAbort(error, ctx)) return stopped(false);
+    if (isAbortOf(error, ctx.stopping)) return stopped(false);
     if (error instanceof StopError && error.code === 'WRITE_FAILED') {
       // The journal could not record the start: this create was never sent.
       ctx.onSystemic(error);
@@ -246,7 +258,7 @@ export async function assignRow(row: ResolvedRow, ctx: AssignContext, entry: Jou
       const device = await findOnUser(row, ctx);
       if (device) return found(device, 'created; the answer was lost and the device was found on the user');
     } catch (checkError) {
-      if (isAbort(checkError, ctx)) {
+      if (isAbortOf(checkError, ctx.stopping)) {
         // PingOne refused it, and the run stopped before the user's devices told why: a
         // refusal made nothing of ours; the next run tries (and checks) again.
         if (refused && windows.length === 0) {

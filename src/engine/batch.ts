@@ -8,8 +8,7 @@ import { StopError } from '../errors.js';
 import type { CheckedRow } from '../input/validate.js';
 import { ApiError, ROW_SPECIFIC_CODES } from '../pingone/errors.js';
 import type { RowResult } from '../report/outcome.js';
-import { aliasKey, assignRow, fromJournal, journalEntry, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
-import { pairKey } from './journal.js';
+import { assignRow, earlierEntry, fromJournal, journalEntry, notAttempted, type AssignContext, type ResolvedRow } from './assign-row.js';
 import type { RunControl } from './control.js';
 import { orderedPool } from './ordered-pool.js';
 import { UserResolver } from './user-resolver.js';
@@ -95,9 +94,7 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
   const decide = async (row: CheckedRow): Promise<RowResult> => {
     if (row.problem || !row.user) return invalid(row);
     // What an earlier run finished is reported as such, whether or not this run goes on.
-    const alias = aliasKey(row);
-    const idKey = alias === undefined ? pairKey(row.user.value, row.serialNumber) : undefined;
-    const earlier = idKey !== undefined ? ctx.journal.lookup(idKey) : ctx.journal.lookupAlias(alias!);
+    const { key: idKey, prior: earlier } = earlierEntry(row, ctx.journal);
     if (earlier?.outcome) return fromJournal(row, earlier);
     if (control.stopped) return notAttempted(row);
     let userId: string;

@@ -14,10 +14,9 @@
 import { StopError } from '../errors.js';
 import { ApiError } from '../pingone/errors.js';
 import { RequestAborted } from '../pingone/http.js';
-import type { InventoryEntry, OathJob, OathTokenBody } from '../pingone/client.js';
-import type { CallOptions } from '../pingone/client.js';
+import type { CallOptions, InventoryEntry, OathJob, OathTokenBody } from '../pingone/client.js';
 import type { SeedToken } from '../seeds/token.js';
-import { withRetries, type AssignContext } from './assign-row.js';
+import { unanswered, withRetries, type AssignContext } from './assign-row.js';
 
 import { pairKey } from './journal.js';
 
@@ -79,9 +78,6 @@ class Unanswered extends Error {
   }
 }
 
-function unanswered(error: unknown): boolean {
-  return (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent);
-}
 
 /** Below this many tokens to look up, one filtered read each; above, the whole inventory paged. */
 const LOOKUP_ONE_BY_ONE = 50;
@@ -152,7 +148,9 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
       } else if (entry) {
         settle({ token: t, outcome: 'ALREADY_PRESENT', tokenId: entry.id, message: 'already in the inventory; not sent again' });
       } else {
-        ctx.journal.cleared(importKey(t.serialNumber), t.index);
+        // An earlier run's start for it made nothing: no claim remains. (A token with no
+        // start needs no record.)
+        if (wasStarted.has(t)) ctx.journal.cleared(importKey(t.serialNumber), t.index);
         pending.push(t);
       }
     }
@@ -168,10 +166,6 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   const worker = async (): Promise<void> => {
     while (next < chunks.length) {
       const chunk = chunks[next++]!;
-      if (ctx.stopping.aborted) {
-        for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
-        continue;
-      }
       try {
         await importChunk(chunk, run, settle);
       } catch (error) {
@@ -188,8 +182,10 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
 
 /** The results in the tokens' order; a token nothing was learned of is NOT_ATTEMPTED. */
 function inOrder(tokens: readonly SeedToken[], results: Map<SeedToken, ImportResult>): ImportResult[] {
-  return tokens.map((t) => results.get(t) ?? { token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+  return tokens.map((t) => results.get(t) ?? notDone(t, false, STOPPED_BEFORE));
 }
+
+const STOPPED_BEFORE = 'the import stopped before this token';
 
 function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
   return sent
@@ -197,7 +193,6 @@ function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
     : { token: t, outcome: 'NOT_ATTEMPTED', message: `${why}; run it again to finish` };
 }
 
-/** Which of `serials` the inventory holds: one filtered read each, or the whole inventory paged. */
 /**
  * Which of `serials` the inventory holds, with the device each is paired to: one filtered
  * read per serial for a few, else the whole inventory paged (1,000 a page) — at most 100
@@ -236,7 +231,7 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
     return;
   }
   if (ctx.stopping.aborted) {
-    for (const t of chunk) settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+    for (const t of chunk) settle(notDone(t, false, STOPPED_BEFORE));
     return;
   }
   // All the job's starts share one write and one sync (group commit).
@@ -354,7 +349,7 @@ async function pollJob(id: string, ctx: ImportContext, row: number): Promise<Oat
 
 /** One token on its own (POST /oathTokens): PingOne's answer for exactly this token. */
 async function importOne(t: SeedToken, ctx: Run, settle: (r: ImportResult) => void, jobReason?: string): Promise<void> {
-  if (ctx.stopping.aborted) return settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token; run it again to finish' });
+  if (ctx.stopping.aborted) return settle(notDone(t, false, STOPPED_BEFORE));
   await ctx.journal.started(importKey(t.serialNumber), t.index, Date.now(), Date.now() + ctx.timeoutMs);
   let uncertain = false;
   try {

@@ -9,18 +9,15 @@ import { StopError } from '../errors.js';
 import type { InventoryEntry, UserDeviceApi } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import type { RowResult } from '../report/outcome.js';
-import type { SeedToken } from '../seeds/token.js';
+import type { ShipmentSeeds } from './shipment-seeds.js';
 import { isAbortOf, notAttempted, withRetries, type AssignContext, type ResolvedRow } from './assign-row.js';
 
 export interface PreflightOptions {
   /** serial -> the inventory's token (with the device it is paired to), for every serial of the file. */
   readonly inventory: ReadonlyMap<string, InventoryEntry>;
-  /** The seed file's tokens by serial (`--seeds`, or a file that carries its seeds). */
-  readonly seeds?: ReadonlyMap<string, SeedToken>;
-  readonly seedsPath?: string;
+  /** The run's seed file (`--seeds`, or a file that carries its seeds). */
+  readonly seeds?: ShipmentSeeds;
   readonly activate: boolean;
-  /** Whether the seed file has a usable seed for a serial (activation needs one). */
-  readonly usable?: (serial: string) => boolean;
   readonly users: Pick<UserDeviceApi, 'getUser'>;
 }
 
@@ -35,7 +32,8 @@ export class Preflight {
 
   /** What the real run would do with the row; `plain`: the message when it would simply create. */
   async predict(row: ResolvedRow, plain: string): Promise<RowResult> {
-    const { inventory, seeds, seedsPath, activate } = this.options;
+    const { inventory, seeds, activate } = this.options;
+    const seedsPath = seeds?.path;
     const would = (fields: Partial<RowResult> & Pick<RowResult, 'outcome' | 'message'>): RowResult => ({ ...notAttempted(row), userID: row.userId, ...fields });
     const fail = (errorCode: string, message: string): RowResult => would({ outcome: 'FAILED', errorCode, message: `dry run: the real run would fail: ${message}` });
 
@@ -58,12 +56,12 @@ export class Preflight {
     const then = activate ? ', then activated with a code computed from its seed if PingOne asks for one' : '';
     // --activate with no usable seed for the serial: a device PingOne leaves waiting for a code
     // would stay so (the real run says ACTIVATION_FAILED).
-    const unseeded = activate && !(this.options.usable?.(row.serialNumber) ?? false);
+    const unseeded = activate && !(seeds?.usable(row.serialNumber) ?? false);
     const noActivation = (fields: Partial<RowResult> & Pick<RowResult, 'outcome' | 'message'>): RowResult =>
       would({ ...fields, errorCode: 'ACTIVATION_FAILED', message: `${fields.message}; if PingOne asks for activation it would fail: no usable seed for ${row.serialNumber} in ${seedsPath ?? 'the seed file'}` });
     const token = inventory.get(row.serialNumber);
     if (!token) {
-      const seed = seeds?.get(row.serialNumber);
+      const seed = seeds?.bySerial.get(row.serialNumber);
       if (seed && !seed.problem) return would({ outcome: 'NOT_ATTEMPTED', message: `dry run: ${row.serialNumber} is not in the inventory; in the seed file: will be imported, then the device created${then}` });
       if (seed?.problem) return fail('SERIAL_NOT_FOUND', `${row.serialNumber} is not in the inventory, and its token in the seed file is invalid (${seed.problem.code}: ${seed.problem.message})`);
       return fail('SERIAL_NOT_FOUND', `${row.serialNumber} is not in the environment's OATH token inventory${seedsPath ? ` nor in the seed file ${seedsPath}` : ''}: import its seed first (oath-bulk import, or run --seeds <seed file>)`);

@@ -7,7 +7,7 @@
 import { StopError } from '../errors.js';
 import { ApiError } from '../pingone/errors.js';
 import { RequestAborted } from '../pingone/http.js';
-import { withRetries, type AssignContext } from './assign-row.js';
+import { unanswered, withRetries, type AssignContext } from './assign-row.js';
 import { pairKey, type PairJournal } from './journal.js';
 
 export const ROLLBACK_OUTCOMES = ['DELETED', 'WOULD_DELETE', 'ALREADY_GONE', 'CHANGED', 'SKIPPED', 'FAILED', 'NOT_ATTEMPTED'] as const;
@@ -87,7 +87,7 @@ export async function undoRow(t: RollbackTarget, ctx: RollbackContext): Promise<
       try {
         await ctx.api.deleteDevice(t.userID, t.deviceId, opts);
       } catch (error) {
-        if ((error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent)) deleteUnanswered = true;
+        if (unanswered(error)) deleteUnanswered = true;
         throw error;
       }
     });

@@ -5,6 +5,7 @@
  * row PingOne answers SERIAL_NOT_FOUND says whether the seed file had its token; a device
  * created ACTIVATION_REQUIRED is activated from its seed when asked (--activate).
  */
+import pLimit from 'p-limit';
 import type { CheckedRow } from '../input/validate.js';
 import type { RowResult } from '../report/outcome.js';
 import type { SeedToken } from '../seeds/token.js';
@@ -120,18 +121,13 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
   let halted: string | undefined;
   /** A device has taken a code computed from its seed in this run: the seeds and clock are right. */
   let proven = false;
-  let queue: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
-    const turn = queue.then(work);
-    queue = turn.catch(() => undefined);
-    return turn;
-  };
+  const oneAtATime = pLimit(1);
   return async (row, result) => {
     if ((result.outcome !== 'CREATED' && result.outcome !== 'EXISTING') || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
     const note = (text: string): string => (result.message ? `${result.message}; ${text}` : text);
     if (dryRun) return { ...result, message: note('would be activated with a code computed from its seed') };
     const token = seeds.bySerial.get(result.serialNumber);
-    if (!token?.secret || token.problem) {
+    if (!token || !seeds.usable(result.serialNumber)) {
       return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${token ? 'its token in the seed file is invalid' : `no seed for ${result.serialNumber} in ${seeds.path}`}; the user is asked for a code at first sign-in`) };
     }
     if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note(NOT_ATTEMPTED_MESSAGE) };
@@ -146,26 +142,26 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
     // Until one device has taken its code, activations go one at a time: a wrong seed file
     // or clock then costs --max-consecutive-failures devices' codes, not a pool's worth.
     const deviceId = result.deviceId;
-    const attempt = (): Promise<Activation> => activateDevice(row.row, result.userID, deviceId, token, ctx, readFirst);
-    const a = proven ? await attempt() : await oneAtATime(async () => (halted ? undefined : attempt()));
-    if (!a) return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${halted}`) };
-    if (a.activatedHere) {
-      proven = true;
-      options.onActivated?.();
-    }
-    const key = pairKey(result.userID, result.serialNumber);
-    // Only a code taken proves the seeds and the clock: a device found active proves nothing.
-    if (a.activatedHere) refusedInARow = 0;
-    if (a.deviceStatus === 'ACTIVE') {
-      journal.finished(key, row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
-    } else if (a.refused) {
-      journal.finished(key, row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVATION_REQUIRED', alias: aliasKey(row), activationRefused: true });
-      refusedInARow++;
-      if (!halted && refusedInARow >= options.maxRefusedInARow) {
-        const why = `activation stopped after ${refusedInARow} devices in a row refused the codes computed from their seeds (--max-consecutive-failures ${options.maxRefusedInARow}): the seed file may not belong to these tokens, or this machine's clock is off (TOTP); check both, then run again with --activate. Devices stay ACTIVATION_REQUIRED: users are asked for a code at first sign-in`;
-        halted = why;
-        options.onHalted?.(why);
+    // The count is kept inside the turn, so that the next device's turn already sees it.
+    const activateAndCount = async (): Promise<Activation | undefined> => {
+      if (halted) return undefined;
+      const a = await activateDevice(row.row, result.userID, deviceId, token, ctx, readFirst);
+      // Only a code taken proves the seeds and the clock: a device found active proves nothing.
+      if (a.activatedHere) {
+        proven = true;
+        refusedInARow = 0;
+        options.onActivated?.();
       }
+      if (a.refused && ++refusedInARow >= options.maxRefusedInARow && !halted) {
+        halted = `activation stopped after ${refusedInARow} devices in a row refused the codes computed from their seeds (--max-consecutive-failures ${options.maxRefusedInARow}): the seed file may not belong to these tokens, or this machine's clock is off (TOTP); check both, then run again with --activate. Devices stay ACTIVATION_REQUIRED: users are asked for a code at first sign-in`;
+        options.onHalted?.(halted);
+      }
+      return a;
+    };
+    const a = proven ? await activateAndCount() : await oneAtATime(activateAndCount);
+    if (!a) return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${halted}`) };
+    if (a.deviceStatus === 'ACTIVE' || a.refused) {
+      journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: result.outcome, deviceId, deviceStatus: a.deviceStatus, alias: aliasKey(row), ...(a.refused ? { activationRefused: true } : {}) });
     }
     const before = result.finishedEarlier ? 'created by an earlier run' : result.outcome === 'EXISTING' ? 'the user already held this token' : 'created';
     return {
