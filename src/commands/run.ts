@@ -63,7 +63,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   const config = resolveCommandConfig(raw, deps);
   let scan;
   try {
-    scan = await scanInput(input, deps.control.stopping);
+    scan = await scanInput(input, deps.control.stopping, 20, true);
   } catch (error) {
     // A signal while the file is still being checked: nothing was attempted (exit 2).
     if (deps.control.stopped && error === deps.control.stopping.reason) throw new UsageError(`stopped by a signal while ${input} was being checked: nothing was sent`);

@@ -55,6 +55,11 @@ function fingerprintOf(info: { size: number; mtimeMs: number; ino: number; dev: 
   return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, dev: info.dev };
 }
 
+/** Cells beyond the header's width that hold something: a value with the separator unquoted. */
+export function tooManyFields(fields: readonly string[], width: number): boolean {
+  return fields.length > width && fields.slice(width).some((f) => f !== '');
+}
+
 /** Whether the file is no longer the one that was checked (appended to, edited, replaced). */
 export async function inputChanged(layout: InputLayout): Promise<boolean> {
   try {
@@ -103,7 +108,8 @@ const SEED_LIKE = /^(?:[0-9a-fA-F]{16,}|[A-Za-z2-7]{16,}=*)$/;
 const MAX_RECORD_BYTES = 1_000_000;
 const SNIFF_BYTES = 64 * 1024;
 
-function normaliseHeader(name: string): string {
+/** A header cell as the column names are matched: lower case, without spaces, `_`, `.` or `-`. */
+export function normaliseHeader(name: string): string {
   return name.toLowerCase().replace(/[\s_.-]/g, '');
 }
 

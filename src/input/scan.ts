@@ -47,20 +47,23 @@ export interface Scan {
   /** The first problems, for --strict and the summary: "row N (line L): CODE: message". */
   readonly firstProblems: readonly string[];
   readonly conflicts: ConflictIndex;
-  /** What the first pass read, chunk by chunk: the second pass must read the same bytes. */
-  readonly digests: string[];
+  /** What the first pass read, chunk by chunk, when asked: the second pass must read the same bytes. */
+  readonly digests?: string[];
 }
 
-/** `stopping`: a stop (a signal) ends the check within 1,000 rows, with the stop's reason. */
-export async function scanInput(path: string, stopping?: AbortSignal, keepProblems = 20): Promise<Scan> {
+/**
+ * `stopping`: a stop (a signal) ends the check within 1,000 rows, with the stop's reason.
+ * `recordDigests`: keep a digest of every 16 KB, for a second pass that sends (run).
+ */
+export async function scanInput(path: string, stopping?: AbortSignal, keepProblems = 20, recordDigests = false): Promise<Scan> {
   const layout = await openInput(path);
   const conflicts = new ConflictIndex();
   const lines = new LineMap();
-  const digests: string[] = [];
+  const digests: string[] | undefined = recordDigests ? [] : undefined;
   let rows = 0;
   let invalid = 0;
   const firstProblems: string[] = [];
-  for await (const raw of readRows(layout, { list: digests, mode: 'record' })) {
+  for await (const raw of readRows(layout, digests && { list: digests, mode: 'record' })) {
     rows++;
     if (rows % 1000 === 0) stopping?.throwIfAborted();
     lines.note(raw.row, raw.line);

@@ -4,7 +4,7 @@
  */
 import { UUID_RE } from '../config.js';
 import { show } from './input-error.js';
-import type { InputLayout, RawRow } from './reader.js';
+import { tooManyFields, type InputLayout, type RawRow } from './reader.js';
 
 export interface RowProblem {
   readonly code: string;
@@ -27,9 +27,10 @@ export interface CheckedRow {
   readonly problem?: RowProblem;
 }
 
-const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
+/** PingOne's serials: 1–50 ASCII letters and digits. */
+export const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
 /** What Excel makes of a long digit string: 2.30873E+13. */
-const SCIENTIFIC_RE = /^\d+(?:[.,]\d+)?E\+?\d+$/i;
+export const SCIENTIFIC_RE = /^\d+(?:[.,]\d+)?E\+?\d+$/i;
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
 export function checkSerial(serial: string): RowProblem | undefined {
@@ -87,7 +88,7 @@ export function checkRow(layout: InputLayout, raw: RawRow): CheckedRow {
   const base = { row: raw.row, line: raw.line, userText: user.text, serialNumber, extras };
 
   const width = layout.header.length;
-  if (layout.carriesSeeds && (fields.length < width || fields.slice(width).some((f) => f !== ''))) {
+  if (layout.carriesSeeds && (fields.length < width || tooManyFields(fields, width))) {
     // A cell missing shifts a seed into another column: nothing of the row is kept or shown.
     return {
       row: raw.row,
@@ -98,7 +99,7 @@ export function checkRow(layout: InputLayout, raw: RawRow): CheckedRow {
       problem: { code: 'FIELD_COUNT', message: `expected ${width} fields as in the header, got ${fields.length}: a cell is missing or a value holds the separator unquoted (the cells are not shown: this file carries seeds)` },
     };
   }
-  if (fields.length > width && fields.slice(width).some((f) => f !== '')) {
+  if (tooManyFields(fields, width)) {
     return {
       ...base,
       problem: {

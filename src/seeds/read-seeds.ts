@@ -4,7 +4,7 @@
  * what the file leaves out. Keys and passphrases come from files (never flag values) and are
  * wiped after use; a file readable by others draws a warning.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { CommandDeps } from '../commands/run.js';
@@ -123,6 +123,19 @@ async function promptHidden(deps: CommandDeps, question: string): Promise<Secret
   return secret;
 }
 
+const SNIFF_BYTES = 64 * 1024;
+
+/** The first `bytes` of the file. */
+function readHead(path: string, bytes: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, bytes, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function warnIfShared(path: string, deps: CommandDeps, what: string): void {
   try {
     const mode = statSync(path).mode & 0o777;
@@ -138,7 +151,14 @@ export async function readSeeds(path: string, raw: RawOptions, deps: CommandDeps
     const info = statSync(path);
     if (!info.isFile()) throw new SeedFileError(path, 'is not a file: give the seed file (PSKC .xml or a seed CSV)');
     if (info.size > MAX_PSKC_BYTES) throw new SeedFileError(path, `is larger than ${MAX_PSKC_BYTES / 1024 / 1024} MB: not a token shipment`);
-    head = readFileSync(path);
+    // The first 64 KB tell XML from CSV (more only if they are all blank); only PSKC is read
+    // whole here: a CSV is streamed by its own reader.
+    head = readHead(path, SNIFF_BYTES);
+    const start = head.toString('utf8').replace(/^\uFEFF/, '').trimStart();
+    if (head.length < info.size && (start === '' || start.startsWith('<'))) {
+      head.fill(0);
+      head = readFileSync(path);
+    }
   } catch (error) {
     if (error instanceof UsageError) throw error;
     throw new SeedFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}): check the path`);

@@ -7,7 +7,8 @@
  */
 import { base32 } from '@scure/base';
 import { InputError } from '../input/input-error.js';
-import { openCsv, readCsvRecords, type CsvFile, type RawRow } from '../input/reader.js';
+import { normaliseHeader, openCsv, readCsvRecords, tooManyFields, type CsvFile, type RawRow } from '../input/reader.js';
+import { SCIENTIFIC_RE } from '../input/validate.js';
 import { Secret } from './secret.js';
 import { checkToken, hashFromText, markDuplicates, type SeedToken, type TokenType } from './token.js';
 
@@ -61,7 +62,7 @@ export interface SeedCsvLayout {
 
 export async function openSeedCsv(path: string): Promise<SeedCsvLayout> {
   const file = await openCsv(path, 'a header row "serialNumber,secret" and one row per token');
-  const normalised = file.header.map((h) => h.toLowerCase().replace(/[\s_.-]/g, ''));
+  const normalised = file.header.map(normaliseHeader);
   const columns: Partial<Record<Role, number>> = {};
   normalised.forEach((h, i) => {
     const role = ALIASES[h];
@@ -70,7 +71,7 @@ export async function openSeedCsv(path: string): Promise<SeedCsvLayout> {
   const where = `line ${file.headerLine}`;
   if (columns.serial === undefined || columns.secret === undefined) {
     // The cells are not shown: in a file without a header row, the first "header" is a seed.
-    const known = file.header.filter((h) => ALIASES[h.toLowerCase().replace(/[\s_.-]/g, '')] !== undefined);
+    const known = file.header.filter((h) => ALIASES[normaliseHeader(h)] !== undefined);
     throw new InputError(
       path,
       where,
@@ -131,7 +132,7 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
   // A cell missing shifts the others: a seed could land in the serial column. Nothing of such a
   // row is read, and none of its cells is shown.
   const width = layout.file.header.length;
-  if (raw.fields.length < width || raw.fields.slice(width).some((f) => f !== '')) {
+  if (raw.fields.length < width || tooManyFields(raw.fields, width)) {
     return { index: raw.row, line: raw.line, serialNumber: '', problem: { code: 'FIELD_COUNT', message: `expected ${width} fields as in the header, got ${raw.fields.length}: a cell is missing or a value holds the separator unquoted (the cells are not shown: one may be a seed)` }, warnings: [] };
   }
   const serialNumber = at('serial') ?? '';
@@ -142,7 +143,7 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
     return { ...base, problem: { code, message }, warnings: [] };
   };
 
-  if (/^\d+(?:[.,]\d+)?E\+?\d+$/i.test(serialNumber)) {
+  if (SCIENTIFIC_RE.test(serialNumber)) {
     return invalid('SERIAL_INVALID', `serial ${JSON.stringify(serialNumber)}: a spreadsheet turned it into a number; format the column as Text and export again`);
   }
   const encoding: SecretEncoding = entra ? 'base32' : (defaults.secretEncoding ?? 'hex');

@@ -4,6 +4,7 @@
  * the others go ahead.
  */
 import type { Secret } from './secret.js';
+import { SERIAL_RE } from '../input/validate.js';
 
 export type TokenType = 'HOTP' | 'TOTP';
 export type HashAlgorithm = 'HmacSHA1' | 'HmacSHA256' | 'HmacSHA512';
@@ -45,7 +46,6 @@ export interface SeedToken {
   readonly warnings: readonly string[];
 }
 
-const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
 /** PingOne takes the secret as hex of at most 200 characters. */
 const MAX_SECRET_BYTES = 100;
 /** RFC 4226 §4 R6: at least 128 bits. Shorter ones import, with a warning. */
