@@ -103,6 +103,12 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
   refuseSwitchValues(argv);
   let exitCode = 0;
   let helpShown = true;
+  /** A PingOne command's handler: its positional and the parsed flags to the command. */
+  const handle = (command: 'run' | 'verify' | 'rollback' | 'import', positional: string) => async (a: Record<string, unknown>): Promise<void> => {
+    helpShown = false;
+    refuseSecretFlag(a);
+    exitCode = await commands[command](String(a[positional]), a, deps);
+  };
   const parser = yargs(argv)
     .scriptName('oath-bulk')
     .usage('$0 <command> [options]\n\nAssigns shipments of hardware OATH tokens to PingOne users.')
@@ -117,18 +123,13 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('strict', { type: 'boolean', group: RUN, describe: 'refuse to send anything if any row is invalid' })
           .option('seeds', { type: 'string', group: SEEDS, describe: "the vendor's seed file (PSKC or seed CSV): the serials the input names that the inventory lacks are imported first" })
           .option('activate', { type: 'boolean', group: SEEDS, describe: 'activate devices PingOne creates ACTIVATION_REQUIRED with a code computed from the seed (needs --seeds, or an input that carries its seeds)' })
-
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none; reruns then cannot resume)', defaultDescription: '<out-dir>/<name>.journal.jsonl' })
           // --dry-run first: however the help wraps, the line's start is a dry run.
           .example('$0 run --dry-run shipment.csv --settings pingone.env', 'check the file and credentials first')
           .example('$0 run shipment.csv --settings pingone.env', 'assign a shipment')
           .example('$0 run /srv/shipments --settings pingone.env --keep-reports 10', 'every shipment in a folder (cron)')
           .example('$0 run shipment.csv --seeds vendor.pskc.xml --psk-file vendor.key --activate --settings pingone.env', 'a whole shipment: import, assign, activate'),
-      async (a) => {
-        helpShown = false;
-        refuseSecretFlag(a);
-        exitCode = await commands.run(String(a['input']), a, deps);
-      },
+      handle('run', 'input'),
     )
     .command(
       'verify <input>',
@@ -137,11 +138,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
         reportOptions(engineOptions(connectionOptions(y)))
           .positional('input', { type: 'string', describe: 'a results CSV of a run, or the input CSV' })
           .example('$0 verify reports/shipment.20261128T170802Z.results.csv --settings pingone.env', 'prove a run'),
-      async (a) => {
-        helpShown = false;
-        refuseSecretFlag(a);
-        exitCode = await commands.verify(String(a['input']), a, deps);
-      },
+      handle('verify', 'input'),
     )
     .command(
       'rollback <results>',
@@ -153,11 +150,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation' })
           .option('journal', { type: 'string', group: REPORTS, describe: "the journal of the run that created the devices, where the deletions are recorded", defaultDescription: "the one the run's summary names" })
           .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --settings pingone.env --dry-run', 'see what would be undone'),
-      async (a) => {
-        helpShown = false;
-        refuseSecretFlag(a);
-        exitCode = await commands.rollback(String(a['results']), a, deps);
-      },
+      handle('rollback', 'results'),
     )
     .command(
       'import <seeds>',
@@ -169,11 +162,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none)', defaultDescription: '<out-dir>/<name>.import.journal.jsonl' })
           .example('$0 import --dry-run shipment.pskc.xml --settings pingone.env --psk-file vendor.key', 'check a seed file first')
           .example('$0 import shipment.pskc.xml --settings pingone.env --psk-file vendor.key', 'import it'),
-      async (a) => {
-        helpShown = false;
-        refuseSecretFlag(a);
-        exitCode = await commands.import(String(a['seeds']), a, deps);
-      },
+      handle('import', 'seeds'),
     )
     .command(
       'sandbox',

@@ -97,6 +97,21 @@ class Collector {
 export function environmentFrom(raw: RawOptions, sources: ConfigSources): Record<string, string | undefined> {
   const envFile = raw['settings'] ?? raw['env-file'];
   if (envFile === undefined) return { ...sources.env };
+  // One command asks several times (its connection, its monitoring; each file of a folder):
+  // the file is read, and its warning given, once per process environment.
+  const read = SETTINGS_READ.get(sources.env) ?? new Map<string, Record<string, string | undefined>>();
+  SETTINGS_READ.set(sources.env, read);
+  const known = read.get(String(envFile));
+  if (known) return known;
+  const merged = readSettings(String(envFile), sources);
+  read.set(String(envFile), merged);
+  return merged;
+}
+
+/** Settings files read so far, by the environment they were merged over. */
+const SETTINGS_READ = new WeakMap<object, Map<string, Record<string, string | undefined>>>();
+
+function readSettings(envFile: string, sources: ConfigSources): Record<string, string | undefined> {
   let text: string;
   try {
     text = readFileSync(String(envFile), 'utf8');
@@ -288,7 +303,7 @@ export interface OpsOptions {
  * hand with the same settings file must not ping cron's monitor nor replace its metrics. Flags
  * apply to any command.
  */
-export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, scheduled = true): OpsOptions {
+export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, scheduled: boolean): OpsOptions {
   const all = environmentFrom(raw, sources);
   const env = scheduled ? all : { ...all, OATH_BULK_HEALTHCHECK_URL: undefined, OATH_BULK_METRICS_FILE: undefined };
   const c = new Collector();

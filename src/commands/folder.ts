@@ -17,6 +17,7 @@ import { readOnlyJournal } from '../engine/journal.js';
 import { finalRows, scanInput } from '../input/scan.js';
 import { openInput } from '../input/reader.js';
 import { stem } from '../report/files.js';
+import { countsLine } from '../report/tally.js';
 import { resolveCommandConfig } from './context.js';
 import { SWITCHES } from '../cli.js';
 import { runCommand, SEED_FLAGS, type CommandDeps } from './run.js';
@@ -141,8 +142,7 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
   return { rows, outcomes, invalid, refused };
 }
 
-const counts = (outcomes: Record<string, number>): string =>
-  Object.entries(outcomes).filter(([, n]) => n > 0).map(([o, n]) => `${o} ${n}`).join(' · ') || 'no rows';
+const counts = (outcomes: Record<string, number>): string => countsLine(outcomes) || 'no rows';
 
 export async function runFolder(folder: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   for (const flag of ['seeds', 'journal'] as const) {
@@ -208,7 +208,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
         add(done.outcomes);
         const waiting = done.refused ? `; ${done.refused} devices wait for their users' first sign-in: PingOne refused the codes from the seed file (run the file by hand with --activate once it is put right)` : '';
         out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}${waiting}) · exit ${code}\n`);
-        deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: now(), nothingToDo: true });
+        deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: now() });
         worst = Math.max(worst, code);
         continue;
       }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { RawOptions } from '../config.js';
 import type { Logger } from 'pino';
 import type { ReportRecorder } from '../report/html-report.js';
-import { IMPORT_OUTCOMES, importTokens, type ImportOutcome, type ImportResult } from '../engine/import-batch.js';
+import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome, type ImportResult } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { commandLine } from '../report/command-line.js';
 import { prepareOutDir, stem } from '../report/files.js';
@@ -74,9 +74,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
       inventory: session.client,
       jobSize,
       dryRun,
-      pollFirstMs: 250,
-      pollMaxMs: 5000,
-      jobTimeoutMs: 10 * 60_000,
+      ...IMPORT_POLLING,
       // As many jobs in flight as requests may be: polls then fill the pace.
       jobsInFlight: engine.concurrency,
       onSettled: () => settled++,

@@ -6,14 +6,14 @@
  * them can fail the run: a ping or a metrics file that cannot be written is a warning.
  */
 import { randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
 import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import axios from 'axios';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../config.js';
 import { isLoopbackHost } from '../pingone/regions.js';
 import { exitCodeFor } from '../errors.js';
-import { stem } from '../report/files.js';
+import { isFolder, stem } from '../report/files.js';
+import { countsLine } from '../report/tally.js';
 import type { CommandDeps } from './run.js';
 
 /** A ping waits this long at most: a monitor that hangs must not hold the job. */
@@ -31,14 +31,6 @@ export interface RunFacts {
   readonly finishedAt?: string;
   /** A folder run stopped before it reached this input. */
   readonly notRun?: boolean;
-}
-
-function isFolder(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /** The ping URL without its path, which is a secret of sorts (anyone with it can ping). */
@@ -183,9 +175,9 @@ export async function pruneReports(outDir: string, input: string, command: strin
 }
 
 function endLine(runs: readonly RunFacts[], code: number): string {
-  const rows = new Map<string, number>();
-  for (const r of runs) for (const [o, n] of Object.entries(r.outcomes ?? {})) if (n > 0) rows.set(o, (rows.get(o) ?? 0) + n);
-  const counts = [...rows].map(([o, n]) => `${o} ${n}`).join(' · ');
+  const rows: Record<string, number> = {};
+  for (const r of runs) for (const [o, n] of Object.entries(r.outcomes ?? {})) rows[o] = (rows[o] ?? 0) + n;
+  const counts = countsLine(rows);
   return `oath-bulk: exit ${code}${runs.length ? ` · ${runs.length} input${runs.length === 1 ? '' : 's'}` : ''}${counts ? ` · ${counts}` : ''}\n`;
 }
 
@@ -209,7 +201,7 @@ export async function withOperations(command: string, input: string, raw: RawOpt
   const runs: RunFacts[] = [];
   const inner: CommandDeps = {
     ...deps,
-    keepReports: ops.keepReports ?? deps.keepReports,
+    keepReports: ops.keepReports,
     onSummary: (summary) => {
       runs.push(summary as RunFacts);
       deps.onSummary?.(summary);

@@ -2,7 +2,6 @@
  * `oath-bulk run <input.csv>`: validate the whole file, take the journal's lock, prove the
  * credentials, then assign every row and write the results, log and summary.
  */
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runFolder } from './folder.js';
 import type { ConfigSources, RawOptions } from '../config.js';
@@ -12,16 +11,16 @@ import type { RunControl } from '../engine/control.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { checkUnchanged, finalRows, scanInput } from '../input/scan.js';
 import type { Transport } from '../pingone/http.js';
-import { prepareOutDir, stem } from '../report/files.js';
+import { isFolder, prepareOutDir, stem } from '../report/files.js';
 import type { RowResult } from '../report/outcome.js';
 import { ProgressLine } from '../report/progress.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { commandLine } from '../report/command-line.js';
 import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../report/summary.js';
-import { Tally } from '../report/tally.js';
+import { countsLine, Tally } from '../report/tally.js';
 import type { Logger } from 'pino';
 import { activation, ShipmentSeeds } from '../engine/shipment-seeds.js';
-import { IMPORT_OUTCOMES, importTokens, inInventory, type ImportOutcome } from '../engine/import-batch.js';
+import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, inInventory, type ImportOutcome } from '../engine/import-batch.js';
 import { Preflight } from '../engine/preflight.js';
 import type { AssignContext } from '../engine/assign-row.js';
 import type { InventoryEntry } from '../pingone/client.js';
@@ -52,7 +51,7 @@ export interface CommandDeps extends ConfigSources {
 export const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
-  if (isDirectory(input)) return runFolder(input, raw, deps);
+  if (isFolder(input)) return runFolder(input, raw, deps);
   const dryRun = raw['dry-run'] === true;
   const activate = raw['activate'] === true;
   const preflightOn = dryRun && raw['preflight'] !== false;
@@ -129,8 +128,9 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const t0 = performance.now();
   const ctx = await openCommand('run', input, config, deps);
   const { paths, log, logger, session, startedAt } = ctx;
-  const results = await ResultsWriter.open(paths.results, scan.layout.extras.map((e) => e.name), undefined, ctx.faultHandler(paths.results));
-  ctx.recorder.extraNames = scan.layout.extras.map((e) => e.name);
+  const extraNames = scan.layout.extras.map((e) => e.name);
+  const results = await ResultsWriter.open(paths.results, extraNames, undefined, ctx.faultHandler(paths.results));
+  ctx.recorder.extraNames = extraNames;
   const { control } = deps;
   const tally = new Tally();
 
@@ -175,15 +175,12 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   let activationHalted: string | undefined;
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
-    if ((result.outcome === 'CREATED' || result.outcome === 'EXISTING') && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
-    const fine = result.outcome === 'CREATED' || result.outcome === 'EXISTING' || (dryRun && result.outcome === 'NOT_ATTEMPTED');
-    if (!fine || result.errorCode) ctx.recorder.attention(result);
-    const { extras, finishedEarlier, activationRefused, ...fields } = result;
-    void extras;
-    void finishedEarlier;
-    void activationRefused;
-    const level = result.outcome === 'CREATED' || result.outcome === 'EXISTING' ? 'info' : 'warn';
-    logger[level]({ event: 'row', ...fields });
+    const done = result.outcome === 'CREATED' || result.outcome === 'EXISTING';
+    if (done && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
+    if (!(done || (dryRun && result.outcome === 'NOT_ATTEMPTED')) || result.errorCode) ctx.recorder.attention(result);
+    // The log carries the results' columns, without what the results file adds or keeps inside.
+    const { extras: _extras, finishedEarlier: _earlier, activationRefused: _refused, ...fields } = result;
+    logger[done ? 'info' : 'warn']({ event: 'row', ...fields });
     // The log cannot push back on pino: rows wait here when it falls behind the disk.
     if (log.backlog > 4 << 20) await log.flush();
     await results.write(result);
@@ -270,7 +267,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   });
   const notes: string[] = [];
   if (seedsSummary) {
-    const counts = Object.entries(seedsSummary.outcomes).filter(([, n]) => n > 0).map(([o, n]) => `${o} ${n}`).join(' · ');
+    const counts = countsLine(seedsSummary.outcomes);
     notes.push(seedsSummary.tokens === 0
       ? `seeds: ${seedsSummary.file} holds none of this file's serials: is it the seed file of this shipment?`
       : `seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${counts}${seedsSummary.finishedEarlier ? ` (${seedsSummary.finishedEarlier} by an earlier run)` : ''}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
@@ -351,9 +348,7 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
       present,
       // Activation needs the seeds after the import; otherwise each is wiped once settled.
       keepSecrets: plan.activate,
-      pollFirstMs: 250,
-      pollMaxMs: 5000,
-      jobTimeoutMs: 10 * 60_000,
+      ...IMPORT_POLLING,
       jobsInFlight: ctx.engine.concurrency,
     });
     seeds.record(outcomes, retry.journal);
@@ -363,12 +358,4 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
   }
   logger.info({ event: 'seeds.end', outcomes: tally.outcomes, errorCodes: tally.errorCodes });
   return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, finishedEarlier: tally.finishedEarlier, results: path };
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }

@@ -84,6 +84,9 @@ const LOOKUP_ONE_BY_ONE = 50;
 /** A failed job is split until its parts are this small; then its tokens go one by one. */
 const SINGLE_BELOW = 8;
 
+/** How the commands poll a job: 250 ms doubling to 5 s; given up on after 10 minutes. */
+export const IMPORT_POLLING = { pollFirstMs: 250, pollMaxMs: 5000, jobTimeoutMs: 10 * 60_000 } as const;
+
 export const importKey = (serial: string): string => pairKey('import', serial);
 
 function body(t: SeedToken): OathTokenBody {

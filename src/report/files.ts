@@ -2,7 +2,7 @@
  * Where a run's reports go: `<out-dir>/<name>.<runId>.<kind>`, files 0600 because they name
  * users. The out-dir is created if missing and checked writable before any request.
  */
-import { constants } from 'node:fs';
+import { constants, statSync } from 'node:fs';
 import { access, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
@@ -115,6 +115,15 @@ export function describeWriteError(error: unknown): string {
 /** A report, log or journal that cannot be written: the run stops (exit 3), saying which and why. */
 export function writeFault(path: string, error: unknown): StopError {
   return new StopError('WRITE_FAILED', `cannot write ${path}: ${describeWriteError(error)} under ${dirname(path)}; ${WRITE_FIX} (the journal stays readable: the rerun resumes)`);
+}
+
+/** Whether the path is a folder (a folder run); false when it is anything else or nothing. */
+export function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Written whole or not at all: a temporary file (0600), synced when asked, then renamed into place. */

@@ -46,6 +46,11 @@ export class Tally<O extends string = Outcome> {
   }
 }
 
+/** `CREATED 3 · FAILED 1`: the non-zero counts, in their order; '' when there are none. */
+export function countsLine(counts: Readonly<Record<string, number>>): string {
+  return Object.entries(counts).filter(([, n]) => n > 0).map(([o, n]) => `${o} ${n}`).join(' · ');
+}
+
 /** What an operator does about each error code. */
 export const ADVICE: Record<string, string> = {
   SERIAL_NOT_FOUND: 'the token is not in the OATH token inventory: give its seed file (run --seeds, or oath-bulk import), then rerun',
