@@ -66,6 +66,7 @@ function seedFileOptions(y: Argv): Argv {
   return y
     .option('psk-file', { type: 'string', group: SEEDS, describe: 'the pre-shared key of an encrypted PSKC file: 16, 24 or 32 bytes, raw or as hex' })
     .option('passphrase-file', { type: 'string', group: SEEDS, describe: 'the passphrase of a PBKDF2-protected PSKC file (on a terminal, asked for when needed)' })
+    .option('allow-unencrypted', { type: 'boolean', group: SEEDS, describe: 'import a PSKC file without encryption although a key was given (only when the vendor confirms it was sent so)' })
     .option('psk', { type: 'string', hidden: true })
     .option('passphrase', { type: 'string', hidden: true })
     .option('secret-encoding', { type: 'string', group: SEEDS, describe: 'hex|base32|base64: how a seed CSV writes secrets (Entra layout: base32)', defaultDescription: 'hex' })
@@ -82,7 +83,7 @@ function refuseSecretFlag(argv: Record<string, unknown>): void {
 }
 
 /** Flags that take no value (`--flag`, `--no-flag`, or `=true|false`). */
-export const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required', 'activate', 'preflight'];
+export const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required', 'activate', 'preflight', 'allow-unencrypted'];
 
 /**
  * yargs reads `--dry-run=1` as false: a real run where a dry run was meant. A switch takes no

@@ -20,7 +20,7 @@ import { readSeeds, seedOptions } from '../seeds/read-seeds.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
 import type { CommandDeps } from './run.js';
 
-export const IMPORT_COLUMNS = ['row', 'serialNumber', 'type', 'otpLength', 'outcome', 'tokenId', 'errorCode', 'message', 'manufacturer', 'model'];
+export const IMPORT_COLUMNS = ['row', 'serialNumber', 'type', 'otpLength', 'outcome', 'tokenId', 'errorCode', 'message', 'manufacturer', 'model', 'validFrom', 'validUntil'];
 
 
 /** Each token's outcome: counted, logged (never its seed) and written to the results. */
@@ -32,7 +32,7 @@ export async function writeImportResults(outcomes: readonly ImportResult[], resu
       recorder?.attention({ row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: [t.manufacturer ?? '', t.model ?? ''] });
     }
     logger[r.outcome === 'FAILED' || r.outcome === 'INVALID' || r.outcome === 'UNCONFIRMED' ? 'warn' : 'info']({ event: 'row', row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, tokenId: r.tokenId, errorCode: r.errorCode });
-    await results.writeCells([t.index, t.serialNumber, t.type, t.otpLength, r.outcome, r.tokenId, r.errorCode, r.message, t.manufacturer, t.model]);
+    await results.writeCells([t.index, t.serialNumber, t.type, t.otpLength, r.outcome, r.tokenId, r.errorCode, r.message, t.manufacturer, t.model, t.validFrom, t.validUntil]);
   }
 }
 
@@ -43,7 +43,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const { connection, engine, report } = config;
 
   // Read, decrypt and check the whole file before anything is sent.
-  const tokens = await readSeeds(seedsPath, raw, deps, defaults);
+  const { tokens } = await readSeeds(seedsPath, raw, deps, defaults);
 
   await prepareOutDir(report.outDir);
   const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(seedsPath)}.import.journal.jsonl`);

@@ -21,7 +21,7 @@ import { countsLine, Tally } from '../report/tally.js';
 import type { Logger } from 'pino';
 import { activation, ShipmentSeeds } from '../engine/shipment-seeds.js';
 import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, inInventory, type ImportOutcome } from '../engine/import-batch.js';
-import { Preflight } from '../engine/preflight.js';
+import { pairingUnknown, Preflight } from '../engine/preflight.js';
 import type { AssignContext } from '../engine/assign-row.js';
 import type { InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
@@ -48,7 +48,7 @@ export interface CommandDeps extends ConfigSources {
 }
 
 /** Flags that only mean something when seeds are read. */
-export const SEED_FLAGS = ['psk-file', 'passphrase-file', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
+export const SEED_FLAGS = ['psk-file', 'passphrase-file', 'allow-unencrypted', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   if (isFolder(input)) return runFolder(input, raw, deps);
@@ -90,7 +90,7 @@ export async function runCommand(input: string, raw: RawOptions, deps: CommandDe
   if (seedsPath !== undefined || preflightOn) for await (const row of finalRows(scan)) if (!row.problem && row.user) serials.add(row.serialNumber);
   // Read, decrypted and checked whole before anything is sent; wiped when the run ends, and
   // those no row needs at once.
-  const seeds = seedsPath === undefined ? undefined : new ShipmentSeeds(seedsPath, await readSeeds(seedsPath, raw, deps, defaults));
+  const seeds = seedsPath === undefined ? undefined : new ShipmentSeeds(seedsPath, (await readSeeds(seedsPath, raw, deps, defaults)).tokens);
   seeds?.wipeExcept(seeds.needed(serials));
   try {
     return await assign(input, raw, deps, { dryRun, preflight: preflightOn, activate, jobSize, config, scan, serials, seeds });
@@ -197,7 +197,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     let present: Map<string, InventoryEntry> | undefined;
     if (plan.preflight && !control.stopped) {
       present = await readInventory([...plan.serials], { ...retry, inventory: session.client }, control);
-      if (present) preflight = new Preflight({ inventory: present, seeds, activate, users: session.client }, retry);
+      if (present) preflight = new Preflight({ inventory: present, seeds, activate, users: session.client, pairingUnknown: pairingUnknown(present, journal.pairedSerials()) }, retry);
     }
     // A dry run without the preflight reads nothing of the inventory.
     if (seeds && !control.stopped && (!dryRun || plan.preflight)) {
@@ -246,7 +246,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const stopped = control.reason;
   // A dry run's NOT_ATTEMPTED rows are the ones it would send; a device left unactivated
   // under --activate is work not done.
-  const unactivated = activate ? (tally.errorCodes['ACTIVATION_FAILED'] ?? 0) : 0;
+  const unactivated = (activate ? (tally.errorCodes['ACTIVATION_FAILED'] ?? 0) : 0) + (tally.errorCodes['PAIRING_UNKNOWN'] ?? 0);
   const exitCode = stopped ? 3 : unactivated > 0 ? 1 : tally.exitCode(dryRun ? ['CREATED', 'EXISTING', 'NOT_ATTEMPTED'] : ['CREATED', 'EXISTING']);
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({

@@ -37,7 +37,7 @@ export function activationCode(token: SeedToken, now: number, next: boolean): { 
   if (!secret || !token.type || !token.otpLength) throw new TypeError('a token without its seed cannot be activated');
   const hash = token.hashAlgorithm ?? 'HmacSHA1';
   if (token.type === 'HOTP') {
-    const c = (token.counter ?? 0) + (next ? 1 : 0);
+    const c = (token.counter ?? 0n) + (next ? 1n : 0n);
     return { code: hotp(secret, c, token.otpLength, hash), at: `counter ${c}` };
   }
   const stepS = token.timeStep ?? 30;

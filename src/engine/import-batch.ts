@@ -96,7 +96,7 @@ function body(t: SeedToken): OathTokenBody {
     type: t.type!,
     otpLength: t.otpLength!,
     hashAlgorithm: t.hashAlgorithm,
-    ...(t.type === 'HOTP' ? { hotp: { counter: t.counter ?? 0 } } : { totp: { timeStep: t.timeStep ?? 30 } }),
+    ...(t.type === 'HOTP' ? { hotp: { counter: t.counter ?? 0n } } : { totp: { timeStep: t.timeStep ?? 30 } }),
   };
 }
 
@@ -115,7 +115,13 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
 
   const pending: SeedToken[] = [];
   const started: SeedToken[] = [];
+  /** Tokens an earlier run sent in jobs it recorded, by job: followed to their end first. */
+  const byJob = new Map<string, SeedToken[]>();
+  /** Serials an earlier run sent more than once (a lost answer, a rerun). */
+  const sentTwice = new Set<string>();
   for (const t of tokens) {
+    // An equal copy of another token of the file (seeds/copies.ts) is that token: reported with it.
+    if (t.copyOf !== undefined) continue;
     if (t.problem) {
       settle({ token: t, outcome: 'INVALID', errorCode: t.problem.code, message: t.problem.message });
       continue;
@@ -123,8 +129,20 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
     const earlier = ctx.journal.lookup(importKey(t.serialNumber));
     if (earlier?.outcome === 'IMPORTED' || earlier?.outcome === 'ALREADY_PRESENT') {
       settle({ token: t, outcome: earlier.outcome, tokenId: earlier.deviceId || undefined, finishedEarlier: true, message: 'finished by an earlier run; nothing sent' });
-    } else if (earlier?.windows) started.push(t);
-    else pending.push(t);
+    } else if (earlier?.windows) {
+      started.push(t);
+      const job = earlier.jobs?.[earlier.jobs.length - 1];
+      if ((earlier.jobs?.length ?? 0) > 1 || earlier.windows.length > 1) sentTwice.add(t.serialNumber);
+      if (job !== undefined && !ctx.dryRun) byJob.set(job, [...(byJob.get(job) ?? []), t]);
+    } else pending.push(t);
+  }
+  // A serial this tool has sent before: a later job calling it a duplicate found our own token.
+  const lost = new Set(started.map((t) => t.serialNumber));
+
+  // An earlier run's jobs, still running or ended unheard: their own answer says what they made.
+  if (byJob.size > 0) {
+    const followed = await followJobs(byJob, { ...ctx, lost: sentTwice, resends: 0 }, settle);
+    for (let i = started.length - 1; i >= 0; i--) if (followed.has(started[i]!)) started.splice(i, 1);
   }
 
   // An earlier run sent these and never learned how its job ended; a dry run reads all, and
@@ -165,7 +183,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   const ordered = [...pending].sort((a, b) => a.index - b.index);
   for (let i = 0; i < ordered.length; i += ctx.jobSize) chunks.push(ordered.slice(i, i + ctx.jobSize));
   let next = 0;
-  const run: Run = { ...ctx, lost: new Set(), resends: 0 };
+  const run: Run = { ...ctx, lost, resends: 0 };
   const worker = async (): Promise<void> => {
     while (next < chunks.length) {
       const chunk = chunks[next++]!;
@@ -183,9 +201,16 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   return inOrder(tokens, results);
 }
 
-/** The results in the tokens' order; a token nothing was learned of is NOT_ATTEMPTED. */
+/** The results in the tokens' order; a token nothing was learned of is NOT_ATTEMPTED; a copy shares its token's outcome. */
 function inOrder(tokens: readonly SeedToken[], results: Map<SeedToken, ImportResult>): ImportResult[] {
-  return tokens.map((t) => results.get(t) ?? notDone(t, false, STOPPED_BEFORE));
+  const byIndex = new Map<number, ImportResult>();
+  for (const r of results.values()) byIndex.set(r.token.index, r);
+  return tokens.map((t) => {
+    if (t.copyOf === undefined) return results.get(t) ?? notDone(t, false, STOPPED_BEFORE);
+    const twin = byIndex.get(t.copyOf);
+    const outcome = twin?.outcome ?? 'NOT_ATTEMPTED';
+    return { token: t, outcome, tokenId: twin?.tokenId, errorCode: twin?.errorCode, finishedEarlier: twin?.finishedEarlier, message: `the same token as #${t.copyOf} of this file (same secret and settings): imported once, as that one` };
+  });
 }
 
 const STOPPED_BEFORE = 'the import stopped before this token';
@@ -265,24 +290,58 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
     // Never sent (a stop before it was written), or refused before PingOne acted (429s, refused connection).
     return notSent(chunk, error, ctx, settle);
   }
+  // Recorded at once: a run killed while the job runs lets the next one follow it to its end.
+  ctx.journal.jobSent(jobId, chunk.map((t) => importKey(t.serialNumber)));
   let job: OathJob;
   try {
     job = await pollJob(jobId, ctx, chunk[0]!.index);
   } catch (error) {
     return afterLoss(chunk, error, ctx, settle, `job ${jobId} could not be followed to its end`);
   }
-  if (job.status === 'DONE') {
-    const duplicates = new Set(job.duplicates);
-    for (const t of chunk) {
-      if (!duplicates.has(t.serialNumber)) settle({ token: t, outcome: 'IMPORTED' });
-      // A "duplicate" of a token this run sent in a job whose answer was lost: that job made it.
-      else if (ctx.lost.has(t.serialNumber)) settle({ token: t, outcome: 'IMPORTED', message: "imported by this run's earlier job, whose answer was lost" });
-      else settle({ token: t, outcome: 'ALREADY_PRESENT', message: 'PingOne already held this serial' });
-    }
-    return;
-  }
+  if (job.status === 'DONE') return settleDone(chunk, job, ctx, settle);
   // FAILED: isolate the token(s) it failed for; the good ones import.
   return halves(job.reason ?? 'the job failed');
+}
+
+/** A DONE job: what it created is IMPORTED; a "duplicate" is ALREADY_PRESENT unless this tool sent it before. */
+function settleDone(chunk: readonly SeedToken[], job: OathJob, ctx: Run, settle: (r: ImportResult) => void): void {
+  const duplicates = new Set(job.duplicates);
+  for (const t of chunk) {
+    if (!duplicates.has(t.serialNumber)) settle({ token: t, outcome: 'IMPORTED' });
+    // A "duplicate" of a token this tool sent in an earlier job (its answer lost, or its run
+    // killed while it ran): that job made it.
+    else if (ctx.lost.has(t.serialNumber)) settle({ token: t, outcome: 'IMPORTED', message: 'imported by an earlier job of this tool, whose end was not heard at the time' });
+    else settle({ token: t, outcome: 'ALREADY_PRESENT', message: 'PingOne already held this serial' });
+  }
+}
+
+/**
+ * Jobs an earlier run sent and recorded but never saw end: each is polled (it may still be
+ * running) and settles its tokens as if this run had sent it. A job PingOne no longer knows,
+ * or one that FAILED, leaves its tokens to the inventory check that follows. Returns the
+ * tokens settled.
+ */
+async function followJobs(byJob: ReadonlyMap<string, SeedToken[]>, ctx: Run, settle: (r: ImportResult) => void): Promise<Set<SeedToken>> {
+  const done = new Set<SeedToken>();
+  for (const [id, chunk] of byJob) {
+    if (ctx.stopping.aborted) break;
+    let job: OathJob;
+    try {
+      job = await pollJob(id, ctx, chunk[0]!.index);
+    } catch (error) {
+      if (error instanceof StopError) {
+        ctx.onSystemic(error);
+        break;
+      }
+      continue;
+    }
+    if (job.status !== 'DONE') continue;
+    settleDone(chunk, job, ctx, (r) => {
+      done.add(r.token);
+      settle(r);
+    });
+  }
+  return done;
 }
 
 /**

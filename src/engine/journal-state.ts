@@ -13,6 +13,7 @@
  *             `s` the device's status; `a` "refused" when PingOne refused the codes computed
  *             from the seed (a folder run leaves such a device to the user's first sign-in);
  * - `clear`   the pair's earlier creates are settled and made nothing: no claim remains;
+ * - `job`     PingOne accepted import job `j` for the started keys `ks`: a rerun polls it to its end;
  * - `removed` rollback deleted the device this job created: the pair is open again.
  */
 
@@ -38,6 +39,8 @@ export interface PairState {
   readonly userId?: string;
   /** PingOne refused the activation codes computed from the seed. */
   readonly activationRefused?: boolean;
+  /** Import jobs (oathJobs ids) that carried the pair's token and whose end this tool never learned. */
+  readonly jobs?: readonly string[];
 }
 
 export function pairKey(userId: string, serialNumber: string): string {
@@ -65,6 +68,13 @@ export class JournalState {
     return key === undefined ? undefined : this.pairs.get(key);
   }
 
+  /** Serials an earlier run left assigned (CREATED or EXISTING) and this run has not finished. */
+  pairedSerials(): Set<string> {
+    const serials = new Set<string>();
+    for (const [key, state] of this.pairs) if (state.outcome === 'CREATED' || state.outcome === 'EXISTING') serials.add(key.slice(key.indexOf('|') + 1));
+    return serials;
+  }
+
   /** Forgets a pair this run has finished: nothing of this run is looked up again. */
   forget(key: string, alias?: string): void {
     this.pairs.delete(key);
@@ -78,6 +88,16 @@ export class JournalState {
       this.closeWindows(Number.isFinite(at) ? at : Date.now());
       return;
     }
+    if (record['e'] === 'job') {
+      const job = record['j'];
+      const keys = record['ks'];
+      if (typeof job !== 'string' || !Array.isArray(keys)) return;
+      for (const k of keys) {
+        const state = typeof k === 'string' ? this.pairs.get(k) : undefined;
+        if (state?.windows) this.pairs.set(k as string, { ...state, jobs: [...(state.jobs ?? []), job] });
+      }
+      return;
+    }
     const key = record['k'];
     if (typeof key !== 'string') return;
     const prior = this.pairs.get(key);
@@ -86,7 +106,7 @@ export class JournalState {
         if (prior?.outcome !== undefined) break;
         {
           const until = Number(record['until']);
-          this.pairs.set(key, { windows: [...(prior?.windows ?? []), { from: Number.isFinite(at) ? at : 0, until: Number.isFinite(until) ? until : Infinity }] });
+          this.pairs.set(key, { ...(prior?.jobs ? { jobs: prior.jobs } : {}), windows: [...(prior?.windows ?? []), { from: Number.isFinite(at) ? at : 0, until: Number.isFinite(until) ? until : Infinity }] });
           this.open.add(key);
         }
         break;

@@ -56,6 +56,10 @@ export interface PairJournal {
   finished(key: string, row: number, state: Finish): void;
   /** Earlier creates for the pair made nothing (or nothing is left of them): no claim remains. */
   cleared(key: string, row: number): void;
+  /** Serials earlier runs left assigned to a user (CREATED or EXISTING). */
+  pairedSerials(): ReadonlySet<string>;
+  /** PingOne accepted an import job for these (started) keys: a rerun follows the job to its end. */
+  jobSent(jobId: string, keys: readonly string[]): void;
   /** A device this job created was deleted again (rollback): the pair is open once more. */
   removed(key: string, row: number, deviceId: string): Promise<void>;
   close(): Promise<void>;
@@ -72,6 +76,10 @@ export class NullJournal implements PairJournal {
   async started(): Promise<void> {}
   finished(): void {}
   cleared(): void {}
+  jobSent(): void {}
+  pairedSerials(): ReadonlySet<string> {
+    return new Set();
+  }
   async removed(): Promise<void> {}
   async close(): Promise<void> {}
 }
@@ -134,6 +142,14 @@ export class RecordingJournal implements PairJournal {
   cleared(key: string, row: number): void {
     this.state.forget(key);
     void this.append({ v: JOURNAL_VERSION, e: 'clear', k: key, row, at: Date.now() }, false).catch(() => undefined);
+  }
+
+  pairedSerials(): ReadonlySet<string> {
+    return this.state.pairedSerials();
+  }
+
+  jobSent(jobId: string, keys: readonly string[]): void {
+    void this.append({ v: JOURNAL_VERSION, e: 'job', j: jobId, ks: keys, at: Date.now() }, false).catch(() => undefined);
   }
 
   /** Pairs held in memory: what earlier runs recorded and this run has not finished. */
@@ -369,6 +385,8 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
     started: none.started.bind(none),
     finished: none.finished.bind(none),
     cleared: none.cleared.bind(none),
+    jobSent: none.jobSent.bind(none),
+    pairedSerials: () => state.pairedSerials(),
     removed: none.removed.bind(none),
     close: none.close.bind(none),
   };

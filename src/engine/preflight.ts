@@ -19,6 +19,25 @@ export interface PreflightOptions {
   readonly seeds?: ShipmentSeeds;
   readonly activate: boolean;
   readonly users: Pick<UserDeviceApi, 'getUser'>;
+  /**
+   * PingOne answered the inventory without the devices its tokens are paired to (it ignored
+   * expand=devices): a token without a device may be held by anyone, so no create is predicted.
+   */
+  readonly pairingUnknown?: boolean;
+}
+
+/**
+ * Whether the inventory's answer left out the devices: serials this tool's journal knows to be
+ * assigned came back, and not one token of the answer is paired. (A device deleted since frees
+ * one token; it does not strip every token of its device.)
+ */
+export function pairingUnknown(inventory: ReadonlyMap<string, InventoryEntry>, assigned: ReadonlySet<string>): boolean {
+  let known = 0;
+  for (const entry of inventory.values()) {
+    if (entry.device) return false;
+    if (assigned.has(entry.serialNumber)) known++;
+  }
+  return known > 0;
 }
 
 export class Preflight {
@@ -71,6 +90,9 @@ export class Preflight {
       return would({ outcome: 'EXISTING', deviceId: token.device.id, message: `dry run: the user already holds this token; nothing would be created${activate ? '; activated if it waits for a code' : ''}` });
     }
     if (token.device) return fail('SERIAL_ALREADY_ASSIGNED', `${row.serialNumber} is paired to another user (${holder ?? 'a user the inventory does not name'}, device ${token.device.id}): unassign it there, or give this user another token`);
+    if (this.options.pairingUnknown) {
+      return would({ outcome: 'NOT_ATTEMPTED', errorCode: 'PAIRING_UNKNOWN', message: `dry run: cannot tell whether ${row.serialNumber} is free or held by another user: PingOne answered the inventory without the devices its tokens are paired to (expand=devices ignored), though this tool assigned some of these serials; the real run reads each user's devices and will find out` });
+    }
     if (unseeded) return noActivation({ outcome: 'NOT_ATTEMPTED', message: plain });
     return would({ outcome: 'NOT_ATTEMPTED', message: `${plain}${then}` });
   }

@@ -24,8 +24,8 @@ export class ShipmentSeeds {
     readonly path: string,
     readonly tokens: readonly SeedToken[],
   ) {
-    // A serial twice in the file: the first valid token is the one imported (markDuplicates),
-    // so it is the one that counts; else the first.
+    // A serial twice in the file is one token (equal copies: the first) or a conflict (every
+    // copy SEED_CONFLICT: seeds/copies.ts); a valid copy is preferred to a refused one.
     for (const t of tokens) {
       const held = this.bySerial.get(t.serialNumber);
       if (!held || (held.problem && !t.problem)) this.bySerial.set(t.serialNumber, t);
@@ -59,6 +59,8 @@ export class ShipmentSeeds {
 
   /** A row whose token the import could not put in the inventory is not sent. */
   gate(row: ResolvedRow): RowResult | undefined {
+    const conflict = this.conflict(row);
+    if (conflict) return conflict;
     const r = this.imported.get(row.serialNumber);
     if (!r || r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT' || r.outcome === 'INVALID') return undefined;
     const base = { row: row.row, userID: row.userId, serialNumber: row.serialNumber, extras: row.extras, attempts: 0, durationMs: 0 };
@@ -66,6 +68,16 @@ export class ShipmentSeeds {
       return { ...base, outcome: 'FAILED', errorCode: 'SERIAL_NOT_FOUND', message: `${row.serialNumber} is not in the inventory and importing its seed from ${this.path} failed (${r.errorCode ?? 'FAILED'}: ${r.message ?? ''}): nothing was sent for this row; see the seeds results` };
     }
     return { ...base, outcome: 'NOT_ATTEMPTED', message: `its seed was not imported yet (${r.outcome}): run again to finish` };
+  }
+
+  /**
+   * The seed file gives the row's serial two different tokens: the row is not sent, whatever
+   * the inventory holds (the one there may be either; SEEDS.md "Integrity").
+   */
+  conflict(row: ResolvedRow): RowResult | undefined {
+    const seed = this.bySerial.get(row.serialNumber);
+    if (seed?.problem?.code !== 'SEED_CONFLICT') return undefined;
+    return { row: row.row, userID: row.userId, serialNumber: row.serialNumber, extras: row.extras, attempts: 0, durationMs: 0, outcome: 'FAILED', errorCode: 'SEED_CONFLICT', message: `${seed.problem.message}; nothing was sent for this row` };
   }
 
   /** SERIAL_NOT_FOUND from PingOne, with what the seed file says about the serial. */

@@ -40,6 +40,8 @@ export interface InputLayout {
    * seed file, and that column is never read as an assignment nor carried anywhere.
    */
   readonly carriesSeeds: boolean;
+  /** Where the seeds are, in such a file: only ever looked at to catch swapped columns. */
+  readonly secretColumn?: number;
   /** The file as it was checked: every pass reads these bytes only, and a change is noticed. */
   readonly fingerprint: Fingerprint;
 }
@@ -210,10 +212,12 @@ export async function openInput(path: string): Promise<InputLayout> {
   const found: Partial<Record<keyof Columns, number>> = {};
   const extras: Array<{ name: string; index: number }> = [];
   let carriesSeeds = false;
+  let secretColumn: number | undefined;
   const lastNamed = header.reduce((last, cell, index) => (cell === '' ? last : index), -1);
   header.forEach((cell, index) => {
     if (SECRET_COLUMNS.has(normaliseHeader(cell))) {
       carriesSeeds = true;
+      secretColumn ??= index;
       return;
     }
     if (SECRET_NAME.test(normaliseHeader(cell))) return;
@@ -250,6 +254,7 @@ export async function openInput(path: string): Promise<InputLayout> {
     columns: found as Columns,
     extras,
     carriesSeeds,
+    secretColumn,
     fingerprint,
   };
 }

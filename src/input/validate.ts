@@ -31,6 +31,17 @@ export interface CheckedRow {
 export const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
 /** What Excel makes of a long digit string: 2.30873E+13. */
 export const SCIENTIFIC_RE = /^\d+(?:[.,]\d+)?E\+?\d+$/i;
+
+/** A cell that looks like a seed of 128 bits or more: 32+ hex digits, or 26+ base32 characters. */
+const SEED_SIZED = /^(?:[0-9a-fA-F]{32,}|[A-Za-z2-7]{26,}=*)$/;
+
+/**
+ * A seed-file row whose columns are swapped: its serial cell looks like a seed while its secret
+ * holds fewer than 128 bits (SEEDS.md "Integrity"). `secretBits`: what the secret cell decodes to.
+ */
+export function columnsSwapped(serialCell: string, secretBits: number): boolean {
+  return SEED_SIZED.test(serialCell.trim()) && secretBits < 128;
+}
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
 export function checkSerial(serial: string): RowProblem | undefined {
@@ -88,16 +99,15 @@ export function checkRow(layout: InputLayout, raw: RawRow): CheckedRow {
   const base = { row: raw.row, line: raw.line, userText: user.text, serialNumber, extras };
 
   const width = layout.header.length;
+  // A row of a file that carries seeds with a cell missing (a seed shifts into another column),
+  // or with a seed under its serial column: nothing of the row is kept or shown.
+  const hidden = (problem: RowProblem): CheckedRow => ({ row: raw.row, line: raw.line, userText: '', serialNumber: '', extras: extras.map(() => ''), problem });
   if (layout.carriesSeeds && (fields.length < width || tooManyFields(fields, width))) {
-    // A cell missing shifts a seed into another column: nothing of the row is kept or shown.
-    return {
-      row: raw.row,
-      line: raw.line,
-      userText: '',
-      serialNumber: '',
-      extras: extras.map(() => ''),
-      problem: { code: 'FIELD_COUNT', message: `expected ${width} fields as in the header, got ${fields.length}: a cell is missing or a value holds the separator unquoted (the cells are not shown: this file carries seeds)` },
-    };
+    return hidden({ code: 'FIELD_COUNT', message: `expected ${width} fields as in the header, got ${fields.length}: a cell is missing or a value holds the separator unquoted (the cells are not shown: this file carries seeds)` });
+  }
+  // The secret cell's length bounds its bits from above: 6 a character at most.
+  if (layout.secretColumn !== undefined && columnsSwapped(serialNumber, (fields[layout.secretColumn] ?? '').replace(/[\s=-]/g, '').length * 6)) {
+    return hidden({ code: 'COLUMNS_SWAPPED', message: 'the serial cell looks like a seed (128 bits or more) and the secret cell is short: the columns are swapped in this row. Neither cell is shown; put the serial and the secret in their columns' });
   }
   if (tooManyFields(fields, width)) {
     return {

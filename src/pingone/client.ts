@@ -159,7 +159,7 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
 
   /** POST /oathTokens: one token; the secret goes in the body and nowhere else. */
   async createOathToken(token: OathTokenBody, options: CallOptions = {}): Promise<InventoryEntry> {
-    const answer = await this.call('inventory', 'POST', `${this.envBase}/oathTokens`, options, JSON.stringify(token));
+    const answer = await this.call('inventory', 'POST', `${this.envBase}/oathTokens`, options, jsonBody(token));
     if (answer.status === 201 || answer.status === 200) {
       const entry = toInventoryEntry(answer.body);
       if (entry) return entry;
@@ -169,7 +169,7 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
 
   /** POST /oathJobs: a batch create; resolves with the job's id. */
   async createOathJob(tokens: readonly OathTokenBody[], options: CallOptions = {}): Promise<string> {
-    const body = JSON.stringify({ type: 'CREATE_OATH_TOKENS', tokens });
+    const body = jsonBody({ type: 'CREATE_OATH_TOKENS', tokens });
     const answer = await this.call('job', 'POST', `${this.envBase}/oathJobs`, options, body, 'application/vnd.pingidentity.job.oathtokens.create+json');
     const id = (answer.body as { id?: unknown } | undefined)?.id;
     if (answer.status >= 200 && answer.status < 300 && typeof id === 'string' && DEVICE_ID_RE.test(id)) return id;
@@ -287,7 +287,8 @@ export interface OathTokenBody {
   readonly type: 'HOTP' | 'TOTP';
   readonly otpLength: number;
   readonly hashAlgorithm?: string;
-  readonly hotp?: { readonly counter: number };
+  /** RFC 4226's counter is 64 bits: a bigint, written into the JSON as its digits (jsonBody). */
+  readonly hotp?: { readonly counter: bigint };
   readonly totp?: { readonly timeStep: number };
 }
 
@@ -305,12 +306,28 @@ export interface OathJob {
   readonly duplicates: readonly string[];
 }
 
+/**
+ * JSON text in which a bigint is written as its digits: a HOTP counter past 2^53 would lose
+ * digits as a JavaScript number (SEEDS.md "Integrity"), and JSON.stringify refuses bigints.
+ */
+export function jsonBody(value: unknown): string {
+  const marks: string[] = [];
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== 'bigint') return v;
+    marks.push(v.toString());
+    return `\u0000bigint${marks.length - 1}\u0000`;
+  });
+  return marks.length === 0 ? text : text.replace(/"\\u0000bigint(\d+)\\u0000"/g, (_m, i: string) => marks[Number(i)]!);
+}
+
 function toInventoryEntry(value: unknown): InventoryEntry | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
   if (typeof v['id'] !== 'string' || typeof v['serialNumber'] !== 'string') return undefined;
-  const devices = (v['_embedded'] as { devices?: Array<Record<string, unknown>> } | undefined)?.devices;
-  const d = Array.isArray(devices) ? devices[0] : undefined;
+  // expand=devices: HAL's `_embedded.devices[]` or a plain `devices[]` (PINGONE.md: unconfirmed).
+  const embedded = (v['_embedded'] as { devices?: unknown } | undefined)?.devices;
+  const devices = Array.isArray(embedded) ? embedded : Array.isArray(v['devices']) ? v['devices'] : undefined;
+  const d = devices?.find((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
   const userId = (d?.['user'] as { id?: unknown } | undefined)?.id;
   return { id: v['id'], serialNumber: v['serialNumber'], device: d && typeof d['id'] === 'string' ? { id: d['id'], userId: typeof userId === 'string' ? userId : undefined } : undefined };
 }

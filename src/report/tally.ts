@@ -93,7 +93,9 @@ export const ADVICE: Record<string, string> = {
   TIME_STEP_UNSUPPORTED: 'PingOne takes TOTP steps of 30 or 60 seconds only',
   HASH_UNSUPPORTED: 'PingOne takes SHA1, SHA256 or SHA512 (HOTP: SHA1 only)',
   TYPE_MISSING: 'the file does not say HOTP or TOTP: give --type',
-  DUPLICATE_SERIAL: 'the seed file holds the serial twice: the first valid one is used',
+  SEED_CONFLICT: 'the seed file gives the serial two different secrets or settings: neither is imported or assigned; ask the vendor which is right and correct the file',
+  COUNTER_INVALID: 'the HOTP counter is not a whole number from 0 to 2^64 - 1: correct it in the seed file',
+  COLUMNS_SWAPPED: 'a seed sits under the serial column and a short value under the secret column: put each in its column (the cells are not shown)',
   UNSUPPORTED_ALGORITHM: 'not an HOTP/TOTP token: PingOne cannot take it',
   UNSUPPORTED_TOKEN: 'a token PingOne cannot take: see the message column',
   IMPORT_REFUSED: "PingOne refused the token: see the message column for its reason",
@@ -101,5 +103,6 @@ export const ADVICE: Record<string, string> = {
   UPN_INVALID: 'correct the upn: a PingOne username or email',
   ACTIVATION_FAILED: 'the device was created but not activated: see the message column; the user is asked for a code at first sign-in, or run again with --activate',
   ACTIVATION_NOT_ATTEMPTED: 'the run stopped before activating: run again with --activate',
+  PAIRING_UNKNOWN: "the preflight cannot tell who holds these serials (PingOne's inventory answer left out the paired devices): run for real, or check the serials in the console",
   INVENTORY_UNREADABLE: "the OATH token inventory could not be read: check PingOne's status, then run again",
 };

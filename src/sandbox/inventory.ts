@@ -16,8 +16,8 @@ export interface InventoryToken {
   readonly otpLength: number;
   readonly hashAlgorithm: string;
   readonly timeStep?: number;
-  /** HOTP: the next counter value the token's codes are expected from (moves as codes are used). */
-  counter?: number;
+  /** HOTP: the next counter value the token's codes are expected from (moves as codes are used); 64-bit, exact. */
+  counter?: bigint;
   /** Kept to check activation codes; never returned by the API. */
   readonly secretHex: string;
   readonly createdAt: string;
@@ -33,16 +33,27 @@ export interface InventoryOptions {
   readonly failJobSerials: ReadonlySet<string>;
 }
 
+/**
+ * A batch create. Its tokens are created when it finishes, not when it is accepted: a client
+ * that reads the inventory while a job runs does not find them yet (PINGONE.md: poll until DONE).
+ */
 export interface Job {
   readonly id: string;
   readonly doneAt: number;
-  readonly status: 'DONE' | 'FAILED';
-  readonly reason?: string;
-  readonly created: number;
-  readonly duplicates: string[];
+  readonly tokens: readonly InventoryToken[];
+  status: 'IN_PROGRESS' | 'DONE' | 'FAILED';
+  reason?: string;
+  created: number;
+  duplicates: string[];
 }
 
 type Answer = [number, unknown];
+
+/**
+ * How `expand=devices` shows a paired token's device (PINGONE.md: unconfirmed): HAL's
+ * `_embedded.devices[]`, a plain `devices[]`, or not at all (a server that ignores the expansion).
+ */
+export type ExpandShape = 'embedded' | 'plain' | 'ignored';
 
 const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
 /** An environment holds at most this many tokens (PINGONE.md). */
@@ -62,15 +73,44 @@ export class OathInventory {
   constructor(public options: InventoryOptions) {}
 
   has(serial: string): boolean {
+    this.finishJobs();
     return this.bySerial.has(serial);
   }
 
   get(serial: string): InventoryToken | undefined {
+    this.finishJobs();
     return this.bySerial.get(serial);
   }
 
   all(): InventoryToken[] {
+    this.finishJobs();
     return [...this.bySerial.values()];
+  }
+
+  /** The HOTP counter as PingOne holds it, digit for digit (a JSON number past 2^53 would not be). */
+  counterText(serial: string): string | undefined {
+    return this.get(serial)?.counter?.toString();
+  }
+
+  /** Jobs whose time has come create their tokens now: what is present then is a duplicate. */
+  private finishJobs(now = Date.now()): void {
+    for (const job of this.jobs.values()) {
+      if (job.status !== 'IN_PROGRESS' || now < job.doneAt) continue;
+      const failing = job.tokens.find((t) => this.options.failJobSerials.has(t.serialNumber));
+      if (failing) {
+        job.status = 'FAILED';
+        job.reason = `Token ${failing.serialNumber} could not be created.`;
+        continue;
+      }
+      for (const token of job.tokens) {
+        if (this.bySerial.has(token.serialNumber)) job.duplicates.push(token.serialNumber);
+        else {
+          this.add(token);
+          job.created++;
+        }
+      }
+      job.status = 'DONE';
+    }
   }
 
   pair(serial: string, device: { id: string; userId: string }): void {
@@ -89,26 +129,26 @@ export class OathInventory {
    */
   checkCode(token: InventoryToken, otp: string, now = Date.now()): boolean {
     const hash = { HmacSHA1: 'sha1', HmacSHA256: 'sha256', HmacSHA512: 'sha512' }[token.hashAlgorithm] ?? 'sha1';
-    const code = (counter: number): string => {
+    const code = (counter: bigint): string => {
       const message = Buffer.alloc(8);
-      message.writeBigUInt64BE(BigInt(counter));
+      message.writeBigUInt64BE(BigInt.asUintN(64, counter));
       const mac = createHmac(hash, Buffer.from(token.secretHex, 'hex')).update(message).digest();
       const o = mac[mac.length - 1]! & 0x0f;
       const n = ((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!;
       return String(n % 10 ** token.otpLength).padStart(token.otpLength, '0');
     };
     if (token.type === 'HOTP') {
-      const from = token.counter ?? 0;
-      for (let c = from; c < from + ACTIVATION_HOTP_WINDOW; c++) {
+      const from = token.counter ?? 0n;
+      for (let c = from; c < from + BigInt(ACTIVATION_HOTP_WINDOW); c++) {
         if (code(c) === otp) {
-          token.counter = c + 1;
+          token.counter = c + 1n;
           return true;
         }
       }
       return false;
     }
     const step = Math.floor(now / 1000 / (token.timeStep ?? 30));
-    return [step - 1, step, step + 1].some((s) => code(s) === otp);
+    return [step - 1, step, step + 1].some((s) => code(BigInt(s)) === otp);
   }
 
   /** Checks one token body; returns the token or PingOne's 400. */
@@ -129,7 +169,10 @@ export class OathInventory {
     const hotp = (b['hotp'] ?? {}) as Record<string, unknown>;
     const timeStep = type === 'TOTP' ? (totp['timeStep'] ?? 30) : undefined;
     if (type === 'TOTP' && timeStep !== 30 && timeStep !== 60) return invalid('timeStep must be 30 or 60', 'totp.timeStep');
-    const counter = type === 'HOTP' ? Number(hotp['counter'] ?? 0) : undefined;
+    // The sandbox's JSON reader keeps a long counter's digits as text (parseJsonExact).
+    const counterText = String(hotp['counter'] ?? 0);
+    if (type === 'HOTP' && (!/^\d{1,20}$/.test(counterText) || BigInt(counterText) >= 2n ** 64n)) return invalid('hotp.counter must be a whole number from 0 to 2^64 - 1', 'hotp.counter');
+    const counter = type === 'HOTP' ? BigInt(counterText) : undefined;
     return {
       id: randomUUID(),
       serialNumber: serial,
@@ -151,13 +194,14 @@ export class OathInventory {
 
   /** POST /oathTokens */
   createOne(body: unknown): Answer {
+    this.finishJobs();
     const token = this.build(body);
     if (Array.isArray(token)) return token;
     if (this.options.failJobSerials.has(token.serialNumber)) return invalid(`Token ${token.serialNumber} could not be created: its secret is rejected by the token vendor's profile.`, 'secret');
     if (this.bySerial.has(token.serialNumber)) return invalid(`An OATH token with serial number ${token.serialNumber} already exists.`, 'serialNumber', 'UNIQUENESS_VIOLATION');
     if (this.bySerial.size >= INVENTORY_CAP) return invalid(`The environment holds the most OATH tokens allowed (${INVENTORY_CAP}).`, 'tokens', 'LIMIT_EXCEEDED');
     this.add(token);
-    return [201, this.body(token, false)];
+    return [201, this.body(token, 'ignored')];
   }
 
   /** POST /oathJobs: the tokens are created when the job finishes (or none, if it fails). */
@@ -173,42 +217,26 @@ export class OathInventory {
       built.push(token);
     }
     const id = randomUUID();
-    const failing = built.find((t) => this.options.failJobSerials.has(t.serialNumber));
-    let job: Job;
-    if (failing) {
-      job = { id, doneAt: Date.now() + this.options.jobDelayMs, status: 'FAILED', reason: `Token ${failing.serialNumber} could not be created.`, created: 0, duplicates: [] };
-    } else {
-      const duplicates: string[] = [];
-      let created = 0;
-      for (const token of built) {
-        if (this.bySerial.has(token.serialNumber)) duplicates.push(token.serialNumber);
-        else {
-          this.add(token);
-          created++;
-        }
-      }
-      job = { id, doneAt: Date.now() + this.options.jobDelayMs, status: 'DONE', created, duplicates };
-    }
-    this.jobs.set(id, job);
-    return [202, this.jobBody(job, base)];
+    this.jobs.set(id, { id, doneAt: Date.now() + this.options.jobDelayMs, tokens: built, status: 'IN_PROGRESS', created: 0, duplicates: [] });
+    return [202, this.jobBody(this.jobs.get(id)!, base)];
   }
 
   /** GET /oathJobs/{id} */
   jobStatus(id: string, base: string): Answer {
+    this.finishJobs();
     const job = this.jobs.get(id);
     if (!job) return [404, { id: randomUUID(), code: 'NOT_FOUND', message: 'Unable to find job.' }];
     return [200, this.jobBody(job, base)];
   }
 
   private jobBody(job: Job, base: string): Record<string, unknown> {
-    const finished = Date.now() >= job.doneAt;
     return {
       _links: { self: { href: `${base}/oathJobs/${job.id}` } },
       id: job.id,
       type: 'CREATE_OATH_TOKENS',
-      status: finished ? job.status : 'IN_PROGRESS',
-      ...(finished && job.status === 'FAILED' ? { reason: job.reason } : {}),
-      ...(finished && job.status === 'DONE' ? { result: { created: job.created, duplicates: job.duplicates } } : {}),
+      status: job.status,
+      ...(job.status === 'FAILED' ? { reason: job.reason } : {}),
+      ...(job.status === 'DONE' ? { result: { created: job.created, duplicates: job.duplicates } } : {}),
     };
   }
 
@@ -217,7 +245,8 @@ export class OathInventory {
    * `open`: the sandbox's open inventory (every serial known): a serial asked for by filter is
    * there; the full listing holds the imported tokens and those paired to a device.
    */
-  list(url: URL, base: string, open?: { known: (serial: string) => boolean; paired: () => Iterable<{ serialNumber: string; id: string; userId: string }> }): Answer {
+  list(url: URL, base: string, open?: { known: (serial: string) => boolean; paired: () => Iterable<{ serialNumber: string; id: string; userId: string }> }, expandShape: ExpandShape = 'embedded'): Answer {
+    this.finishJobs();
     const filter = url.searchParams.get('filter');
     let tokens = [...this.bySerial.values()];
     const stand = (serialNumber: string, device?: { id: string; userId: string }): InventoryToken => ({
@@ -240,7 +269,7 @@ export class OathInventory {
     const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
     const start = Number(url.searchParams.get('cursor') ?? 0) || 0;
     const page = tokens.slice(start, start + limit);
-    const expand = url.searchParams.get('expand') === 'devices';
+    const expand = url.searchParams.get('expand') === 'devices' ? expandShape : 'ignored';
     const next = start + limit < tokens.length ? new URL(url.toString()) : undefined;
     next?.searchParams.set('cursor', String(start + limit));
     return [
@@ -263,17 +292,18 @@ export class OathInventory {
     return [204, undefined];
   }
 
-  private body(t: InventoryToken, expand: boolean): Record<string, unknown> {
+  private body(t: InventoryToken, expand: ExpandShape): Record<string, unknown> {
     return {
       id: t.id,
       serialNumber: t.serialNumber,
       type: t.type,
       otpLength: t.otpLength,
       hashAlgorithm: t.hashAlgorithm,
-      ...(t.type === 'TOTP' ? { totp: { timeStep: t.timeStep } } : { hotp: { counter: t.counter } }),
+      ...(t.type === 'TOTP' ? { totp: { timeStep: t.timeStep } } : { hotp: { counter: t.counter! <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(t.counter) : t.counter!.toString() } }),
       status: t.device ? 'PAIRED' : 'UNPAIRED',
       createdAt: t.createdAt,
-      ...(expand && t.device ? { _embedded: { devices: [{ id: t.device.id, user: { id: t.device.userId } }] } } : {}),
+      ...(t.device && expand === 'embedded' ? { _embedded: { devices: [{ id: t.device.id, user: { id: t.device.userId } }] } } : {}),
+      ...(t.device && expand === 'plain' ? { devices: [{ id: t.device.id, user: { id: t.device.userId } }] } : {}),
     };
   }
 }

@@ -15,7 +15,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { drawFault, seededRandom, type FaultKind, type FaultMix } from './faults.js';
-import { OathInventory, type InventoryOptions } from './inventory.js';
+import { OathInventory, type ExpandShape, type InventoryOptions } from './inventory.js';
 
 export const SANDBOX_DEFAULTS = {
   environmentId: '5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d',
@@ -67,6 +67,8 @@ export interface SandboxOptions {
    * beginning UNKNOWN. `imported`: only the serials imported through oathTokens/oathJobs are.
    */
   readonly inventory?: 'open' | 'imported';
+  /** How `expand=devices` shows a paired token's device: `_embedded.devices[]` (default), `devices[]`, or ignored. */
+  readonly expandDevices?: ExpandShape;
   /** Tokens one oathJob may hold (default 1,000). */
   readonly jobSizeLimit?: number;
   /** How long an oathJob stays IN_PROGRESS, in ms (default 200). */
@@ -407,19 +409,19 @@ export class PingOneSandbox {
     switch (route.kind) {
       case 'oathCreate':
         if (!/^application\/json/i.test(type)) return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/json.')];
-        return this.inventory.createOne(parseJson(body));
+        return this.inventory.createOne(parseJsonExact(body));
       case 'oathJob':
         if (!/^application\/vnd\.pingidentity\.job\.oathtokens\.create\+json/i.test(type)) {
           return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/vnd.pingidentity.job.oathtokens.create+json.')];
         }
-        return this.inventory.createJob(parseJson(body), base);
+        return this.inventory.createJob(parseJsonExact(body), base);
       case 'oathJobStatus':
         return this.inventory.jobStatus(route.deviceId!, base);
       case 'oathList':
         return this.inventory.list(url, base, this.options.inventory === 'imported' ? undefined : {
           known: (serial) => /^[A-Za-z0-9]{1,50}$/.test(serial) && !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX),
           paired: () => this.bySerial.values(),
-        });
+        }, this.options.expandDevices);
       case 'oathDelete':
         return this.inventory.remove(route.deviceId!);
       default:
@@ -567,6 +569,11 @@ function parseJson(text: string): any {
   } catch {
     return undefined;
   }
+}
+
+/** JSON whose long whole numbers (a 64-bit HOTP counter) keep their digits, as text. */
+function parseJsonExact(text: string): any {
+  return parseJson(text.replace(/("counter"\s*:\s*)(\d{16,})(?=\s*[,}])/g, '$1"$2"'));
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

@@ -10,8 +10,8 @@ import type { HashAlgorithm } from './token.js';
 const HASHES: Record<HashAlgorithm, string> = { HmacSHA1: 'sha1', HmacSHA256: 'sha256', HmacSHA512: 'sha512' };
 
 /** RFC 4226 §5.3: HMAC of the 8-byte counter, dynamic truncation, `digits` decimal digits. */
-export function hotp(secret: Secret, counter: number, digits: number, hash: HashAlgorithm = 'HmacSHA1'): string {
-  if (!Number.isSafeInteger(counter) || counter < 0) throw new RangeError('the counter must be a whole number ≥ 0');
+export function hotp(secret: Secret, counter: number | bigint, digits: number, hash: HashAlgorithm = 'HmacSHA1'): string {
+  if (typeof counter === 'number' ? !Number.isSafeInteger(counter) || counter < 0 : counter < 0n || counter >= 2n ** 64n) throw new RangeError('the counter must be a whole number from 0 to 2^64 - 1');
   if (digits !== 6 && digits !== 7 && digits !== 8) throw new RangeError('codes have 6 to 8 digits');
   const message = Buffer.alloc(8);
   message.writeBigUInt64BE(BigInt(counter));

@@ -8,11 +8,12 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { CommandDeps } from '../commands/run.js';
+import type { SeedFileRead } from './copies.js';
 import { MAX_PSKC_BYTES, readPskc, type PskcKeys } from './pskc.js';
 import { readSeedCsv, type SecretEncoding, type SeedDefaults } from './seed-csv.js';
 import { Secret } from './secret.js';
 import { SeedFileError } from './seed-file-error.js';
-import type { SeedToken } from './token.js';
+import { looksLikeXml } from './xml.js';
 
 /** Default tokens per job: large enough that 100,000 tokens are 200 jobs, small enough that a failed job is split in ~9 steps. */
 export const DEFAULT_JOB_SIZE = 500;
@@ -145,17 +146,22 @@ function warnIfShared(path: string, deps: CommandDeps, what: string): void {
   }
 }
 
-export async function readSeeds(path: string, raw: RawOptions, deps: CommandDeps, defaults: SeedDefaults): Promise<SeedToken[]> {
+/**
+ * Reads, decrypts and checks the whole seed file before anything is sent. Warnings the
+ * operator must see (an unprotected file, a key rollover, two serials with one secret,
+ * expired tokens) go to stderr and are returned with the tokens.
+ */
+export async function readSeeds(path: string, raw: RawOptions, deps: CommandDeps, defaults: SeedDefaults): Promise<SeedFileRead> {
   let head: Buffer;
   try {
     const info = statSync(path);
     if (!info.isFile()) throw new SeedFileError(path, 'is not a file: give the seed file (PSKC .xml or a seed CSV)');
     if (info.size > MAX_PSKC_BYTES) throw new SeedFileError(path, `is larger than ${MAX_PSKC_BYTES / 1024 / 1024} MB: not a token shipment`);
-    // The first 64 KB tell XML from CSV (more only if they are all blank); only PSKC is read
-    // whole here: a CSV is streamed by its own reader.
+    // The first 64 KB tell XML (in any encoding XML allows) from CSV; only PSKC is read whole
+    // here: a CSV is streamed by its own reader.
     head = readHead(path, SNIFF_BYTES);
-    const start = head.toString('utf8').replace(/^\uFEFF/, '').trimStart();
-    if (head.length < info.size && (start === '' || start.startsWith('<'))) {
+    const blank = head.toString('utf8').replace(/^\uFEFF/, '').trim() === '';
+    if (head.length < info.size && (blank || looksLikeXml(head))) {
       head.fill(0);
       head = readFileSync(path);
     }
@@ -164,11 +170,23 @@ export async function readSeeds(path: string, raw: RawOptions, deps: CommandDeps
     throw new SeedFileError(path, `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}): check the path`);
   }
   warnIfShared(path, deps, 'token seeds');
-  const text = head.toString('utf8').replace(/^\uFEFF/, '');
-  if (!text.trimStart().startsWith('<')) {
-    head.fill(0);
-    return (await readSeedCsv(path, defaults)).tokens;
+  const read = looksLikeXml(head) ? await readPskcFile(path, head, raw, deps) : await readCsvSeeds(path, head, defaults);
+  const expired = read.tokens.filter((t) => !t.problem && t.validUntil !== undefined && Date.parse(t.validUntil) < Date.now());
+  const warnings = [...read.warnings];
+  if (expired.length > 0) {
+    warnings.push(`${expired.length} token${expired.length === 1 ? ' is' : 's are'} past the expiry date the vendor gives (${expired.slice(0, 5).map((t) => `${t.serialNumber} on ${t.validUntil!.slice(0, 10)}`).join(', ')}${expired.length > 5 ? ', …' : ''}): imported as asked; check with the vendor before handing them out`);
   }
+  for (const w of warnings) deps.warn?.(w);
+  return { tokens: read.tokens, warnings };
+}
+
+async function readCsvSeeds(path: string, head: Buffer, defaults: SeedDefaults): Promise<SeedFileRead> {
+  head.fill(0);
+  const { tokens, warnings } = await readSeedCsv(path, defaults);
+  return { tokens, warnings };
+}
+
+async function readPskcFile(path: string, bytes: Buffer, raw: RawOptions, deps: CommandDeps): Promise<SeedFileRead> {
   const keys: { psk?: Secret; passphrase?: Secret } = {};
   if (typeof raw['psk-file'] === 'string') {
     warnIfShared(raw['psk-file'], deps, 'the key to the seeds');
@@ -178,19 +196,19 @@ export async function readSeeds(path: string, raw: RawOptions, deps: CommandDeps
     warnIfShared(raw['passphrase-file'], deps, 'the passphrase to the seeds');
     keys.passphrase = readPassphrase(raw['passphrase-file']);
   }
+  const options = { allowUnencrypted: raw['allow-unencrypted'] === true };
   try {
-    return readPskc(path, text, keys as PskcKeys);
+    return readPskc(path, bytes, keys as PskcKeys, options);
   } catch (error) {
     // Protected by a passphrase that was not given: ask, when a person is at a terminal.
     if (error instanceof SeedFileError && /--passphrase-file/.test(error.message) && !keys.passphrase && process.stdin.isTTY && deps.isTTY) {
       keys.passphrase = await promptHidden(deps, `Passphrase for ${path}: `);
-      return readPskc(path, text, keys as PskcKeys);
+      return readPskc(path, bytes, keys as PskcKeys, options);
     }
     throw error;
   } finally {
     keys.psk?.wipe();
     keys.passphrase?.wipe();
-    head.fill(0);
+    bytes.fill(0);
   }
 }
-

@@ -8,9 +8,10 @@
 import { base32 } from '@scure/base';
 import { InputError } from '../input/input-error.js';
 import { normaliseHeader, openCsv, readCsvRecords, tooManyFields, type CsvFile, type RawRow } from '../input/reader.js';
-import { SCIENTIFIC_RE } from '../input/validate.js';
+import { columnsSwapped, SCIENTIFIC_RE } from '../input/validate.js';
+import { settleCopies, type SeedFileRead } from './copies.js';
 import { Secret } from './secret.js';
-import { checkToken, hashFromText, markDuplicates, type SeedToken, type TokenType } from './token.js';
+import { checkToken, CounterError, hashFromText, parseCounter, type SeedToken, type TokenType } from './token.js';
 
 export type SecretEncoding = 'hex' | 'base32' | 'base64';
 
@@ -115,12 +116,19 @@ function parseWhole(text: string | undefined): number | undefined | 'bad' {
 }
 
 /** Every token of the file, checked; the secrets of INVALID tokens are wiped. */
-export async function readSeedCsv(path: string, defaults: SeedDefaults = {}): Promise<{ layout: SeedCsvLayout; tokens: SeedToken[] }> {
+export async function readSeedCsv(path: string, defaults: SeedDefaults = {}): Promise<SeedFileRead & { layout: SeedCsvLayout }> {
   const layout = await openSeedCsv(path);
   const tokens: SeedToken[] = [];
   for await (const raw of readCsvRecords(layout.file)) tokens.push(readRow(layout, raw, defaults));
   if (tokens.length === 0) throw new InputError(path, undefined, 'has a header but no tokens: one row per token');
-  return { layout, tokens: markDuplicates(tokens) };
+  // Most rows with a seed under the serial and a short value under the secret: the header
+  // itself names the columns the wrong way round. Nothing of the file is used.
+  const swapped = tokens.filter((t) => t.problem?.code === 'COLUMNS_SWAPPED').length;
+  if (swapped * 2 > tokens.length) {
+    for (const t of tokens) t.secret?.wipe();
+    throw new InputError(path, `line ${layout.file.headerLine}`, `${swapped} of ${tokens.length} rows have a seed-like value (128 bits or more) under the serial column and a short one under the secret column: the header names the columns the wrong way round. Nothing was sent and no cell is shown; swap the names in the header, then run again`);
+  }
+  return { layout, ...settleCopies(tokens, (t) => `line ${t.line}`) };
 }
 
 function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): SeedToken {
@@ -138,7 +146,7 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
   const serialNumber = at('serial') ?? '';
   const base = { index: raw.row, line: raw.line, serialNumber, manufacturer: at('manufacturer') || undefined, model: at('model') || undefined };
   let bytes: Buffer | undefined;
-  const invalid = (code: 'SECRET_INVALID' | 'TYPE_MISSING' | 'OTP_LENGTH_UNSUPPORTED' | 'TIME_STEP_UNSUPPORTED' | 'SERIAL_INVALID', message: string): SeedToken => {
+  const invalid = (code: 'SECRET_INVALID' | 'TYPE_MISSING' | 'OTP_LENGTH_UNSUPPORTED' | 'TIME_STEP_UNSUPPORTED' | 'SERIAL_INVALID' | 'COUNTER_INVALID', message: string): SeedToken => {
     bytes?.fill(0);
     return { ...base, problem: { code, message }, warnings: [] };
   };
@@ -149,6 +157,12 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
   const encoding: SecretEncoding = entra ? 'base32' : (defaults.secretEncoding ?? 'hex');
   const secretText = at('secret') ?? '';
   bytes = secretText === '' ? undefined : decodeSecret(secretText, encoding);
+  // A seed under the serial column and a short value under the secret column: neither cell
+  // goes anywhere (the serial would be a seed in PingOne and every report).
+  if (columnsSwapped(serialNumber, (bytes?.length ?? 0) * 8)) {
+    bytes?.fill(0);
+    return { index: raw.row, line: raw.line, serialNumber: '', problem: { code: 'COLUMNS_SWAPPED', message: 'the serial cell looks like a seed (128 bits or more) and the secret cell is short: the columns are swapped in this row. Neither cell is shown; put the serial and the secret in their columns' }, warnings: [] };
+  }
   if (secretText !== '' && !bytes) {
     // The length and the alphabet say what is wrong; the value itself is never shown.
     const odd = encoding === 'hex' && /^[0-9a-fA-F]+$/.test(secretText) ? ' (an odd number of hex digits)' : '';
@@ -162,15 +176,21 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
   if (otp === 'bad') return invalid('OTP_LENGTH_UNSUPPORTED', `otpLength ${JSON.stringify(at('otpLength'))}: expected 6 or 8`);
   const step = parseWhole(at('timeStep'));
   if (step === 'bad') return invalid('TIME_STEP_UNSUPPORTED', `time step ${JSON.stringify(at('timeStep'))}: expected 30 or 60`);
-  const counter = parseWhole(at('counter'));
-  if (counter === 'bad') return invalid('SECRET_INVALID', `counter ${JSON.stringify(at('counter'))}: expected a whole number`);
+  const counterText = at('counter') ?? '';
+  let counter: bigint | undefined;
+  try {
+    counter = counterText === '' ? undefined : parseCounter(counterText);
+  } catch (error) {
+    if (error instanceof CounterError) return invalid('COUNTER_INVALID', error.message);
+    throw error;
+  }
   const hashText = at('hash');
   const token = {
     ...base,
     type,
     otpLength: otp ?? defaults.otpLength ?? 6,
     hashAlgorithm: hashFromText(hashText),
-    counter: type === 'HOTP' ? (counter ?? 0) : undefined,
+    counter: type === 'HOTP' ? (counter ?? 0n) : undefined,
     timeStep: type === 'TOTP' ? (step ?? defaults.timeStep ?? 30) : undefined,
     secret: bytes ? Secret.own(bytes) : undefined,
   };

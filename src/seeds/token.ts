@@ -20,7 +20,9 @@ export interface TokenProblem {
     | 'TIME_STEP_UNSUPPORTED'
     | 'HASH_UNSUPPORTED'
     | 'TYPE_MISSING'
-    | 'DUPLICATE_SERIAL'
+    | 'SEED_CONFLICT'
+    | 'COUNTER_INVALID'
+    | 'COLUMNS_SWAPPED'
     | 'UNSUPPORTED_ALGORITHM'
     | 'UNSUPPORTED_TOKEN'
     | 'FIELD_COUNT';
@@ -30,17 +32,25 @@ export interface TokenProblem {
 export interface SeedToken {
   /** 1-based: the KeyPackage's place in a PSKC file, or the data row of a CSV. */
   readonly index: number;
-  /** Where to look in the file (a CSV line), when known. */
+  /** Where to look in the file (a CSV line, a PSKC key's line), when known. */
   readonly line?: number;
+  /** A PSKC file's package (KeyPackage or Device) the token is in. */
+  readonly packageNo?: number;
   readonly serialNumber: string;
   readonly type?: TokenType;
   readonly otpLength?: number;
   readonly hashAlgorithm?: HashAlgorithm;
-  readonly counter?: number;
+  /** HOTP: a 64-bit counter (RFC 4226), exact at any size: never a JavaScript number. */
+  readonly counter?: bigint;
   readonly timeStep?: number;
   readonly secret?: Secret;
   readonly manufacturer?: string;
   readonly model?: string;
+  /** Vendor validity (PSKC StartDate/ExpiryDate, the drafts' Expiry), ISO 8601. */
+  readonly validFrom?: string;
+  readonly validUntil?: string;
+  /** An equal copy of the token with this index (one token twice in the file, e.g. a key rollover): imported once, there. */
+  readonly copyOf?: number;
   readonly problem?: TokenProblem;
   /** What imports but an operator should know (a short secret, a drift PingOne cannot take). */
   readonly warnings: readonly string[];
@@ -96,17 +106,17 @@ export function checkToken(token: Omit<SeedToken, 'problem' | 'warnings'>, hashT
   return { warnings };
 }
 
-/** The second and later tokens with one serial are DUPLICATE_SERIAL; the first goes ahead. */
-export function markDuplicates(tokens: SeedToken[]): SeedToken[] {
-  const first = new Map<string, number>();
-  return tokens.map((t) => {
-    if (t.problem || t.serialNumber === '') return t;
-    const seen = first.get(t.serialNumber);
-    if (seen === undefined) {
-      first.set(t.serialNumber, t.index);
-      return t;
-    }
-    t.secret?.wipe();
-    return { ...t, secret: undefined, problem: { code: 'DUPLICATE_SERIAL', message: `serial ${t.serialNumber} is also token ${seen} of this file: the first is imported` } };
-  });
+/** RFC 4226's counter is 8 bytes: the largest value PingOne's counter can hold. */
+const MAX_COUNTER = 2n ** 64n - 1n;
+
+/** A counter's decimal text, exactly; a TokenProblem-worthy RangeError when it is not a 64-bit whole number. */
+export function parseCounter(text: string): bigint {
+  const t = text.trim();
+  if (!/^\d{1,20}$/.test(t) || BigInt(t) > MAX_COUNTER) throw new CounterError(`the counter ${JSON.stringify(t.slice(0, 24))} is not a whole number from 0 to 2^64 - 1 (RFC 4226's 8-byte counter)`);
+  return BigInt(t);
+}
+
+/** A counter that is not a 64-bit whole number: the token is INVALID COUNTER_INVALID. */
+export class CounterError extends Error {
+  readonly code = 'COUNTER_INVALID' as const;
 }

@@ -38,3 +38,72 @@ export function encryptedPskc(tokens: readonly PskcToken[], key: Buffer): string
 ${packages.join('\n')}
 </KeyContainer>`;
 }
+
+const XMLENC = 'http://www.w3.org/2001/04/xmlenc#';
+
+/**
+ * One token secret key-wrapped under `key` (RFC 6030 §6.1, RFC 3394; RFC 5649's padded form
+ * where the secret is not a multiple of 8 bytes, or when `padded`), in an RFC 6030 container
+ * with a pre-shared key and no MAC (key wrap checks itself).
+ */
+export function keyWrappedPskc(serial: string, secret: Buffer, key: Buffer, options: { padded?: boolean; tripleDes?: boolean } = {}): string {
+  const bits = key.length * 8;
+  let uri: string;
+  let wrapped: Buffer;
+  if (options.tripleDes) {
+    uri = `${XMLENC}kw-tripledes`;
+    const c = createCipheriv('des3-wrap', key, null);
+    wrapped = Buffer.concat([c.update(secret), c.final()]);
+  } else {
+    uri = `${XMLENC}kw-aes${bits}`;
+    const padded = options.padded || secret.length % 8 !== 0;
+    const c = createCipheriv(padded ? `id-aes${bits}-wrap-pad` : `id-aes${bits}-wrap`, key, Buffer.from(padded ? 'a65959a6' : 'a6a6a6a6a6a6a6a6', 'hex'));
+    wrapped = Buffer.concat([c.update(secret), c.final()]);
+  }
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#">
+<EncryptionKey><ds:KeyName>Pre-shared-key</ds:KeyName></EncryptionKey>
+<KeyPackage><DeviceInfo><Manufacturer>Manufacturer</Manufacturer><SerialNo>${serial}</SerialNo></DeviceInfo>
+<Key Id="k1" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:hotp"><AlgorithmParameters><ResponseFormat Length="6" Encoding="DECIMAL"/></AlgorithmParameters>
+<Data><Secret><EncryptedValue><xenc:EncryptionMethod Algorithm="${uri}"/><xenc:CipherData><xenc:CipherValue>${wrapped.toString('base64')}</xenc:CipherValue></xenc:CipherData></EncryptedValue></Secret><Counter><PlainValue>0</PlainValue></Counter></Data>
+</Key></KeyPackage>
+</KeyContainer>`;
+}
+
+export interface DraftToken {
+  readonly serial: string;
+  readonly type: 'hotp' | 'totp';
+  readonly secret: Buffer;
+  readonly counter?: bigint;
+  readonly expiry?: string;
+}
+
+/**
+ * A pre-RFC draft container as ActivIdentity (HID) customer files are laid out
+ * (`urn:ietf:params:xml:ns:keyprov:container:1.0`, Device/DeviceId, Key KeyId/KeyAlgorithm,
+ * Data Name=…/Value). With `key`: AES-128-CBC under a container-level IV (each Value the
+ * ciphertext alone), each ValueDigest an HMAC-SHA1 of the plaintext keyed with the encryption key.
+ */
+export function draftPskc(tokens: readonly DraftToken[], key?: Buffer): string {
+  const iv = randomBytes(16);
+  const value = (plain: Buffer): string => {
+    if (!key) return `<Value>${plain.toString('base64')}</Value>`;
+    const c = createCipheriv('aes-128-cbc', key, iv);
+    const cipher = Buffer.concat([c.update(plain), c.final()]);
+    return `<Value>${cipher.toString('base64')}</Value><ValueDigest>${createHmac('sha1', key).update(plain).digest('base64')}</ValueDigest>`;
+  };
+  const counter = (n: bigint): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(n);
+    return b;
+  };
+  const devices = tokens.map((t) => `<Device><DeviceId><Manufacturer>ActivIdentity</Manufacturer><SerialNo>${t.serial}</SerialNo>${t.expiry ? `<Expiry>${t.expiry}</Expiry>` : ''}</DeviceId>
+<Key KeyAlgorithm="http://www.ietf.org/keyprov/pskc#${t.type}" KeyId="${t.serial}"><Issuer>ActivIdentity</Issuer><Usage OTP="true"><ResponseFormat Format="DECIMAL" Length="6"/></Usage>
+<Data Name="SECRET">${value(t.secret)}</Data>${t.type === 'hotp' ? `<Data Name="COUNTER">${value(counter(t.counter ?? 0n))}</Data>` : `<Data Name="TIME_INTERVAL"><Value>${counter(30n).toString('base64')}</Value></Data>`}
+</Key></Device>`);
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<KeyContainer xmlns="urn:ietf:params:xml:ns:keyprov:container:1.0" version="1.0">
+${key ? `<EncryptionMethod Algorithm="${XMLENC}aes128-cbc"><IV>${iv.toString('base64')}</IV></EncryptionMethod><DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#hmac-sha1"/>` : ''}
+${devices.join('\n')}
+</KeyContainer>`;
+}

@@ -16,7 +16,7 @@ const wrongCode = () => new ApiError(failureFromBody(400, { code: 'INVALID_DATA'
 const lost = () => new ApiError({ network: 'ECONNRESET', message: 'connection reset before the answer arrived', maybeSent: true });
 
 function token(type: 'HOTP' | 'TOTP', counter = 0): SeedToken {
-  return { index: 1, serialNumber: 'T1', type, otpLength: 6, hashAlgorithm: 'HmacSHA1', counter: type === 'HOTP' ? counter : undefined, timeStep: type === 'TOTP' ? 30 : undefined, secret: Secret.own(Buffer.from(RFC_SECRET)), warnings: [] };
+  return { index: 1, serialNumber: 'T1', type, otpLength: 6, hashAlgorithm: 'HmacSHA1', counter: type === 'HOTP' ? BigInt(counter) : undefined, timeStep: type === 'TOTP' ? 30 : undefined, secret: Secret.own(Buffer.from(RFC_SECRET)), warnings: [] };
 }
 
 /** PingOne accepting only `accepted`; `status` is what a device read shows. */

@@ -7,11 +7,13 @@
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { readPskc, type PskcKeys } from '../../src/seeds/pskc.js';
+import { readPskc as readPskcFile, type PskcKeys } from '../../src/seeds/pskc.js';
 import { Secret } from '../../src/seeds/secret.js';
 import { SeedFileError } from '../../src/seeds/seed-file-error.js';
 import type { SeedToken } from '../../src/seeds/token.js';
 
+/** The tokens of a read. */
+const readPskc = (...args: Parameters<typeof readPskcFile>): SeedToken[] => readPskcFile(...args).tokens;
 const fixture = (name: string) => readFileSync(`test/fixtures/pskc/${name}`, 'utf8');
 const RFC_SECRET = '3132333435363738393031323334353637383930'; // "12345678901234567890"
 const psk = (hex: string): PskcKeys => ({ psk: Secret.own(Buffer.from(hex, 'hex')) });
@@ -30,13 +32,13 @@ const refusal = (run: () => unknown): string => {
 describe('the RFC 6030 figures', () => {
   test('figure 2: a plain secret, the serial from Key/@Id; a short secret warns', () => {
     const [t] = readPskc('figure2.xml', fixture('figure2.xml'));
-    expect(summary(t!)).toEqual({ serial: '12345678', type: 'HOTP', otpLength: 6, hash: 'HmacSHA1', counter: 0, timeStep: undefined, secret: '31323334', problem: undefined });
+    expect(summary(t!)).toEqual({ serial: '12345678', type: 'HOTP', otpLength: 6, hash: 'HmacSHA1', counter: 0n, timeStep: undefined, secret: '31323334', problem: undefined });
     expect(t!.warnings.join()).toMatch(/32 bits; RFC 4226 asks for at least 128/);
   });
 
   test('figure 3: DeviceInfo serial, 8 digits, counter 0', () => {
     expect(readPskc('figure3.xml', fixture('figure3.xml')).map(summary)).toEqual([
-      { serial: '987654321', type: 'HOTP', otpLength: 8, hash: 'HmacSHA1', counter: 0, timeStep: undefined, secret: RFC_SECRET, problem: undefined },
+      { serial: '987654321', type: 'HOTP', otpLength: 8, hash: 'HmacSHA1', counter: 0n, timeStep: undefined, secret: RFC_SECRET, problem: undefined },
     ]);
   });
 
@@ -48,13 +50,13 @@ describe('the RFC 6030 figures', () => {
 
   test('figure 6: AES-128-CBC with the pre-shared key, MAC verified', () => {
     expect(readPskc('figure6.xml', fixture('figure6.xml'), psk('12345678901234567890123456789012')).map(summary)).toEqual([
-      { serial: '987654321', type: 'HOTP', otpLength: 8, hash: 'HmacSHA1', counter: 0, timeStep: undefined, secret: RFC_SECRET, problem: undefined },
+      { serial: '987654321', type: 'HOTP', otpLength: 8, hash: 'HmacSHA1', counter: 0n, timeStep: undefined, secret: RFC_SECRET, problem: undefined },
     ]);
   });
 
   test('figure 7: PBKDF2 from the passphrase, the pskc: prefix', () => {
     expect(readPskc('figure7.xml', fixture('figure7.xml'), passphrase('qwerty')).map(summary)).toEqual([
-      { serial: '987654321', type: 'HOTP', otpLength: 8, hash: 'HmacSHA1', counter: 0, timeStep: undefined, secret: RFC_SECRET, problem: undefined },
+      { serial: '987654321', type: 'HOTP', otpLength: 8, hash: 'HmacSHA1', counter: 0n, timeStep: undefined, secret: RFC_SECRET, problem: undefined },
     ]);
   });
 
@@ -66,10 +68,12 @@ describe('the RFC 6030 figures', () => {
     expect(readPskc('figure9.xml', fixture('figure9.xml')).map((t) => t.serialNumber)).toEqual(['0755225266']);
   });
 
-  test('figure 10: the repeated serial is reported, the others go ahead', () => {
-    const tokens = readPskc('figure10.xml', fixture('figure10.xml'));
-    expect(tokens.map((t) => [t.serialNumber, t.problem?.code])).toEqual([['654321', undefined], ['123456', undefined], ['9999999', undefined], ['9999999', 'DUPLICATE_SERIAL']]);
+  test('figure 10: the key rollover (serial 9999999 twice, same secret, other Key Id and dates) is one token, valid over both periods, with a warning naming both', () => {
+    const { tokens, warnings } = readPskcFile('figure10.xml', fixture('figure10.xml'));
+    expect(tokens.map((t) => [t.serialNumber, t.problem?.code, t.copyOf])).toEqual([['654321', undefined, undefined], ['123456', undefined, undefined], ['9999999', undefined, undefined], ['9999999', undefined, 3]]);
     expect(tokens[3]!.secret).toBeUndefined();
+    expect([tokens[2]!.validFrom, tokens[2]!.validUntil]).toEqual([expect.stringMatching(/^2006-03-01/), expect.stringMatching(/^2006-04-28/)]);
+    expect(warnings.join('\n')).toMatch(/serial 9999999 appears 2 times with the same secret .*package 3 .*package 4/);
   });
 });
 
@@ -100,7 +104,7 @@ describe('what varies between vendors', () => {
     const key = randomBytes(keyBytes);
     const xml = build({ cipher, key, counter: 42, mac: 'sha256' });
     const [t] = readPskc('enc.xml', xml, { psk: Secret.own(Buffer.from(key)) });
-    expect(summary(t!)).toMatchObject({ serial: 'ENC0001', secret: RFC_SECRET, counter: 42, problem: undefined });
+    expect(summary(t!)).toMatchObject({ serial: 'ENC0001', secret: RFC_SECRET, counter: 42n, problem: undefined });
   });
 
   test.each([

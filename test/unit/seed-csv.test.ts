@@ -48,13 +48,13 @@ describe('seed CSVs', () => {
     const path = file(['serial,secret,counter', `H1,${RFC_HEX},5`, 'H2,31323,', 'H3,zz3132333435363738393031323334353637383930,', `H4,${RFC_HEX.toUpperCase()},`].join('\n') + '\n');
     const { tokens } = await readSeedCsv(path, { type: 'HOTP' });
     expect(tokens.map((t) => [t.serialNumber, t.problem?.code, t.counter])).toEqual([
-      ['H1', undefined, 5],
+      ['H1', undefined, 5n],
       ['H2', 'SECRET_INVALID', undefined],
       ['H3', 'SECRET_INVALID', undefined],
-      ['H4', undefined, 0],
+      ['H4', undefined, 0n],
     ]);
     expect(tokens[1]!.problem!.message).toMatch(/odd number of hex digits/);
-    for (const t of tokens) expect(JSON.stringify(t)).not.toMatch(/31323|zz3132/i);
+    for (const t of tokens) expect(JSON.stringify(t, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).not.toMatch(/31323|zz3132/i);
   });
 
   test('the file says nothing of the type: --type fills it in, else the token is INVALID', async () => {
@@ -64,16 +64,17 @@ describe('seed CSVs', () => {
     expect(tokens.map((t) => [t.type, t.otpLength, t.timeStep])).toEqual([['TOTP', 8, 60]]);
   });
 
-  test('columns per token, in the privacyIDEA style; rules as in PSKC', async () => {
+  test('columns per token, in the privacyIDEA style; rules as in PSKC; a serial given two hashes is SEED_CONFLICT on both lines', async () => {
     const path = file(['serial;seed;type;otplen;timestep;hash', `P1;${RFC_HEX};totp;6;30;sha256`, `P2;${RFC_HEX};hotp;6;;sha256`, `P3;${RFC_HEX};totp;7;30;`, `P4;${RFC_HEX};totp;6;45;`, `P1;${RFC_HEX};totp;6;30;`].join('\n') + '\n');
     const { tokens } = await readSeedCsv(path);
     expect(tokens.map((t) => [t.serialNumber, t.hashAlgorithm, t.problem?.code])).toEqual([
-      ['P1', 'HmacSHA256', undefined],
+      ['P1', 'HmacSHA256', 'SEED_CONFLICT'],
       ['P2', 'HmacSHA256', 'HASH_UNSUPPORTED'],
       ['P3', 'HmacSHA1', 'OTP_LENGTH_UNSUPPORTED'],
       ['P4', 'HmacSHA1', 'TIME_STEP_UNSUPPORTED'],
-      ['P1', 'HmacSHA1', 'DUPLICATE_SERIAL'],
+      ['P1', 'HmacSHA1', 'SEED_CONFLICT'],
     ]);
+    expect(tokens[0]!.problem!.message).toMatch(/two different token settings .* line 2 and line 6/);
   });
 
   test('spreadsheet damage: a serial turned into 2.30873E+13 is INVALID with the fix; leading zeros stay; UTF-16 with BOM reads', async () => {
