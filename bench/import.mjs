@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { benchKit } from './kit.mjs';
+import { readerBench } from './reader.mjs';
 
 /** A plaintext PSKC file of n TOTP tokens with made-up 20-byte seeds. */
 export async function pskcFile(path, n) {
@@ -50,6 +51,15 @@ export async function importBench(work, tokens, log = () => undefined) {
       '≤ 300 MB; rate-bound',
     ]);
   }
+  // The reader alone, in this process: what every import and run --seeds pays before it sends.
+  const reader = await readerBench(tokens);
+  runs.push({ reader });
+  rows.push([
+    `PSKC reader alone: read, decode and check ${tokens.toLocaleString('en')} tokens`,
+    `${reader.msPer1000.toFixed(1)} ms per 1,000 tokens (${(reader.ms / 1000).toFixed(1)} s)`,
+    'one streaming pass',
+    'linear in the file',
+  ]);
   return { runs, rows };
 }
 
