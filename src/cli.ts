@@ -5,7 +5,8 @@
 import yargs, { type Argv } from 'yargs';
 import { UsageError } from './errors.js';
 import { FAULT_HELP } from './sandbox/faults.js';
-import type { CommandDeps } from './commands/run.js';
+import type { CommandDeps } from './commands/shared/deps.js';
+import { SWITCHES } from './commands/shared/flags.js';
 
 export interface Commands {
   run(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
@@ -83,7 +84,6 @@ function refuseSecretFlag(argv: Record<string, unknown>): void {
 }
 
 /** Flags that take no value (`--flag`, `--no-flag`, or `=true|false`). */
-export const SWITCHES = ['dry-run', 'yes', 'strict', 'quiet', 'debug', 'progress', 'forbidden', 'activation-required', 'activate', 'preflight', 'allow-unencrypted'];
 
 /**
  * yargs reads `--dry-run=1` as false: a real run where a dry run was meant. A switch takes no

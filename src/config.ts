@@ -6,18 +6,11 @@
 import { readFileSync, statSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import { REGIONS, isLoopbackHost, isRegion, type Region } from './pingone/regions.js';
+import type { Connection, TokenAuth } from './pingone/connection.js';
+import { LOG_LEVELS, type LogLevel } from './report/logger.js';
+import { UUID_RE } from './ids.js';
 
-export type TokenAuth = 'basic' | 'post';
-
-export interface Connection {
-  readonly environmentId: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
-  readonly region: Region;
-  readonly apiUrl: string;
-  readonly authUrl: string;
-  readonly tokenAuth: TokenAuth;
-}
+export type { Connection, TokenAuth } from './pingone/connection.js';
 
 export interface EngineOptions {
   readonly concurrency: number;
@@ -37,8 +30,7 @@ export interface ReportOptions {
   readonly quiet: boolean;
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from './report/logger.js';
 
 /** Raw values as yargs hands them over: anything may be missing or of the wrong type. */
 export type RawOptions = Readonly<Record<string, unknown>>;
@@ -50,7 +42,7 @@ export interface ConfigSources {
   readonly warn?: (message: string) => void;
 }
 
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export { UUID_RE } from './ids.js';
 
 /** Parses `KEY=value` lines (optional `export `, quotes, `#` comments). */
 export function parseEnvFile(text: string, file: string): { values: Record<string, string>; problems: string[] } {

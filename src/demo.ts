@@ -11,7 +11,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyCommand } from './commands/verify.js';
-import { runCommand } from './commands/run.js';
+import { runCommand } from './commands/run/index.js';
 import { RunControl } from './engine/control.js';
 import { PingOneSandbox } from './sandbox/server.js';
 

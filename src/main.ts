@@ -4,12 +4,13 @@
  * 3 stopped (systemic failure or signal). Never prints a stack trace unless --debug.
  */
 import { dispatch, type Commands } from './cli.js';
-import { runCommand, type CommandDeps } from './commands/run.js';
+import { runCommand } from './commands/run/index.js';
+import type { CommandDeps } from './commands/shared/deps.js';
 import { verifyCommand } from './commands/verify.js';
 import { rollbackCommand } from './commands/rollback.js';
 import { sandboxCommand } from './commands/sandbox.js';
 import { importCommand } from './commands/import.js';
-import { withOperations } from './commands/operations.js';
+import { withOperations } from './commands/shared/operations.js';
 import { RunControl } from './engine/control.js';
 import { StopError, UsageError } from './errors.js';
 import { releaseHeldLocksSync } from './engine/lock.js';

@@ -16,25 +16,10 @@ import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { readSeeds, seedOptions } from '../seeds/read-seeds.js';
-import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
-import type { CommandDeps } from './run.js';
-
-export const IMPORT_COLUMNS = ['row', 'serialNumber', 'type', 'otpLength', 'outcome', 'tokenId', 'errorCode', 'message', 'manufacturer', 'model', 'validFrom', 'validUntil'];
-
-
-/** Each token's outcome: counted, logged (never its seed) and written to the results. */
-export async function writeImportResults(outcomes: readonly ImportResult[], results: ResultsWriter, logger: Logger, tally: Tally<ImportOutcome>, recorder?: ReportRecorder, dryRun = false): Promise<void> {
-  for (const r of outcomes) {
-    const t = r.token;
-    tally.add({ outcome: r.outcome, errorCode: r.errorCode, finishedEarlier: r.finishedEarlier });
-    if (r.outcome !== 'IMPORTED' && r.outcome !== 'ALREADY_PRESENT' && !(dryRun && r.outcome === 'NOT_ATTEMPTED')) {
-      recorder?.attention({ row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: [t.manufacturer ?? '', t.model ?? ''] });
-    }
-    logger[r.outcome === 'FAILED' || r.outcome === 'INVALID' || r.outcome === 'UNCONFIRMED' ? 'warn' : 'info']({ event: 'row', row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, tokenId: r.tokenId, errorCode: r.errorCode });
-    await results.writeCells([t.index, t.serialNumber, t.type, t.otpLength, r.outcome, r.tokenId, r.errorCode, r.message, t.manufacturer, t.model, t.validFrom, t.validUntil]);
-  }
-}
+import { readSeeds, seedOptions } from './shared/seed-input.js';
+import { IMPORT_COLUMNS, writeImportResults } from './shared/import-results.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
+import type { CommandDeps } from './shared/deps.js';
 
 export async function importCommand(seedsPath: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;

@@ -14,7 +14,7 @@ import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/
 import { orderedPool } from '../engine/ordered-pool.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
 import { openInput, readRows, RENAMED_RESULT_COLUMNS, RESULT_COLUMNS, type RawRow } from '../input/reader.js';
-import { UUID_RE } from '../config.js';
+import { UUID_RE } from '../ids.js';
 import { checkSerial } from '../input/validate.js';
 import { DEVICE_ID_RE } from '../pingone/client.js';
 import { commandLine } from '../report/command-line.js';
@@ -22,8 +22,8 @@ import { prepareOutDir, stem } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './context.js';
-import type { CommandDeps } from './run.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
+import type { CommandDeps } from './shared/deps.js';
 
 export { ROLLBACK_OUTCOMES, type RollbackOutcome };
 

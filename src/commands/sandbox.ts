@@ -9,7 +9,7 @@ import { parse } from 'csv-parse/sync';
 import { UsageError } from '../errors.js';
 import { parseFaultMix } from '../sandbox/faults.js';
 import { PingOneSandbox, type DirectoryUser } from '../sandbox/server.js';
-import type { CommandDeps } from './run.js';
+import type { CommandDeps } from './shared/deps.js';
 
 function num(raw: Record<string, unknown>, flag: string, min: number, max: number, problems: string[]): number {
   const value = Number(raw[flag]);

@@ -22,8 +22,8 @@ import { prepareOutDir } from '../report/files.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { openCommand, resolveCommandConfig } from './context.js';
-import type { CommandDeps } from './run.js';
+import { openCommand, resolveCommandConfig } from './shared/context.js';
+import type { CommandDeps } from './shared/deps.js';
 
 export const VERIFY_STATUSES = ['PRESENT', 'MISSING', 'ON_OTHER_USER', 'USER_NOT_FOUND', 'INVALID', 'UNKNOWN'] as const;
 export type VerifyStatus = (typeof VERIFY_STATUSES)[number];

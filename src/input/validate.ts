@@ -2,7 +2,7 @@
  * Row rules (SPEC "Input"). A row that breaks one becomes INVALID with a stable code and a
  * message that says what was expected and what was got; nothing is sent for it.
  */
-import { UUID_RE } from '../config.js';
+import { UUID_RE } from '../ids.js';
 import { show } from './input-error.js';
 import { tooManyFields, type InputLayout, type RawRow } from './reader.js';
 

@@ -3,7 +3,7 @@
  * One token is shared by all requests. It is refreshed shortly before it expires, and once
  * per 401 burst: every request that saw a 401 for the same token waits on one refresh.
  */
-import type { Connection } from '../config.js';
+import type { Connection } from './connection.js';
 import { StopError } from '../errors.js';
 import { ApiError, failureFromBody, isTlsFailure } from './errors.js';
 import type { RequestGate, RequestStats } from './gate.js';

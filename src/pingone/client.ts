@@ -3,8 +3,8 @@
  * Every failure leaves as an ApiError whose `verdict` tells the engine what to do.
  */
 import { randomUUID } from 'node:crypto';
-import type { Connection } from '../config.js';
-import { UUID_RE } from '../config.js';
+import type { Connection } from './connection.js';
+import { UUID_RE } from '../ids.js';
 import { StopError } from '../errors.js';
 import type { TokenProvider } from './auth.js';
 import { ApiError, failureFromBody } from './errors.js';

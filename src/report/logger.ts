@@ -6,7 +6,9 @@
 import pino, { type Logger } from 'pino';
 import { openPrivate } from './files.js';
 import { LineFile } from './line-file.js';
-import type { LogLevel } from '../config.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
  * Fields that would carry a secret if anything ever logged them. Only exact paths: wildcard

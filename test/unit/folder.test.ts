@@ -3,7 +3,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileArgs, shipmentFiles } from '../../src/commands/folder.js';
+import { fileArgs, shipmentFiles } from '../../src/commands/run/folder.js';
 import { commandLine } from '../../src/report/command-line.js';
 
 test('each file gets the folder\'s command with itself in the folder\'s place, its seeds, and --activate only with seeds; flag values equal to the folder stay', () => {

@@ -3,55 +3,37 @@
  * credentials, then assign every row and write the results, log and summary.
  */
 import { join } from 'node:path';
-import { runFolder } from './folder.js';
-import type { ConfigSources, RawOptions } from '../config.js';
-import { StopError, UsageError } from '../errors.js';
-import { runBatch } from '../engine/batch.js';
-import type { RunControl } from '../engine/control.js';
-import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
-import { checkUnchanged, finalRows, scanInput } from '../input/scan.js';
-import type { Transport } from '../pingone/http.js';
-import { isFolder, prepareOutDir, stem } from '../report/files.js';
-import type { RowResult } from '../report/outcome.js';
-import { ProgressLine } from '../report/progress.js';
-import { ResultsWriter } from '../report/results-writer.js';
-import { commandLine } from '../report/command-line.js';
-import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../report/summary.js';
-import { countsLine, Tally } from '../report/tally.js';
+import type { ConfigSources, RawOptions } from '../../config.js';
+import { StopError, UsageError } from '../../errors.js';
+import { runBatch } from '../../engine/batch.js';
+import type { RunControl } from '../../engine/control.js';
+import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../../engine/journal.js';
+import { checkUnchanged, finalRows, scanInput } from '../../input/scan.js';
+import type { Transport } from '../../pingone/http.js';
+import { isFolder, prepareOutDir, stem } from '../../report/files.js';
+import type { RowResult } from '../../report/outcome.js';
+import { ProgressLine } from '../../report/progress.js';
+import { ResultsWriter } from '../../report/results-writer.js';
+import { commandLine } from '../../report/command-line.js';
+import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../../report/summary.js';
+import { countsLine, Tally } from '../../report/tally.js';
 import type { Logger } from 'pino';
-import { activation, ShipmentSeeds } from '../engine/shipment-seeds.js';
-import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, inInventory, type ImportOutcome } from '../engine/import-batch.js';
-import { pairingUnknown, Preflight } from '../engine/preflight.js';
-import type { AssignContext } from '../engine/assign-row.js';
-import type { InventoryEntry } from '../pingone/client.js';
-import { ApiError } from '../pingone/errors.js';
-import { readSeeds, seedOptions } from '../seeds/read-seeds.js';
-import type { Scan } from '../input/scan.js';
-import type { SeedsSummary } from '../report/summary.js';
-import { IMPORT_COLUMNS, writeImportResults } from './import.js';
-import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from './context.js';
+import { activation, ShipmentSeeds } from '../../engine/shipment-seeds.js';
+import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, inInventory, type ImportOutcome } from '../../engine/import-batch.js';
+import { pairingUnknown, Preflight } from '../../engine/preflight.js';
+import type { AssignContext } from '../../engine/assign-row.js';
+import type { InventoryEntry } from '../../pingone/client.js';
+import { ApiError } from '../../pingone/errors.js';
+import { readSeeds, seedOptions } from '../shared/seed-input.js';
+import type { Scan } from '../../input/scan.js';
+import type { SeedsSummary } from '../../report/summary.js';
+import { IMPORT_COLUMNS, writeImportResults } from '../shared/import-results.js';
+import type { CommandDeps } from '../shared/deps.js';
+import { SEED_FLAGS } from '../shared/flags.js';
+import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from '../shared/context.js';
 
-export interface CommandDeps extends ConfigSources {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  readonly control: RunControl;
-  /** Replaces the HTTP transport (unit tests only). */
-  readonly transport?: Transport;
-  /** The arguments the command was given, for the exact `next:` command to print. */
-  readonly argv?: readonly string[];
-  /** Hears of each summary a command writes (a folder run's lines, metrics). */
-  readonly onSummary?: (summary: object) => void;
-  /** --keep-reports: report sets kept per input name after a command writes its own. */
-  readonly keepReports?: number;
-  /** A file of a folder run: what cron schedules. */
-  readonly scheduled?: boolean;
-}
-
-/** Flags that only mean something when seeds are read. */
-export const SEED_FLAGS = ['psk-file', 'passphrase-file', 'allow-unencrypted', 'secret-encoding', 'type', 'otp-length', 'time-step', 'job-size'];
-
-export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
-  if (isFolder(input)) return runFolder(input, raw, deps);
+/** One shipment file: what `run <file>` does, and what a folder run does for each of its files. */
+export async function runShipment(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   const activate = raw['activate'] === true;
   const preflightOn = dryRun && raw['preflight'] !== false;

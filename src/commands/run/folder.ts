@@ -10,17 +10,18 @@ import { existsSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { RawOptions } from '../config.js';
-import { exitCodeFor, UsageError } from '../errors.js';
-import { earlierEntry } from '../engine/assign-row.js';
-import { readOnlyJournal } from '../engine/journal.js';
-import { finalRows, scanInput } from '../input/scan.js';
-import { openInput } from '../input/reader.js';
-import { stem } from '../report/files.js';
-import { countsLine } from '../report/tally.js';
-import { resolveCommandConfig } from './context.js';
-import { SWITCHES } from '../cli.js';
-import { runCommand, SEED_FLAGS, type CommandDeps } from './run.js';
+import type { RawOptions } from '../../config.js';
+import { exitCodeFor, UsageError } from '../../errors.js';
+import { earlierEntry } from '../../engine/assign-row.js';
+import { readOnlyJournal } from '../../engine/journal.js';
+import { finalRows, scanInput } from '../../input/scan.js';
+import { openInput } from '../../input/reader.js';
+import { stem } from '../../report/files.js';
+import { countsLine } from '../../report/tally.js';
+import { resolveCommandConfig } from '../shared/context.js';
+import type { CommandDeps } from '../shared/deps.js';
+import { SEED_FLAGS, SWITCHES } from '../shared/flags.js';
+import { runShipment } from './shipment.js';
 
 /** Seed files found beside `<name>.csv`, in this order of preference (README "Folder runs"). */
 export const SEED_SUFFIXES = ['.pskc.xml', '.pskc', '.seeds.xml', '.seeds.csv'];
@@ -214,7 +215,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
       }
       const control = deps.control.child();
       try {
-        code = await runCommand(path, fileRaw, {
+        code = await runShipment(path, fileRaw, {
           ...deps,
           warn,
           control,

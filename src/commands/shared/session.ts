@@ -4,12 +4,12 @@
  */
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import type { Connection, EngineOptions } from '../config.js';
-import { abortableSleep, Pacer } from '../engine/pacer.js';
-import { TokenProvider } from '../pingone/auth.js';
-import { PingOneClient } from '../pingone/client.js';
-import { newRequestStats, type RequestStats } from '../pingone/gate.js';
-import { createTransport, type Transport } from '../pingone/http.js';
+import type { Connection, EngineOptions } from '../../config.js';
+import { abortableSleep, Pacer } from '../../engine/pacer.js';
+import { TokenProvider } from '../../pingone/auth.js';
+import { PingOneClient } from '../../pingone/client.js';
+import { newRequestStats, type RequestStats } from '../../pingone/gate.js';
+import { createTransport, type Transport } from '../../pingone/http.js';
 
 export interface Session {
   readonly client: PingOneClient;

@@ -6,18 +6,18 @@ import type { Logger } from 'pino';
 import {
   resolveAll, resolveConnection, resolveEngineOptions, resolveReportOptions,
   type Connection, type EngineOptions, type RawOptions, type ReportOptions,
-} from '../config.js';
-import type { AssignContext } from '../engine/assign-row.js';
-import { abortableSleep } from '../engine/pacer.js';
-import { NullJournal, type PairJournal } from '../engine/journal.js';
-import { StopError } from '../errors.js';
-import type { RunControl } from '../engine/control.js';
-import { reportPaths, writeFault, type ReportPaths } from '../report/files.js';
-import { openRunLog, type RunLog } from '../report/logger.js';
-import { writeSummary } from '../report/summary.js';
-import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../report/html-report.js';
+} from '../../config.js';
+import type { AssignContext } from '../../engine/assign-row.js';
+import { abortableSleep } from '../../engine/pacer.js';
+import { NullJournal, type PairJournal } from '../../engine/journal.js';
+import { StopError } from '../../errors.js';
+import type { RunControl } from '../../engine/control.js';
+import { reportPaths, writeFault, type ReportPaths } from '../../report/files.js';
+import { openRunLog, type RunLog } from '../../report/logger.js';
+import { writeSummary } from '../../report/summary.js';
+import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
 import { pruneReports } from './operations.js';
-import type { CommandDeps } from './run.js';
+import type { CommandDeps } from './deps.js';
 import { openSession, type Session } from './session.js';
 
 export interface CommandContext {

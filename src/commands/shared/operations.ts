@@ -9,12 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import axios from 'axios';
-import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../config.js';
-import { isLoopbackHost } from '../pingone/regions.js';
-import { exitCodeFor } from '../errors.js';
-import { isFolder, stem } from '../report/files.js';
-import { countsLine } from '../report/tally.js';
-import type { CommandDeps } from './run.js';
+import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../../config.js';
+import { isLoopbackHost } from '../../pingone/regions.js';
+import { exitCodeFor } from '../../errors.js';
+import { isFolder, stem } from '../../report/files.js';
+import { countsLine } from '../../report/tally.js';
+import type { CommandDeps } from './deps.js';
 
 /** A ping waits this long at most: a monitor that hangs must not hold the job. */
 export const PING_TIMEOUT_MS = 5_000;
