@@ -32,15 +32,22 @@ export const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
 /** What Excel makes of a long digit string: 2.30873E+13. */
 export const SCIENTIFIC_RE = /^\d+(?:[.,]\d+)?E\+?\d+$/i;
 
-/** A cell that looks like a seed of 128 bits or more: 32+ hex digits, or 26+ base32 characters. */
-const SEED_SIZED = /^(?:[0-9a-fA-F]{32,}|[A-Za-z2-7]{26,}=*)$/;
+/**
+ * A cell that looks like a seed of 128 bits or more, however it is written: 32+ hex digits,
+ * 26+ base32 characters, and in a base64 file 22+ base64 characters; a `0x` prefix, grouping
+ * spaces, colons and dashes, and padding do not hide it.
+ */
+export function seedLike(cell: string, base64 = false): boolean {
+  const c = cell.trim().replace(/^0x/i, '').replace(/[\s:-]/g, '').replace(/=+$/, '');
+  return /^[0-9a-fA-F]{32,}$/.test(c) || /^[A-Za-z2-7]{26,}$/.test(c) || (base64 && /^[A-Za-z0-9+/]{22,}$/.test(c));
+}
 
 /**
  * A seed-file row whose columns are swapped: its serial cell looks like a seed while its secret
  * holds fewer than 128 bits (SEEDS.md "Integrity"). `secretBits`: what the secret cell decodes to.
  */
-export function columnsSwapped(serialCell: string, secretBits: number): boolean {
-  return SEED_SIZED.test(serialCell.trim()) && secretBits < 128;
+export function columnsSwapped(serialCell: string, secretBits: number, base64 = false): boolean {
+  return seedLike(serialCell, base64) && secretBits < 128;
 }
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
@@ -120,6 +127,10 @@ export function checkRow(layout: InputLayout, raw: RawRow): CheckedRow {
   }
   if (user.problem) return { ...base, problem: user.problem };
   const serialProblem = checkSerial(serialNumber);
+  // In a file that carries seeds, a serial cell that is not a serial may be a seed: not shown.
+  if (serialProblem && layout.carriesSeeds && serialProblem.code !== 'SERIAL_MANGLED' && serialProblem.code !== 'SERIAL_MISSING') {
+    return hidden({ code: serialProblem.code, message: `the serial cell (${serialNumber.length} characters, not shown: this file carries seeds) is not 1-50 ASCII letters and digits; correct it in the file` });
+  }
   if (serialProblem) return { ...base, user: user.user, problem: serialProblem };
   return { ...base, user: user.user };
 }

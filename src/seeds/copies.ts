@@ -18,6 +18,9 @@ export interface SeedFileRead {
   readonly warnings: string[];
 }
 
+/** Refusals of a copy that still take part in the comparison: the copy is a token, refused for a value. */
+const COMPARED = new Set(['SECRET_INVALID', 'SECRET_MISSING', 'SECRET_TOO_LONG', 'OTP_LENGTH_UNSUPPORTED', 'TIME_STEP_UNSUPPORTED', 'HASH_UNSUPPORTED', 'TYPE_MISSING', 'COUNTER_INVALID', 'UNSUPPORTED_TOKEN']);
+
 interface Seen {
   readonly token: SeedToken;
   readonly digest: string;
@@ -33,8 +36,11 @@ export function settleCopies(tokens: readonly SeedToken[], where: (t: SeedToken)
   const warnings: string[] = [];
   const splices: string[] = [];
   for (const t of tokens) {
-    // A token already refused takes no part: a device's other keys (OCRA, PIN) share its serial.
-    if (t.problem || t.serialNumber === '') continue;
+    // A device's other keys (OCRA, PIN: UNSUPPORTED_ALGORITHM) share its serial and take no
+    // part; nor does a row whose serial is missing, hidden or not a serial. A copy refused for
+    // anything else (7 digits, a secret that does not decode) still says something else about
+    // the serial than its valid copy: that is a conflict too.
+    if (t.serialNumber === '' || (t.problem && !COMPARED.has(t.problem.code))) continue;
     const seen: Seen = { token: t, digest: digestOf(t), fields: `${t.type}|${t.otpLength}|${t.hashAlgorithm}|${t.counter ?? ''}|${t.timeStep ?? ''}` };
     const list = bySerial.get(t.serialNumber);
     if (list) list.push(seen);
@@ -50,8 +56,10 @@ export function settleCopies(tokens: readonly SeedToken[], where: (t: SeedToken)
   const replaced = new Map<SeedToken, SeedToken>();
   for (const [serial, copies] of bySerial) {
     if (copies.length < 2) continue;
+    // Copies all refused already stay as they are: none of them goes anywhere.
+    if (copies.every((c) => c.token.problem)) continue;
     const first = copies[0]!;
-    const differing = copies.find((c) => c.digest !== first.digest || c.fields !== first.fields);
+    const differing = copies.find((c) => c.digest !== first.digest || c.fields !== first.fields || (c.token.problem === undefined) !== (first.token.problem === undefined));
     if (differing) {
       const what = differing.digest !== first.digest ? 'two different secrets' : 'two different token settings (type, length, counter, time step or hash)';
       const places = copies.map((c) => where(c.token)).join(' and ');

@@ -190,8 +190,8 @@ interface Place {
 function readKey(file: string, place: Place, crypt: ContainerKey, protection: Protection): SeedToken {
   const { pkg, key } = place;
   const device = child(pkg, 'DeviceInfo') ?? child(pkg, 'DeviceId');
-  const serialNumber = childText(device, 'SerialNo') ?? key.attrs.get('Id') ?? key.attrs.get('KeyId') ?? key.attrs.get('SecretId') ?? '';
-  const where = `package ${place.packageNo} (line ${place.line}${serialNumber ? `, serial ${serialNumber.slice(0, 50)}` : ''})`;
+  const serialNumber = childText(device, 'SerialNo') || key.attrs.get('Id') || key.attrs.get('KeyId') || key.attrs.get('SecretId') || '';
+  const where = `package ${place.packageNo} (line ${place.line}${serialNumber ? `, serial ${JSON.stringify(serialNumber.slice(0, 50))}` : ''})`;
   const policy = child(key, 'Policy');
   const validity = validityOf([childText(device, 'StartDate'), childText(policy, 'StartDate'), childText(key, 'StartDate')], [childText(device, 'ExpiryDate'), childText(device, 'Expiry'), childText(policy, 'ExpiryDate'), childText(key, 'ExpiryDate')]);
   const base = { index: place.index, packageNo: place.packageNo, line: place.line, serialNumber, manufacturer: childText(device, 'Manufacturer'), model: childText(device, 'Model'), ...validity };

@@ -8,10 +8,10 @@
 import { base32 } from '@scure/base';
 import { InputError } from '../input/input-error.js';
 import { normaliseHeader, openCsv, readCsvRecords, tooManyFields, type CsvFile, type RawRow } from '../input/reader.js';
-import { columnsSwapped, SCIENTIFIC_RE } from '../input/validate.js';
+import { columnsSwapped, SCIENTIFIC_RE, SERIAL_RE } from '../input/validate.js';
 import { settleCopies, type SeedFileRead } from './copies.js';
 import { Secret } from './secret.js';
-import { checkToken, CounterError, hashFromText, parseCounter, type SeedToken, type TokenType } from './token.js';
+import { checkToken, CounterError, hashFromText, parseCounter, shownCell, type SeedToken, type TokenType } from './token.js';
 
 export type SecretEncoding = 'hex' | 'base32' | 'base64';
 
@@ -151,15 +151,12 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
     return { ...base, problem: { code, message }, warnings: [] };
   };
 
-  if (SCIENTIFIC_RE.test(serialNumber)) {
-    return invalid('SERIAL_INVALID', `serial ${JSON.stringify(serialNumber)}: a spreadsheet turned it into a number; format the column as Text and export again`);
-  }
   const encoding: SecretEncoding = entra ? 'base32' : (defaults.secretEncoding ?? 'hex');
   const secretText = at('secret') ?? '';
   bytes = secretText === '' ? undefined : decodeSecret(secretText, encoding);
   // A seed under the serial column and a short value under the secret column: neither cell
   // goes anywhere (the serial would be a seed in PingOne and every report).
-  if (columnsSwapped(serialNumber, (bytes?.length ?? 0) * 8)) {
+  if (columnsSwapped(serialNumber, (bytes?.length ?? 0) * 8, encoding === 'base64')) {
     bytes?.fill(0);
     return { index: raw.row, line: raw.line, serialNumber: '', problem: { code: 'COLUMNS_SWAPPED', message: 'the serial cell looks like a seed (128 bits or more) and the secret cell is short: the columns are swapped in this row. Neither cell is shown; put the serial and the secret in their columns' }, warnings: [] };
   }
@@ -168,14 +165,22 @@ function readRow(layout: SeedCsvLayout, raw: RawRow, defaults: SeedDefaults): Se
     const odd = encoding === 'hex' && /^[0-9a-fA-F]+$/.test(secretText) ? ' (an odd number of hex digits)' : '';
     return invalid('SECRET_INVALID', `the secret is not valid ${encoding}${odd}; check --secret-encoding (hex, base32 or base64)`);
   }
+  if (SCIENTIFIC_RE.test(serialNumber)) {
+    return invalid('SERIAL_INVALID', `serial ${JSON.stringify(serialNumber)}: a spreadsheet turned it into a number; format the column as Text and export again`);
+  }
+  // Any other serial that is not one is not shown, nor kept: in a seed file it may be a seed.
+  if (serialNumber !== '' && !SERIAL_RE.test(serialNumber)) {
+    bytes?.fill(0);
+    return { ...base, serialNumber: '', problem: { code: 'SERIAL_INVALID', message: `the serial cell (${serialNumber.length} characters, not shown: in a seed file it may be a seed) is not 1-50 ASCII letters and digits; correct it in the file` }, warnings: [] };
+  }
   const typeText = at('type');
   const parsedType = entra ? 'TOTP' : parseType(typeText);
-  if (parsedType === 'bad') return invalid('TYPE_MISSING', `type ${JSON.stringify(typeText)}: expected HOTP or TOTP`);
+  if (parsedType === 'bad') return invalid('TYPE_MISSING', `type ${shownCell(typeText!)}: expected HOTP or TOTP`);
   const type = parsedType ?? defaults.type;
   const otp = parseWhole(at('otpLength'));
-  if (otp === 'bad') return invalid('OTP_LENGTH_UNSUPPORTED', `otpLength ${JSON.stringify(at('otpLength'))}: expected 6 or 8`);
+  if (otp === 'bad') return invalid('OTP_LENGTH_UNSUPPORTED', `otpLength ${shownCell(at('otpLength')!)}: expected 6 or 8`);
   const step = parseWhole(at('timeStep'));
-  if (step === 'bad') return invalid('TIME_STEP_UNSUPPORTED', `time step ${JSON.stringify(at('timeStep'))}: expected 30 or 60`);
+  if (step === 'bad') return invalid('TIME_STEP_UNSUPPORTED', `time step ${shownCell(at('timeStep')!)}: expected 30 or 60`);
   const counterText = at('counter') ?? '';
   let counter: bigint | undefined;
   try {

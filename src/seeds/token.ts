@@ -95,7 +95,7 @@ export function checkToken(token: Omit<SeedToken, 'problem' | 'warnings'>, hashT
     return { problem: { code: 'OTP_LENGTH_UNSUPPORTED', message: `codes of ${token.otpLength ?? 'unknown'} digits: PingOne takes 6 or 8` }, warnings };
   }
   if (token.hashAlgorithm === undefined) {
-    return { problem: { code: 'HASH_UNSUPPORTED', message: `hash ${JSON.stringify(hashText ?? '')}: PingOne takes SHA1, SHA256 or SHA512` }, warnings };
+    return { problem: { code: 'HASH_UNSUPPORTED', message: `hash ${shownCell(hashText ?? '')}: PingOne takes SHA1, SHA256 or SHA512` }, warnings };
   }
   if (token.type === 'HOTP' && token.hashAlgorithm !== 'HmacSHA1') {
     return { problem: { code: 'HASH_UNSUPPORTED', message: `an HOTP token with ${token.hashAlgorithm}: PingOne takes HOTP with SHA1 only` }, warnings };
@@ -106,13 +106,21 @@ export function checkToken(token: Omit<SeedToken, 'problem' | 'warnings'>, hashT
   return { warnings };
 }
 
+/**
+ * A cell of a seed file, for a message: short values as they are; a longer one only by its
+ * length, since in a seed file it may be a seed in the wrong column.
+ */
+export function shownCell(text: string): string {
+  return text.length <= 12 ? JSON.stringify(text) : `(a value of ${text.length} characters, not shown: it may be a seed)`;
+}
+
 /** RFC 4226's counter is 8 bytes: the largest value PingOne's counter can hold. */
 const MAX_COUNTER = 2n ** 64n - 1n;
 
 /** A counter's decimal text, exactly; a TokenProblem-worthy RangeError when it is not a 64-bit whole number. */
 export function parseCounter(text: string): bigint {
   const t = text.trim();
-  if (!/^\d{1,20}$/.test(t) || BigInt(t) > MAX_COUNTER) throw new CounterError(`the counter ${JSON.stringify(t.slice(0, 24))} is not a whole number from 0 to 2^64 - 1 (RFC 4226's 8-byte counter)`);
+  if (!/^\d{1,20}$/.test(t) || BigInt(t) > MAX_COUNTER) throw new CounterError(`the counter ${shownCell(t)} is not a whole number from 0 to 2^64 - 1 (RFC 4226's 8-byte counter)`);
   return BigInt(t);
 }
 

@@ -40,6 +40,8 @@ const CHUNK_BYTES = 1024 * 1024;
 const MAX_TEXT_CHARS = 1024 * 1024;
 /** Nesting deeper than any PSKC document needs. */
 const MAX_DEPTH = 64;
+/** Elements in one child of the root (a KeyPackage has a few dozen): a file past this is not a seed file, and would exhaust memory. */
+const MAX_ELEMENTS_PER_CHILD = 10_000;
 
 /** The encoding a document's first bytes announce (XML 1.0 appendix F), as a TextDecoder label. */
 export function xmlEncoding(head: Buffer): { label: string; declared?: string } {
@@ -74,6 +76,7 @@ export function readXml(file: string, input: string | Buffer, handlers: XmlHandl
   const parser = new SaxesParser({ xmlns: true, position: true });
   const stack: XmlElement[] = [];
   let rootSeen = false;
+  let inChild = 0;
   const where = (): string => `line ${parser.line}, column ${parser.column}`;
   const refuse = (problem: string): never => {
     throw new SeedFileError(file, problem);
@@ -91,7 +94,11 @@ export function readXml(file: string, input: string | Buffer, handlers: XmlHandl
     if (stack.length === 0) {
       rootSeen = true;
       handlers.root(element);
-    } else if (stack.length > 1) stack[stack.length - 1]!.children.push(element);
+    } else if (stack.length === 1) inChild = 1;
+    else {
+      if (++inChild > MAX_ELEMENTS_PER_CHILD) refuse(`holds more than ${MAX_ELEMENTS_PER_CHILD.toLocaleString('en')} elements in one <${stack[1]!.name}> (line ${stack[1]!.line}): not a seed file`);
+      stack[stack.length - 1]!.children.push(element);
+    }
     stack.push(element);
   });
   parser.on('closetag', () => {

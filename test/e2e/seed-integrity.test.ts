@@ -52,6 +52,23 @@ describe('one conflict policy', () => {
   });
 });
 
+describe('one conflict policy, when a copy is refused for something else', () => {
+  test('run --seeds: a serial already in the inventory whose seed file gives it a 7-digit copy and two other secrets is FAILED SEED_CONFLICT, not assigned', async () => {
+    const dir = tempDir();
+    const A = randomBytes(20).toString('hex');
+    const B = randomBytes(20).toString('hex');
+    box.sandbox.inventory.createOne({ serialNumber: 'RVS02', secret: A, type: 'TOTP', otpLength: 6 });
+    const seeds = join(dir, 'conflict.csv');
+    writeFileSync(seeds, `serial,secret,type,otpLength\nRVS02,${B},TOTP,7\nRVS02,${A},TOTP,6\nRVS02,${B},TOTP,6\n`, { mode: 0o600 });
+    const assign = join(dir, 'assign.csv');
+    writeFileSync(assign, `userID,serialNumber\n${userId(501)},RVS02\n`);
+    const result = await runCli(['run', assign, '--seeds', seeds, '--out-dir', dir], sandboxEnv(box.sandbox));
+    expect(result.code).toBe(1);
+    expect(readResults(dir).map((r) => [r['outcome'], r['errorCode']])).toEqual([['FAILED', 'SEED_CONFLICT']]);
+    expect(box.sandbox.devicesOf(userId(501))).toEqual([]);
+  });
+});
+
 describe('swapped seed-CSV columns', () => {
   test('a seed under "serial" and a short value under "secret": the row is COLUMNS_SWAPPED and the seed is in no output, at trace level', async () => {
     const dir = tempDir();
@@ -75,15 +92,24 @@ describe('swapped seed-CSV columns', () => {
     const path = join(dir, 'vendor-entra.csv');
     const good = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
     const seed = 'KRUGS4ZANFZSAYJAONSWKZBAOJSWC3DMPE';
-    writeFileSync(path, `upn,serial number,secret key,time interval,manufacturer,model\nana@example.com,ENT0001,${good},30,Token2,C202\nben@example.com,${seed},ENT0002,30,Token2,C202\n`, { mode: 0o600 });
+    const grouped = 'mfrg gzdf mztw q2lk mfrg gzdf mztw q2lk';
+    const hex = `0x${randomBytes(20).toString('hex')}`;
+    const odd = 'GEZD-GNBV-GY3T-QOJQ-GEZD-GNBV-GY3T-QOJ!';
+    // Enough good rows that the swapped ones are a minority (a majority means the header is swapped).
+    const good2 = 'ONSWG4TFOQFA2LTXNFZGC3LFMR2GS3TH';
+    const good3 = 'NBSWY3DPEB3W64TMMQQGY33OM5TGK2LT';
+    writeFileSync(
+      path,
+      `upn,serial number,secret key,time interval,manufacturer,model\nana@example.com,ENT0001,${good},30,Token2,C202\nben@example.com,${seed},ENT0002,30,Token2,C202\nben@example.com,${grouped},1234,30,Token2,C202\nben@example.com,${hex},ENT4,30,Token2,C202\nben@example.com,${odd},${good},30,Token2,C202\nana@example.com,ENT0005,${good2},30,Token2,C202\nana@example.com,ENT0006,${good3},30,Token2,C202\n`,
+      { mode: 0o600 },
+    );
     const result = await runCli(['run', path, '--out-dir', dir, '--log-level', 'trace'], sandboxEnv(box.sandbox));
     expect(result.code).toBe(1);
     const rows = readResults(dir);
-    expect(rows.map((r) => [r['outcome'], r['errorCode']])).toEqual([['CREATED', ''], ['INVALID', 'COLUMNS_SWAPPED']]);
+    expect(rows.map((r) => [r['outcome'], r['errorCode']])).toEqual([['CREATED', ''], ['INVALID', 'COLUMNS_SWAPPED'], ['INVALID', 'COLUMNS_SWAPPED'], ['INVALID', 'COLUMNS_SWAPPED'], ['INVALID', 'SERIAL_INVALID'], ['CREATED', ''], ['CREATED', '']]);
     expect(box.sandbox.allDevices().map((d) => d.serialNumber)).not.toContain(seed);
     const all = everything(dir, result);
-    expect(all).not.toContain(seed);
-    expect(all).not.toContain(good);
+    for (const secretish of [seed, good, good2, good3, grouped, hex, hex.slice(2), odd, 'GEZD-GNBV']) expect(all).not.toContain(secretish);
   });
 
   test('when most rows are swapped, the header is: the file is refused, exit 2, nothing sent', async () => {

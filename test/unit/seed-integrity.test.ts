@@ -13,6 +13,7 @@ import { Secret } from '../../src/seeds/secret.js';
 import { SeedFileError } from '../../src/seeds/seed-file-error.js';
 import type { SeedToken } from '../../src/seeds/token.js';
 import { draftPskc, encryptedPskc, keyWrappedPskc } from '../support/pskc-writer.js';
+import { readSeedCsv } from '../../src/seeds/seed-csv.js';
 
 const fixture = (name: string) => readFileSync(`test/fixtures/pskc/${name}`, 'utf8');
 const FIG6_PSK = '12345678901234567890123456789012';
@@ -259,5 +260,62 @@ print(json.dumps([[k.serial, binascii.hexlify(k.secret).decode(), str(k.counter)
       // python-pskc leaves a TOTP counter unset; ours too.
       expect(ours).toEqual(theirs);
     }
+  });
+});
+
+describe('review findings', () => {
+  const A = randomBytes(20).toString('hex');
+  const B = randomBytes(20).toString('hex');
+  const csvFile = (text: string): string => {
+    const path = join(mkdtempSync(join(tmpdir(), 'oath-bulk-seedcsv-')), 'seeds.csv');
+    writeFileSync(path, text, { mode: 0o600 });
+    return path;
+  };
+
+  test('a copy with another secret that is INVALID for another reason (7 digits) still makes the serial SEED_CONFLICT: neither copy is imported', async () => {
+    const { tokens } = await readSeedCsv(csvFile(`serial,secret,type,otpLength\nRVI02,${A},TOTP,6\nRVI02,${B},TOTP,7\n`));
+    expect(tokens.map((t) => t.problem?.code)).toEqual(['SEED_CONFLICT', 'SEED_CONFLICT']);
+    expect(tokens.every((t) => t.secret === undefined)).toBe(true);
+  });
+
+  test.each([
+    ['0x-prefixed hex', (seed: string): string => `0x${seed}`, 'hex'],
+    ['hex with colons', (seed: string): string => seed.match(/../g)!.join(':'), 'hex'],
+    ['grouped base32', (_seed: string): string => 'JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP', 'hex'],
+    ['base64 without padding characters', (seed: string): string => Buffer.from(seed, 'hex').toString('base64').replace(/[+/=]/g, 'A'), 'base64'],
+  ] as const)('a seed written as %s under the serial column, with a short secret, is COLUMNS_SWAPPED and shown nowhere', async (_name, write, encoding) => {
+    const seed = write(randomBytes(20).toString('hex'));
+    const { tokens } = await readSeedCsv(csvFile(`serial,secret\n${seed},12345678\nS2,${A}\nS3,${B}\n`), { type: 'TOTP', secretEncoding: encoding });
+    expect(tokens[0]!.problem?.code).toBe('COLUMNS_SWAPPED');
+    expect(JSON.stringify(tokens[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))).not.toContain(seed.slice(0, 12));
+  });
+
+  test('no cell of a seed CSV is echoed in a message when it is long enough to be a seed (serial, type, hash, otpLength, timeStep)', async () => {
+    const seed = randomBytes(20).toString('hex');
+    const { tokens } = await readSeedCsv(
+      csvFile(`serial,secret,type,hash,otpLength,timeStep\nT1,${A},${seed},,6,30\nT2,${A},TOTP,${seed},6,30\nT3,${B},TOTP,,${seed},30\nT4,${B},TOTP,,6,${seed}\nJBSW-Y3DP-EHPK-3PXP-JBSW-Y3DP-EHPK-3PX!,${A},TOTP,,6,30\n`),
+    );
+    for (const t of tokens) {
+      expect(t.problem).toBeDefined();
+      expect(`${t.serialNumber} ${t.problem!.message}`).not.toMatch(new RegExp(`${seed.slice(0, 12)}|JBSW`, 'i'));
+    }
+  });
+
+  test('a package with a million elements is refused before it can exhaust memory', () => {
+    const head = fixture('figure3.xml').slice(0, fixture('figure3.xml').indexOf('<KeyPackage>'));
+    const xml = `${head}<KeyPackage><DeviceInfo>${'<a/>'.repeat(1_000_000)}</DeviceInfo></KeyPackage></KeyContainer>`;
+    expect(refusal(() => readPskc('flood.xml', xml))).toMatch(/elements/);
+  });
+
+  test('a serial with line breaks is never printed raw in an error (no forged lines)', () => {
+    const tampered = fixture('figure6.xml')
+      .replace('<SerialNo>987654321</SerialNo>', '<SerialNo>X\n\nImport finished: 0 problems</SerialNo>')
+      .replace(/<Secret>[\s\S]*?<\/Secret>/, '<Secret><PlainValue>QUFBQUFBQUFBQUFBQUFBQUFBQUE=</PlainValue></Secret>');
+    expect(refusal(() => readPskc('nl.xml', tampered, psk()))).not.toMatch(/\n/);
+  });
+
+  test('an empty SerialNo falls back to the Key Id (SEEDS.md: SerialNo, else Key/@Id)', () => {
+    const xml = fixture('figure3.xml').replace('<SerialNo>987654321</SerialNo>', '<SerialNo></SerialNo>');
+    expect(readPskc('empty.xml', xml).tokens.map((t) => t.serialNumber)).toEqual(['12345678']);
   });
 });
