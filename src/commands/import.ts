@@ -20,6 +20,7 @@ import { readSeeds, seedOptions } from './shared/seed-input.js';
 import { IMPORT_COLUMNS, writeImportResults } from './shared/import-results.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
 import type { CommandDeps } from './shared/deps.js';
+import { exitCode as decideExit } from './shared/exit-code.js';
 
 export async function importCommand(seedsPath: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
@@ -86,7 +87,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
 
   const stopped = deps.control.reason;
   const good: ImportOutcome[] = dryRun ? ['IMPORTED', 'ALREADY_PRESENT', 'NOT_ATTEMPTED'] : ['IMPORTED', 'ALREADY_PRESENT'];
-  const exitCode = stopped ? 3 : tally.exitCode(good);
+  const exitCode = decideExit(tally, { stopped: stopped !== undefined, good });
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({ command: 'import', runId: paths.runId, input: seedsPath, dryRun, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: raw['journal'] === false ? null : journalPath } });
   const args = deps.argv ?? ['import', seedsPath, ...(dryRun ? ['--dry-run'] : [])];

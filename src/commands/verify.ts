@@ -24,6 +24,7 @@ import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { openCommand, resolveCommandConfig } from './shared/context.js';
 import type { CommandDeps } from './shared/deps.js';
+import { exitCode as decideExit } from './shared/exit-code.js';
 
 export const VERIFY_STATUSES = ['PRESENT', 'MISSING', 'ON_OTHER_USER', 'USER_NOT_FOUND', 'INVALID', 'UNKNOWN'] as const;
 export type VerifyStatus = (typeof VERIFY_STATUSES)[number];
@@ -120,7 +121,7 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   await results.close();
 
   const stopped = deps.control.reason;
-  const exitCode = stopped ? 3 : tally.exitCode(['PRESENT']);
+  const exitCode = decideExit(tally, { stopped: stopped !== undefined, good: ['PRESENT'] });
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({ command: 'verify', runId: paths.runId, input, dryRun: false, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: null } });
   const args = deps.argv ?? ['verify', input];

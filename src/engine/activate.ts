@@ -61,35 +61,49 @@ export const NOT_ATTEMPTED_MESSAGE = 'the run stopped before the device was acti
  * already held) is read before any code is sent: one activated meanwhile (the user's first
  * sign-in) gets no code.
  */
+const STOPPED: Activation = { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: NOT_ATTEMPTED_MESSAGE, activatedHere: false };
+
+/** A stop or a systemic refusal met while activating, as the row's activation; undefined for anything else. */
+function trouble(error: unknown, ctx: ActivateContext): Activation | undefined {
+  if (isAbortOf(error, ctx.stopping)) return STOPPED;
+  if (error instanceof StopError) {
+    ctx.onSystemic(error);
+    return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: ${error.message}`, activatedHere: false };
+  }
+  return undefined;
+}
+
+/** The device as PingOne has it now: active, gone, or (undefined) still waiting; errors thrown. */
+async function lookUp(row: number, userId: string, deviceId: string, ctx: ActivateContext): Promise<Activation | undefined> {
+  const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userId, { signal: ctx.hard, notAfter: ctx.stopping }));
+  const device = devices.find((d) => d.id === deviceId);
+  if (!device) return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: 'the device is no longer on the user (deleted meanwhile?): check the user in PingOne', activatedHere: false };
+  if (device.status === 'ACTIVE') return { deviceStatus: 'ACTIVE', message: 'already active (activated meanwhile, as at the user\'s first sign-in): no code sent', activatedHere: false };
+  return undefined;
+}
+
+/**
+ * Reads the device (one read of the user's devices, no code sent): its activation when it is
+ * active already or gone, undefined when it still waits for a code. A read that fails is an
+ * ACTIVATION_FAILED that says so.
+ */
+export async function readActivation(row: number, userId: string, deviceId: string, ctx: ActivateContext): Promise<Activation | undefined> {
+  try {
+    return await lookUp(row, userId, deviceId, ctx);
+  } catch (error) {
+    const t = trouble(error, ctx);
+    if (t) return t;
+    if (!(error instanceof ApiError)) throw error;
+    return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: the device could not be read (${error.message}); run again with --activate`, activatedHere: false };
+  }
+}
+
 export async function activateDevice(row: number, userId: string, deviceId: string, token: SeedToken, ctx: ActivateContext, readFirst = false): Promise<Activation> {
   const now = ctx.now ?? Date.now;
   const call = { signal: ctx.hard, notAfter: ctx.stopping };
-  const stopped: Activation = { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: NOT_ATTEMPTED_MESSAGE, activatedHere: false };
-  const read = async (): Promise<Activation | undefined> => {
-    const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userId, call));
-    const device = devices.find((d) => d.id === deviceId);
-    if (!device) return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: 'the device is no longer on the user (deleted meanwhile?): check the user in PingOne', activatedHere: false };
-    if (device.status === 'ACTIVE') return { deviceStatus: 'ACTIVE', message: 'already active (activated meanwhile, as at the user\'s first sign-in): no code sent', activatedHere: false };
-    return undefined;
-  };
-  const trouble = (error: unknown): Activation | undefined => {
-    if (isAbortOf(error, ctx.stopping)) return stopped;
-    if (error instanceof StopError) {
-      ctx.onSystemic(error);
-      return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: ${error.message}`, activatedHere: false };
-    }
-    return undefined;
-  };
   if (readFirst) {
-    try {
-      const found = await read();
-      if (found) return found;
-    } catch (error) {
-      const t = trouble(error);
-      if (t) return t;
-      if (!(error instanceof ApiError)) throw error;
-      return { deviceStatus: 'ACTIVATION_REQUIRED', errorCode: 'ACTIVATION_FAILED', message: `not activated: the device could not be read (${error.message}); run again with --activate`, activatedHere: false };
-    }
+    const found = await readActivation(row, userId, deviceId, ctx);
+    if (found) return found;
   }
   let last: unknown;
   const tried: string[] = [];
@@ -106,7 +120,7 @@ export async function activateDevice(row: number, userId: string, deviceId: stri
       last = undefined;
       break;
     } catch (error) {
-      const t = trouble(error);
+      const t = trouble(error, ctx);
       if (t) return t;
       if (!(error instanceof ApiError)) throw error;
       last = error;
@@ -116,10 +130,10 @@ export async function activateDevice(row: number, userId: string, deviceId: stri
   }
   // An answer lost after PingOne took the code, an unclear answer, or a device activated meanwhile.
   try {
-    const found = await read();
+    const found = await lookUp(row, userId, deviceId, ctx);
     if (found) return found.deviceStatus === 'ACTIVE' ? { ...found, message: 'active: found so after an unclear answer to its activation (by this run\'s code, or meanwhile)' } : found;
   } catch (error) {
-    const t = trouble(error);
+    const t = trouble(error, ctx);
     if (t) return t;
   }
   const e = last as ApiError | undefined;

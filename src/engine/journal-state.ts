@@ -43,6 +43,18 @@ export interface PairState {
   readonly jobs?: readonly string[];
 }
 
+/**
+ * Whether a pair's recorded state is final: nothing left for any run to do. The one place that
+ * decides it (a run reports such a row from the journal; a folder run calls a file whose rows
+ * are all final "nothing to do"). With --activate, a device still waiting for its code is not
+ * final, whether or not PingOne refused the codes sent for it (a run reads it, sends no code
+ * where codes were refused, and keeps the exit code at 1 until the user has activated it).
+ */
+export function isFinal(state: PairState | undefined, activate: boolean): boolean {
+  if (state?.outcome === undefined) return false;
+  return !(activate && state.deviceStatus === 'ACTIVATION_REQUIRED');
+}
+
 export function pairKey(userId: string, serialNumber: string): string {
   return `${userId.toLowerCase()}|${serialNumber}`;
 }

@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import type { CheckedRow } from '../input/validate.js';
 import type { RowResult } from '../report/outcome.js';
 import type { SeedToken } from '../seeds/token.js';
-import { activateDevice, NOT_ATTEMPTED_MESSAGE, type ActivateContext, type Activation } from './activate.js';
+import { activateDevice, NOT_ATTEMPTED_MESSAGE, readActivation, type ActivateContext, type Activation } from './activate.js';
 import { aliasKey, type ResolvedRow } from './assign-row.js';
 import { importKey, type ImportResult } from './import-batch.js';
 import { pairKey, type PairJournal } from './journal.js';
@@ -138,17 +138,25 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
     if ((result.outcome !== 'CREATED' && result.outcome !== 'EXISTING') || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
     const note = (text: string): string => (result.message ? `${result.message}; ${text}` : text);
     if (dryRun) return { ...result, message: note('would be activated with a code computed from its seed') };
+    if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note(NOT_ATTEMPTED_MESSAGE) };
+    // Codes PingOne refused before are not sent again by a scheduled run; the device is read
+    // (no code), so that one the user activated at first sign-in since becomes final.
+    if (result.activationRefused && !options.retryRefused) {
+      const started = Date.now();
+      const found = await readActivation(row.row, result.userID, result.deviceId, ctx);
+      if (found?.deviceStatus === 'ACTIVE') {
+        journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
+        return { ...result, deviceStatus: 'ACTIVE', errorCode: undefined, message: note('active now: the user activated it (PingOne had refused the codes computed from its seed)'), durationMs: result.durationMs + (Date.now() - started) };
+      }
+      return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`${found?.message ?? 'still waiting for a code'}: PingOne refused the codes an earlier run computed from its seed, and a scheduled run sends no more. Until the user activates it at first sign-in, this row keeps the run at exit 1; to close it otherwise, put the seed file right and run this file by hand with --activate, or roll the row back`) };
+    }
     const token = seeds.bySerial.get(result.serialNumber);
     if (!token || !seeds.usable(result.serialNumber)) {
       return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${token ? 'its token in the seed file is invalid' : `no seed for ${result.serialNumber} in ${seeds.path}`}; the user is asked for a code at first sign-in`) };
     }
-    if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note(NOT_ATTEMPTED_MESSAGE) };
     // Codes PingOne keeps refusing are a wrong seed file or a wrong clock, not the tokens:
     // no more codes are sent (each one wasted is a step towards an OTP lockout).
     if (halted) return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${halted}`) };
-    if (result.activationRefused && !options.retryRefused) {
-      return { ...result, errorCode: 'ACTIVATION_FAILED', message: note('PingOne refused the codes an earlier run computed from its seed: a folder run does not send more; once the seed file or the token is put right, run this file by hand with --activate') };
-    }
     const started = Date.now();
     const readFirst = result.finishedEarlier === true || result.outcome === 'EXISTING';
     // Until one device has taken its code, activations go one at a time: a wrong seed file

@@ -31,11 +31,6 @@ export class Tally<O extends string = Outcome> {
     return this.rows - this.pending.reduce((n, o) => n + this.count(o), 0);
   }
 
-  /** SPEC exit codes 0/1 for a command that finished: 0 when every row is in one of `good`. */
-  exitCode(good: readonly O[] = ['CREATED', 'EXISTING'] as unknown as O[]): 0 | 1 {
-    return good.reduce((n, o) => n + this.count(o), 0) === this.rows ? 0 : 1;
-  }
-
   /** Error codes, most frequent first. */
   problems(): Array<[string, number]> {
     return Object.entries(this.errorCodes).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));

@@ -382,10 +382,42 @@ describe('second review', () => {
     // The next morning: the three not yet tried get their two codes, and are refused too.
     await runCli(['run', folder, '--out-dir', out, '--activate', '--max-consecutive-failures', '3'], env);
     expect(box.sandbox.stats.activationsReceived).toBe(12);
-    // Every device refused: nothing to do, not a code more, not a request.
-    const requests = box.sandbox.stats.requests;
+    // Every device refused and nothing changed: exit 1 again, not a code more; only the devices are read.
     const third = await runCli(['run', folder, '--out-dir', out, '--activate', '--max-consecutive-failures', '3'], env);
-    expect(third.stdout).toMatch(/wrong\.csv: nothing to do \(6 rows finished earlier; 6 devices wait for their users' first sign-in: PingOne refused the codes/);
+    expect(third.code).toBe(1);
+    expect(box.sandbox.stats.activationsReceived).toBe(12);
+    expect(third.stdout).toMatch(/wrong\.csv: .*exit 1/);
+  });
+
+  test('#19: refused codes keep a folder run at exit 1 every morning without a code more, until the user activates the device; then exit 0', async () => {
+    box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+    const root = tempDir('oath-bulk-refused-');
+    const folder = join(root, 'in');
+    mkdirSync(folder);
+    csvFile(join(folder, 'lone.csv'), [[userId(1), 'LONE0001']]);
+    box.sandbox.inventory.createOne({ serialNumber: 'LONE0001', secret: '3132333435363738393031323334353637383930', type: 'TOTP', otpLength: 6 });
+    writeFileSync(join(folder, 'lone.seeds.csv'), 'serial,secret,type\nLONE0001,00112233445566778899aabbccddeeff00112233,TOTP\n', { mode: 0o600 });
+    const env = sandboxEnv(box.sandbox);
+    const out = join(root, 'out');
+    const morning = () => runCli(['run', folder, '--out-dir', out, '--activate'], env);
+    const first = await morning();
+    expect(first.code).toBe(1);
+    const codes = box.sandbox.stats.activationsReceived;
+    expect(codes).toBe(2);
+    const second = await morning();
+    expect(second.code).toBe(1);
+    expect(box.sandbox.stats.activationsReceived).toBe(codes);
+    expect(second.stdout).toMatch(/lone\.csv: .*exit 1/);
+    // The user signs in and activates the token with a code of their own.
+    box.sandbox.allDevices()[0]!.status = 'ACTIVE';
+    const third = await morning();
+    expect(third.code).toBe(0);
+    expect(box.sandbox.stats.activationsReceived).toBe(codes);
+    // Final now: the fourth morning costs no request at all.
+    const requests = box.sandbox.stats.requests;
+    const fourth = await morning();
+    expect(fourth.code).toBe(0);
+    expect(fourth.stdout).toMatch(/lone\.csv: nothing to do/);
     expect(box.sandbox.stats.requests).toBe(requests);
   });
 

@@ -13,6 +13,7 @@ import { Writable } from 'node:stream';
 import type { RawOptions } from '../../config.js';
 import { exitCodeFor, UsageError } from '../../errors.js';
 import { earlierEntry } from '../../engine/assign-row.js';
+import { isFinal } from '../../engine/journal-state.js';
 import { readOnlyJournal } from '../../engine/journal.js';
 import { finalRows, scanInput } from '../../input/scan.js';
 import { openInput } from '../../input/reader.js';
@@ -20,6 +21,7 @@ import { stem } from '../../report/files.js';
 import { countsLine } from '../../report/tally.js';
 import { resolveCommandConfig } from '../shared/context.js';
 import type { CommandDeps } from '../shared/deps.js';
+import { exitCode as decideExit, runGood } from '../shared/exit-code.js';
 import { SEED_FLAGS, SWITCHES } from '../shared/flags.js';
 import { runShipment } from './shipment.js';
 
@@ -104,8 +106,6 @@ interface Finished {
   readonly rows: number;
   readonly outcomes: Record<string, number>;
   readonly invalid: number;
-  /** Devices whose activation codes PingOne refused: left to the users' first sign-in. */
-  readonly refused: number;
 }
 
 /**
@@ -124,7 +124,6 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
   const outcomes: Record<string, number> = {};
   let rows = 0;
   let invalid = 0;
-  let refused = 0;
   for await (const row of finalRows(scan)) {
     rows++;
     if (row.problem || !row.user) {
@@ -132,15 +131,14 @@ async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps,
       continue;
     }
     const state = earlierEntry(row, journal).prior;
-    if (!state?.outcome) return undefined;
     // --activate: a device still waiting for a code (the job's, or one the user held) is work
-    // left — unless PingOne refused its codes: cron does not send it more every morning.
-    if (activate && state.deviceStatus === 'ACTIVATION_REQUIRED' && !state.activationRefused) return undefined;
-    if (activate && state.activationRefused) refused++;
-    outcomes[state.outcome] = (outcomes[state.outcome] ?? 0) + 1;
+    // left; so is one whose codes PingOne refused: the run reads it (no code) and exits 1 until
+    // the user has activated it.
+    if (!isFinal(state, activate)) return undefined;
+    outcomes[state!.outcome!] = (outcomes[state!.outcome!] ?? 0) + 1;
   }
   if (invalid > 0) outcomes['INVALID'] = invalid;
-  return { rows, outcomes, invalid, refused };
+  return { rows, outcomes, invalid };
 }
 
 const counts = (outcomes: Record<string, number>): string => countsLine(outcomes) || 'no rows';
@@ -204,11 +202,10 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
       if (!seeded) for (const flag of SEED_FLAGS) delete fileRaw[flag];
       const done = await finishedAlready(path, fileRaw, { ...deps, warn }, activate && seeded);
       if (done) {
-        code = done.invalid > 0 ? 1 : 0;
+        code = decideExit({ rows: done.rows, outcomes: done.outcomes, errorCodes: {} }, { good: runGood(false) });
         nothing++;
         add(done.outcomes);
-        const waiting = done.refused ? `; ${done.refused} devices wait for their users' first sign-in: PingOne refused the codes from the seed file (run the file by hand with --activate once it is put right)` : '';
-        out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}${waiting}) · exit ${code}\n`);
+        out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}) · exit ${code}\n`);
         deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: now() });
         worst = Math.max(worst, code);
         continue;

@@ -29,6 +29,7 @@ import type { Scan } from '../../input/scan.js';
 import type { SeedsSummary } from '../../report/summary.js';
 import { IMPORT_COLUMNS, writeImportResults } from '../shared/import-results.js';
 import type { CommandDeps } from '../shared/deps.js';
+import { exitCode as decideExit, runGood } from '../shared/exit-code.js';
 import { SEED_FLAGS } from '../shared/flags.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from '../shared/context.js';
 
@@ -226,10 +227,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   }
 
   const stopped = control.reason;
-  // A dry run's NOT_ATTEMPTED rows are the ones it would send; a device left unactivated
-  // under --activate is work not done.
-  const unactivated = (activate ? (tally.errorCodes['ACTIVATION_FAILED'] ?? 0) : 0) + (tally.errorCodes['PAIRING_UNKNOWN'] ?? 0);
-  const exitCode = stopped ? 3 : unactivated > 0 ? 1 : tally.exitCode(dryRun ? ['CREATED', 'EXISTING', 'NOT_ATTEMPTED'] : ['CREATED', 'EXISTING']);
+  const exitCode = decideExit(tally, { stopped: stopped !== undefined, good: runGood(dryRun), activate });
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({
     command: 'run',
