@@ -281,6 +281,8 @@ export function resolveReportOptions(raw: RawOptions, sources: ConfigSources): R
 
 /** Cron-grade operations (README "Runbook"): flags, else OATH_BULK_… settings. */
 export interface OpsOptions {
+  /** A folder run: how long to wait for another run of the same folder (--lock-wait). */
+  readonly lockWaitS: number;
   /** Pinged at `<url>/start` and `<url>/<exit code>` (healthchecks.io's protocol). */
   readonly healthcheckUrl?: string;
   /** Prometheus text-format metrics, written atomically at the end of every run. */
@@ -322,8 +324,14 @@ export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, sched
     keepReports = Number(keep);
     if (!Number.isInteger(keepReports) || keepReports < 1 || keepReports > 10000) c.add(label(raw, 'keep-reports', env, 'OATH_BULK_KEEP_REPORTS'), 'a whole number of report sets to keep, 1 or more', keep);
   }
+  const wait = pick(raw, 'lock-wait', all, 'OATH_BULK_LOCK_WAIT');
+  let lockWaitS = 0;
+  if (wait !== undefined) {
+    lockWaitS = Number(wait);
+    if (!Number.isFinite(lockWaitS) || lockWaitS < 0 || lockWaitS > 86_400) c.add(label(raw, 'lock-wait', all, 'OATH_BULK_LOCK_WAIT'), 'seconds to wait for the folder lock, from 0 to 86400', wait);
+  }
   c.throwIfAny();
-  return Object.freeze({ healthcheckUrl, metricsFile, keepReports });
+  return Object.freeze({ healthcheckUrl, metricsFile, keepReports, lockWaitS });
 }
 
 /** Runs every resolver and reports all of their problems together. */

@@ -25,6 +25,17 @@ export interface LockOwner {
   readonly nonce?: string;
 }
 
+/** Another live run holds the lock: nothing was attempted (exit 2). */
+export class LockHeldError extends UsageError {
+  constructor(
+    message: string,
+    readonly owner: Partial<LockOwner>,
+  ) {
+    super(message);
+    this.name = 'LockHeldError';
+  }
+}
+
 export interface HeldLock {
   readonly path: string;
   readonly tookOver?: LockOwner;
@@ -149,8 +160,9 @@ export async function acquireLock(path: string): Promise<HeldLock> {
       }
       const sameHost = owner.host === undefined || owner.host === me.host;
       if (typeof owner.pid === 'number' && (!sameHost || ownerAlive(owner))) {
-        throw new UsageError(
+        throw new LockHeldError(
           `another run holds the lock ${path} (pid ${owner.pid ?? 'unknown'}${sameHost ? '' : ` on ${owner.host}`}, started ${owner.startedAt ?? 'at an unknown time'}); wait for it to finish${sameHost ? '' : ', or delete the lock if that run is gone'}`,
+          owner,
         );
       }
       // Stale. Under the takeover lock, remove it if it is still the one judged; then race for

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useSandbox } from '../support/sandbox.js';
-import { runCli, sandboxEnv, tempDir, userId } from '../support/cli.js';
+import { exited, runCli, sandboxEnv, startCli, tempDir, userId } from '../support/cli.js';
 
 const box = useSandbox();
 
@@ -474,5 +474,67 @@ describe('second review', () => {
     expect(again.code).toBe(0);
     expect(box.sandbox.inventory.has('BACK0001')).toBe(true);
     expect(box.sandbox.allDevices().map((d) => d.serialNumber)).toEqual(['BACK0001']);
+  });
+});
+
+describe('#19: folder runs that overlap', () => {
+  const threeShipments = (prefix: string): { folder: string; out: string } => {
+    const root = tempDir('oath-bulk-overlap-');
+    const folder = join(root, 'in');
+    const out = join(root, 'out');
+    mkdirSync(folder);
+    for (const f of ['a', 'b', 'c']) csvFile(join(folder, `${f}.csv`), Array.from({ length: 4 }, (_, i) => [userId(100 + i + 10 * f.charCodeAt(0)), `${prefix}${f.toUpperCase()}${i}`] as [string, string]));
+    return { folder, out };
+  };
+
+  test('two runs 1 s apart with --lock-wait 0: one does all the work and exits 0; the other takes the folder lock first or not at all: exit 2, no ping, no metrics, no request', async () => {
+    box.sandbox.configure({ latencyMs: 400 });
+    const { folder, out } = threeShipments('OVL');
+    const hc = await monitor();
+    const metrics = join(out, 'oath-bulk.prom');
+    try {
+      const env = sandboxEnv(box.sandbox);
+      const args = ['run', folder, '--out-dir', out, '--healthcheck-url', hc.url, '--lock-wait', '0', '--metrics-file', metrics];
+      const tokensBefore = box.sandbox.stats.tokensIssued;
+      const first = startCli(args, env);
+      const firstOut: string[] = [];
+      first.stdout!.on('data', (c: Buffer) => firstOut.push(c.toString()));
+      const firstDone = exited(first);
+      await new Promise((r) => setTimeout(r, 1000));
+      const second = await runCli(args, env);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toMatch(/another run of .*in holds its lock .*pid \d+/);
+      expect(second.stderr.trim().split('\n')).toEqual([expect.stringMatching(/attempted nothing/)]);
+      expect(second.stdout).toBe('');
+      expect((await firstDone).code).toBe(0);
+      // One token request per shipment, all the first run's: the second sent nothing at all.
+      expect(box.sandbox.stats.tokensIssued - tokensBefore).toBe(3);
+      expect(firstOut.join('')).toMatch(/total: 3 files .*CREATED 12/);
+      // One start and one end: the first run's.
+      expect(hc.pings.map((p) => p.path.replace(/^\/ping\/5a1b2c3d/, ''))).toEqual(['/start', '/0']);
+      expect(readFileSync(metrics, 'utf8')).toMatch(/oath_bulk_exit_code\{[^}]*\} 0/);
+      expect(box.sandbox.stats.createsReceived).toBe(12);
+    } finally {
+      box.sandbox.configure({ latencyMs: 0 });
+      await hc.close();
+    }
+  });
+
+  test('with --lock-wait 60 the second waits for the first, then finds nothing to do: both exit 0, every row created once', async () => {
+    box.sandbox.configure({ latencyMs: 400 });
+    const { folder, out } = threeShipments('WAIT');
+    try {
+      const env = sandboxEnv(box.sandbox);
+      const args = ['run', folder, '--out-dir', out, '--lock-wait', '60'];
+      const first = exited(startCli(args, env));
+      await new Promise((r) => setTimeout(r, 1000));
+      const second = await runCli(args, env);
+      expect((await first).code).toBe(0);
+      expect(second.code).toBe(0);
+      expect(second.stdout).toMatch(/a\.csv: nothing to do/);
+      expect(box.sandbox.stats.createsReceived).toBe(12);
+    } finally {
+      box.sandbox.configure({ latencyMs: 0 });
+    }
   });
 });

@@ -15,8 +15,7 @@ import { exitCodeFor, UsageError } from '../../errors.js';
 import { earlierEntry } from '../../engine/assign-row.js';
 import { isFinal } from '../../engine/journal-state.js';
 import { readOnlyJournal } from '../../engine/journal.js';
-import { finalRows, scanInput } from '../../input/scan.js';
-import { openInput } from '../../input/reader.js';
+import { finalRows, scanInput, type Scan } from '../../input/scan.js';
 import { stem } from '../../report/files.js';
 import { countsLine } from '../../report/tally.js';
 import { resolveCommandConfig } from '../shared/context.js';
@@ -113,13 +112,12 @@ interface Finished {
  * them), read without a request and without writing anything. With --activate, a device still
  * ACTIVATION_REQUIRED is not final.
  */
-async function finishedAlready(path: string, raw: RawOptions, deps: CommandDeps, activate: boolean): Promise<Finished | undefined> {
+async function finishedAlready(path: string, scan: Scan, raw: RawOptions, deps: CommandDeps, activate: boolean): Promise<Finished | undefined> {
   // Without a journal nothing can be known finished.
   if (raw['journal'] === false) return undefined;
   const { connection, report } = resolveCommandConfig(raw, deps);
   const journalPath = join(report.outDir, `${stem(path)}.journal.jsonl`);
   if (!existsSync(journalPath)) return undefined;
-  const scan = await scanInput(path);
   const journal = await readOnlyJournal(journalPath, connection.environmentId);
   const outcomes: Record<string, number> = {};
   let rows = 0;
@@ -196,11 +194,13 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
     let summary: { outcomes?: Record<string, number>; reports?: { summary?: string }; stopped?: { code: string } | null; exitCode?: number } | undefined;
     try {
       const seeds = seedFileFor(folder, file);
-      const seeded = seeds !== undefined || (await openInput(path)).carriesSeeds;
+      // Checked once: the finished check and the run read this scan's rows.
+      const scan = await scanInput(path, deps.control.stopping, 20, true);
+      const seeded = seeds !== undefined || scan.layout.carriesSeeds;
       // --activate, and the seed-file flags, apply to the shipments that have seeds.
       const fileRaw: Record<string, unknown> = { ...raw, seeds, activate: activate && seeded };
       if (!seeded) for (const flag of SEED_FLAGS) delete fileRaw[flag];
-      const done = await finishedAlready(path, fileRaw, { ...deps, warn }, activate && seeded);
+      const done = await finishedAlready(path, scan, fileRaw, { ...deps, warn }, activate && seeded);
       if (done) {
         code = decideExit({ rows: done.rows, outcomes: done.outcomes, errorCodes: {} }, { good: runGood(false) });
         nothing++;
@@ -212,7 +212,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
       }
       const control = deps.control.child();
       try {
-        code = await runShipment(path, fileRaw, {
+        const fileDeps: CommandDeps = {
           ...deps,
           warn,
           control,
@@ -224,7 +224,8 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
           onSummary: (s) => {
             summary = s as typeof summary;
           },
-        });
+        };
+        code = await runShipment(path, fileRaw, fileDeps, scan);
       } finally {
         control.dispose();
       }

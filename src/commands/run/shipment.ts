@@ -34,7 +34,7 @@ import { SEED_FLAGS } from '../shared/flags.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from '../shared/context.js';
 
 /** One shipment file: what `run <file>` does, and what a folder run does for each of its files. */
-export async function runShipment(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
+export async function runShipment(input: string, raw: RawOptions, deps: CommandDeps, scanned?: Scan): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   const activate = raw['activate'] === true;
   const preflightOn = dryRun && raw['preflight'] !== false;
@@ -45,7 +45,9 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
   const config = resolveCommandConfig(raw, deps);
   let scan;
   try {
-    scan = await scanInput(input, deps.control.stopping, 20, true);
+    // A folder run has checked the file already (the same scan: the second pass still compares
+    // every chunk with it, so a change since stops the run before its rows are sent).
+    scan = scanned ?? (await scanInput(input, deps.control.stopping, 20, true));
   } catch (error) {
     // A signal while the file is still being checked: nothing was attempted (exit 2).
     if (deps.control.stopped && error === deps.control.stopping.reason) throw new UsageError(`stopped by a signal while ${input} was being checked: nothing was sent`);

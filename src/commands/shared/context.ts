@@ -16,7 +16,7 @@ import { reportPaths, writeFault, type ReportPaths } from '../../report/files.js
 import { openRunLog, type RunLog } from '../../report/logger.js';
 import { writeSummary } from '../../report/summary.js';
 import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
-import { pruneReports } from './operations.js';
+import { pruneReports } from './retention.js';
 import type { CommandDeps } from './deps.js';
 import { openSession, type Session } from './session.js';
 

@@ -6,13 +6,15 @@
  * them can fail the run: a ping or a metrics file that cannot be written is a warning.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import axios from 'axios';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../../config.js';
 import { isLoopbackHost } from '../../pingone/regions.js';
-import { exitCodeFor } from '../../errors.js';
-import { isFolder, stem } from '../../report/files.js';
+import { exitCodeFor, UsageError } from '../../errors.js';
+import { acquireLock, LockHeldError, type HeldLock } from '../../engine/lock.js';
+import { isFolder, prepareOutDir, stem } from '../../report/files.js';
+import { resolveCommandConfig } from './context.js';
 import { countsLine } from '../../report/tally.js';
 import type { CommandDeps } from './deps.js';
 
@@ -127,52 +129,7 @@ export async function writeAtomically(path: string, text: string): Promise<void>
   }
 }
 
-const RUN_ID = String.raw`\d{8}T\d{6}Z(?:_\d{2})?`;
 
-/**
- * Keeps the newest `keep` report sets of `input` for `command` in `outDir` (results, log,
- * summary, HTML report, seeds results); never a journal or a lock. Returns the files removed.
- */
-export async function pruneReports(outDir: string, input: string, command: string, keep: number, current?: string): Promise<string[]> {
-  const name = stem(input).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(`^${name}${command === 'run' ? '' : `\\.${command}`}\\.(${RUN_ID})\\.(?:results\\.csv|log\\.jsonl|summary\\.json|report\\.html|seeds\\.csv)$`);
-  const sets = new Map<string, string[]>();
-  for (const file of await readdir(outDir)) {
-    const m = pattern.exec(file);
-    if (!m) continue;
-    const list = sets.get(m[1]!) ?? [];
-    list.push(file);
-    sets.set(m[1]!, list);
-  }
-  // Dry runs and real runs are kept n each: a preflight never pushes out the reports of the
-  // run that made the devices. A set without a readable summary counts as a real run.
-  const kinds = new Map<string, 'dry' | 'real'>();
-  for (const [runId, files] of sets) {
-    const summary = files.find((f) => f.endsWith('.summary.json'));
-    let dry = false;
-    if (summary) {
-      try {
-        dry = (JSON.parse(await readFile(join(outDir, summary), 'utf8')) as { dryRun?: unknown }).dryRun === true;
-      } catch {
-        dry = false;
-      }
-    }
-    kinds.set(runId, dry ? 'dry' : 'real');
-  }
-  const removed: string[] = [];
-  for (const kind of ['dry', 'real'] as const) {
-    // The set just written is never removed (a clock that ran ahead left newer-looking sets).
-    const ids = [...sets.keys()].filter((id) => kinds.get(id) === kind);
-    const mine = current !== undefined && ids.includes(current);
-    const old = ids.filter((id) => id !== current).sort().reverse().slice(Math.max(0, keep - (mine ? 1 : 0)));
-    for (const runId of old) {
-      for (const file of sets.get(runId)!) {
-        await unlink(join(outDir, file)).then(() => removed.push(file), () => undefined);
-      }
-    }
-  }
-  return removed;
-}
 
 function endLine(runs: readonly RunFacts[], code: number): string {
   const rows: Record<string, number> = {};
@@ -189,7 +146,43 @@ export async function withOperations(command: string, input: string, raw: RawOpt
   // What cron schedules is a real run of a folder: the settings file's monitoring applies to
   // that alone, so that a command typed by hand with the same settings file (a file's own
   // next:, a verify, a dry run) never pings cron's monitor nor replaces its metrics.
-  const ops: OpsOptions = resolveOpsOptions(raw, deps, command === 'run' && raw['dry-run'] !== true && isFolder(input));
+  const folder = command === 'run' && isFolder(input);
+  const ops: OpsOptions = resolveOpsOptions(raw, deps, folder && raw['dry-run'] !== true);
+  // Two runs of one folder (cron overlapping a slow morning, or a run by hand): the second
+  // takes the folder's lock before anything else, or attempts nothing — no ping, no metrics.
+  const lock = folder ? await folderLock(input, raw, deps, ops.lockWaitS) : undefined;
+  try {
+    return await monitored(command, input, deps, ops, body);
+  } finally {
+    await lock?.release();
+  }
+}
+
+/**
+ * The folder's lock, in --out-dir beside its files' journals: taken at once, or within
+ * `waitS` seconds while another run of the folder finishes; a stale one (its run is gone) is
+ * taken over as a journal's is.
+ */
+async function folderLock(folder: string, raw: RawOptions, deps: CommandDeps, waitS: number): Promise<HeldLock> {
+  const { report } = resolveCommandConfig(raw, deps);
+  await prepareOutDir(report.outDir);
+  const path = join(report.outDir, `${stem(folder)}.folder.lock`);
+  const deadline = Date.now() + waitS * 1000;
+  for (;;) {
+    try {
+      return await acquireLock(path);
+    } catch (error) {
+      if (!(error instanceof LockHeldError)) throw error;
+      if (Date.now() >= deadline) {
+        const { pid, host, startedAt } = error.owner;
+        throw new UsageError(`another run of ${folder} holds its lock ${path} (pid ${pid ?? 'unknown'}${host ? ` on ${host}` : ''}, started ${startedAt ?? 'at an unknown time'}): it is doing this folder's work, so this run attempted nothing${waitS > 0 ? ` after waiting ${waitS} s` : ''}; --lock-wait <seconds> waits for it`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, Math.max(0, deadline - Date.now()))));
+    }
+  }
+}
+
+async function monitored(command: string, input: string, deps: CommandDeps, ops: OpsOptions, body: (deps: CommandDeps) => Promise<number>): Promise<number> {
   const warn = (message: string): void => {
     if (deps.warn) deps.warn(message);
     else deps.stderr.write(`oath-bulk: warning: ${message}\n`);
