@@ -40,12 +40,23 @@ export interface CommandSummary {
   readonly activated: number;
   /** `run` with seeds: the seed file and what importing the tokens the run needed came to; else null. */
   readonly seeds: SeedsSummary | null;
+  /** What this run itself did, apart from what earlier runs had finished (`outcomes` counts both). */
+  readonly thisRun: ThisRun;
   readonly requests: object;
   readonly rowsPerSecond: number | null;
   readonly stopped: StopInfo | null;
   readonly exitCode: number;
   readonly reports: ReportSet;
 }
+
+/** What one run itself did: devices created, tokens imported, devices activated. */
+export interface ThisRun {
+  readonly created: number;
+  readonly imported: number;
+  readonly activated: number;
+}
+
+export const thisRunLine = (t: ThisRun): string => `this run: created ${t.created}, imported ${t.imported}, activated ${t.activated}`;
 
 export interface SeedsSummary {
   readonly file: string;
@@ -54,6 +65,8 @@ export interface SeedsSummary {
   readonly errorCodes: Record<string, number>;
   /** Tokens an earlier run of this journal had imported already. */
   readonly finishedEarlier: number;
+  /** Tokens this run imported. */
+  readonly importedNow: number;
   readonly results: string | null;
 }
 
@@ -89,6 +102,11 @@ export function buildSummary(fields: {
     activationRequired: fields.activationRequired ?? 0,
     activated: fields.activated ?? 0,
     seeds: fields.seeds ? { ...fields.seeds, file: resolve(fields.seeds.file), results: fields.seeds.results ? resolve(fields.seeds.results) : null } : null,
+    thisRun: {
+      created: fields.dryRun ? 0 : tally.countNow('CREATED'),
+      imported: fields.dryRun ? 0 : fields.command === 'import' ? tally.countNow('IMPORTED') : (fields.seeds?.importedNow ?? 0),
+      activated: fields.activated ?? 0,
+    },
     requests: fields.requests,
     rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,
     stopped: fields.stopped ? { code: fields.stopped.code, message: fields.stopped.message } : null,

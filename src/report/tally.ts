@@ -7,6 +7,8 @@ export class Tally<O extends string = Outcome> {
   rows = 0;
   /** Rows answered without a request because an earlier run finished them. */
   finishedEarlier = 0;
+  /** Of those, per outcome: what an earlier run did, apart from what this run did. */
+  readonly earlier: Partial<Record<O, number>> = {};
 
   constructor(
     private readonly names: readonly O[] = OUTCOMES as unknown as readonly O[],
@@ -19,12 +21,20 @@ export class Tally<O extends string = Outcome> {
   add(result: { outcome: O; errorCode?: string; finishedEarlier?: boolean }): void {
     this.rows++;
     this.outcomes[result.outcome]++;
-    if (result.finishedEarlier) this.finishedEarlier++;
+    if (result.finishedEarlier) {
+      this.finishedEarlier++;
+      this.earlier[result.outcome] = (this.earlier[result.outcome] ?? 0) + 1;
+    }
     if (result.errorCode) this.errorCodes[result.errorCode] = (this.errorCodes[result.errorCode] ?? 0) + 1;
   }
 
   count(outcome: O): number {
     return this.outcomes[outcome] ?? 0;
+  }
+
+  /** Rows this run itself brought to `outcome` (not finished by an earlier run). */
+  countNow(outcome: O): number {
+    return this.count(outcome) - (this.earlier[outcome] ?? 0);
   }
 
   get done(): number {

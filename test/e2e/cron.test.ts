@@ -44,7 +44,7 @@ test('a folder of three shipments: per-file reports, the worst exit code, the fi
   expect(lines[1]).toMatch(/^ {2}a-clean\.csv: CREATED 3 · exit 0 · .*a-clean\.\d{8}T\d{6}Z\.summary\.json$/);
   expect(lines[2]).toMatch(/^ {2}b-failing\.csv: CREATED 1 · FAILED 2 · exit 1 · /);
   expect(lines[3]).toBe('  c-finished.csv: nothing to do (2 rows finished earlier) · exit 0');
-  expect(lines[4]).toMatch(/^ {2}total: 3 files \(1 with nothing to do\) · CREATED 6 · FAILED 2 · [\d.]+s · exit 1$/);
+  expect(lines[4]).toMatch(/^ {2}total: 3 files \(1 with nothing to do\) · CREATED 6 · FAILED 2 · this run: created 4, imported 0, activated 0 · [\d.]+s · exit 1$/);
   // Each file its own reports and journal; the finished one no new report set.
   expect(summaries(out, 'a-clean')).toHaveLength(1);
   expect(summaries(out, 'b-failing')[0]!.outcomes).toMatchObject({ CREATED: 1, FAILED: 2 });
@@ -537,4 +537,30 @@ describe('#19: folder runs that overlap', () => {
       box.sandbox.configure({ latencyMs: 0 });
     }
   });
+});
+
+test('#19: the total line, the healthcheck body and the metrics say what this run did apart from what was already final', async () => {
+  const root = tempDir('oath-bulk-totals-');
+  const folder = join(root, 'in');
+  const out = join(root, 'out');
+  mkdirSync(folder);
+  csvFile(join(folder, 'a.csv'), [[userId(301), 'TOTA0001'], [userId(302), 'TOTA0002']]);
+  const env = sandboxEnv(box.sandbox);
+  expect((await runCli(['run', folder, '--out-dir', out], env)).code).toBe(0);
+  csvFile(join(folder, 'b.csv'), [[userId(303), 'TOTB0001'], [userId(304), 'TOTB0002'], [userId(305), 'TOTB0003']]);
+  const hc = await monitor();
+  const metrics = join(out, 'oath-bulk.prom');
+  try {
+    const second = await runCli(['run', folder, '--out-dir', out, '--healthcheck-url', hc.url, '--metrics-file', metrics], env);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/total: 2 files \(1 with nothing to do\) · CREATED 5 · this run: created 3, imported 0, activated 0 · /);
+    expect(hc.pings.at(-1)!.body).toMatch(/this run: created 3, imported 0, activated 0/);
+    const text = readFileSync(metrics, 'utf8');
+    expect(text).toMatch(/oath_bulk_run_actions\{command="run",input="b\.csv",action="created"\} 3/);
+    expect(text).toMatch(/oath_bulk_run_actions\{command="run",input="a\.csv",action="created"\} 0/);
+    // The series alerts were built on keep their meaning: every row's outcome, earlier runs' included.
+    expect(text).toMatch(/oath_bulk_rows\{command="run",input="a\.csv",outcome="CREATED"\} 2/);
+  } finally {
+    await hc.close();
+  }
 });

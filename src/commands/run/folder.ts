@@ -21,6 +21,8 @@ import { countsLine } from '../../report/tally.js';
 import { resolveCommandConfig } from '../shared/context.js';
 import type { CommandDeps } from '../shared/deps.js';
 import { exitCode as decideExit, runGood } from '../shared/exit-code.js';
+import { addThisRun } from '../shared/operations.js';
+import { thisRunLine, type ThisRun } from '../../report/summary.js';
 import { SEED_FLAGS, SWITCHES } from '../shared/flags.js';
 import { runShipment } from './shipment.js';
 
@@ -170,6 +172,8 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
     }
   } : undefined;
   const total: Record<string, number> = {};
+  /** What each file's run did itself, for the total. */
+  const didThisRun: Array<{ thisRun?: ThisRun }> = [];
   let worst = 0;
   let nothing = 0;
   let notRun = 0;
@@ -191,7 +195,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
       continue;
     }
     let code: number;
-    let summary: { outcomes?: Record<string, number>; reports?: { summary?: string }; stopped?: { code: string } | null; exitCode?: number } | undefined;
+    let summary: { outcomes?: Record<string, number>; reports?: { summary?: string }; stopped?: { code: string } | null; exitCode?: number; thisRun?: ThisRun } | undefined;
     try {
       const seeds = seedFileFor(folder, file);
       // Checked once: the finished check and the run read this scan's rows.
@@ -238,12 +242,13 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
     }
     if (summary) {
       add(summary.outcomes ?? {});
+      didThisRun.push(summary);
       out(`  ${file}: ${counts(summary.outcomes ?? {})}${summary.stopped ? ` · STOPPED (${summary.stopped.code})` : ''} · exit ${code}${summary.reports?.summary ? ` · ${summary.reports.summary}` : ''}\n`);
     }
     deps.onSummary?.(summary ? { ...summary, exitCode: code } : { command: 'run', input: path, exitCode: code, finishedAt: now() });
     worst = Math.max(worst, code);
   }
   const asides = [nothing ? `${nothing} with nothing to do` : '', notRun ? `${notRun} not run` : ''].filter(Boolean).join(', ');
-  out(`  total: ${plural(files.length, 'file')}${asides ? ` (${asides})` : ''} · ${counts(total)} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
+  out(`  total: ${plural(files.length, 'file')}${asides ? ` (${asides})` : ''} · ${counts(total)} · ${thisRunLine(addThisRun(didThisRun))} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
   return worst;
 }

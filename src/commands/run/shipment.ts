@@ -339,5 +339,5 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
     await results.close();
   }
   logger.info({ event: 'seeds.end', outcomes: tally.outcomes, errorCodes: tally.errorCodes });
-  return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, finishedEarlier: tally.finishedEarlier, results: path };
+  return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, finishedEarlier: tally.finishedEarlier, importedNow: tally.countNow('IMPORTED'), results: path };
 }

@@ -17,6 +17,7 @@ import { isFolder, prepareOutDir, stem } from '../../report/files.js';
 import { resolveCommandConfig } from './context.js';
 import { countsLine } from '../../report/tally.js';
 import type { CommandDeps } from './deps.js';
+import { thisRunLine, type ThisRun } from '../../report/summary.js';
 
 /** A ping waits this long at most: a monitor that hangs must not hold the job. */
 export const PING_TIMEOUT_MS = 5_000;
@@ -33,6 +34,19 @@ export interface RunFacts {
   readonly finishedAt?: string;
   /** A folder run stopped before it reached this input. */
   readonly notRun?: boolean;
+  /** What the run itself did (absent: nothing, e.g. a file with nothing to do). */
+  readonly thisRun?: ThisRun;
+}
+
+/** What a set of runs did themselves, added up. */
+export function addThisRun(runs: readonly Pick<RunFacts, 'thisRun'>[]): ThisRun {
+  const sum = { created: 0, imported: 0, activated: 0 };
+  for (const r of runs) {
+    sum.created += r.thisRun?.created ?? 0;
+    sum.imported += r.thisRun?.imported ?? 0;
+    sum.activated += r.thisRun?.activated ?? 0;
+  }
+  return sum;
 }
 
 /** The ping URL without its path, which is a secret of sorts (anyone with it can ping). */
@@ -89,6 +103,7 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     { name: 'oath_bulk_duration_seconds', help: 'How long the last run took.', samples: [] },
     { name: 'oath_bulk_exit_code', help: 'Exit code of the last run: 0 done, 1 rows failed, 2 nothing attempted, 3 stopped.', samples: [] },
     { name: 'oath_bulk_last_run_timestamp_seconds', help: 'When the last run ended, in Unix seconds.', samples: [] },
+    { name: 'oath_bulk_run_actions', help: 'What the last run itself did, apart from what earlier runs had finished: devices created, tokens imported, devices activated.', samples: [] },
   ];
   const by = new Map(metrics.map((m) => [m.name, m.samples]));
   for (const run of runs) {
@@ -100,6 +115,7 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     by.get('oath_bulk_retries')!.push([base, run.requests?.retries ?? 0]);
     by.get('oath_bulk_duration_seconds')!.push([base, (run.durationMs ?? 0) / 1000]);
     by.get('oath_bulk_exit_code')!.push([base, run.exitCode]);
+    for (const [action, n] of Object.entries(addThisRun([run]))) by.get('oath_bulk_run_actions')!.push([{ ...base, action }, n]);
     // An input a stopped folder run never reached has no last run to date.
     if (run.notRun) continue;
     const ended = run.finishedAt ? Date.parse(run.finishedAt) : at.getTime();
@@ -135,7 +151,7 @@ function endLine(runs: readonly RunFacts[], code: number): string {
   const rows: Record<string, number> = {};
   for (const r of runs) for (const [o, n] of Object.entries(r.outcomes ?? {})) rows[o] = (rows[o] ?? 0) + n;
   const counts = countsLine(rows);
-  return `oath-bulk: exit ${code}${runs.length ? ` · ${runs.length} input${runs.length === 1 ? '' : 's'}` : ''}${counts ? ` · ${counts}` : ''}\n`;
+  return `oath-bulk: exit ${code}${runs.length ? ` · ${runs.length} input${runs.length === 1 ? '' : 's'}` : ''}${counts ? ` · ${counts}` : ''} · ${thisRunLine(addThisRun(runs))}\n`;
 }
 
 /**
