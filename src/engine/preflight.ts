@@ -78,6 +78,9 @@ export class Preflight {
     const unseeded = activate && !(seeds?.usable(row.serialNumber) ?? false);
     const noActivation = (fields: Partial<RowResult> & Pick<RowResult, 'outcome' | 'message'>): RowResult =>
       would({ ...fields, errorCode: 'ACTIVATION_FAILED', message: `${fields.message}; if PingOne asks for activation it would fail: no usable seed for ${row.serialNumber} in ${seedsPath ?? 'the seed file'}` });
+    // The seed file gives the serial two tokens: the real run sends nothing for the row.
+    const conflict = seeds?.conflict(row);
+    if (conflict) return fail('SEED_CONFLICT', conflict.message ?? 'the seed file gives the serial two different tokens');
     const token = inventory.get(row.serialNumber);
     if (!token) {
       const seed = seeds?.bySerial.get(row.serialNumber);

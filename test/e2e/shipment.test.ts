@@ -297,7 +297,7 @@ describe('review findings', () => {
     expect(writes(box.sandbox.stats.byKind)).toEqual({});
   });
 
-  test('a seed file that repeats a serial (a bad copy first): the good token is imported, predicted and used to activate; a serial only invalid rows name is not imported', async () => {
+  test('a seed file that repeats a serial with a bad copy first is SEED_CONFLICT (#18: one conflict policy), in the preflight and the run; a serial only invalid rows name is not imported', async () => {
     box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
     const dir = tempDir();
     const good = randomBytes(20).toString('hex');
@@ -307,11 +307,12 @@ describe('review findings', () => {
     writeFileSync(file, `userID,serialNumber\n${userId(1)},DUP0001\n${userId(2)},TWICE0001\n${userId(3)},TWICE0001\n`);
     const env = sandboxEnv(box.sandbox);
     const dry = await runCli(['run', '--dry-run', file, '--seeds', seeds, '--activate', '--out-dir', dir], env);
-    expect(readResults(dir)[0]).toMatchObject({ outcome: 'NOT_ATTEMPTED', errorCode: '' });
-    expect(dry.code).toBe(1); // the conflicting rows
+    expect(readResults(dir)[0]).toMatchObject({ outcome: 'FAILED', errorCode: 'SEED_CONFLICT' });
+    expect(dry.code).toBe(1);
     const real = await runCli(['run', file, '--seeds', seeds, '--activate', '--out-dir', dir], env);
     expect(real.code).toBe(1);
-    expect(readResults(dir)[0]).toMatchObject({ outcome: 'CREATED', deviceStatus: 'ACTIVE' });
+    expect(readResults(dir)[0]).toMatchObject({ outcome: 'FAILED', errorCode: 'SEED_CONFLICT' });
+    expect(box.sandbox.inventory.has('DUP0001')).toBe(false);
     expect(box.sandbox.inventory.has('TWICE0001')).toBe(false);
   });
 
