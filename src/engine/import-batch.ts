@@ -18,7 +18,6 @@ import type { CallOptions, InventoryEntry, OathJob, OathTokenBody } from '../pin
 import type { SeedToken } from '../seeds/token.js';
 import { unanswered, withRetries, type AssignContext } from './assign-row.js';
 
-import { pairKey } from './journal.js';
 
 export const IMPORT_OUTCOMES = ['IMPORTED', 'ALREADY_PRESENT', 'FAILED', 'INVALID', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
 export type ImportOutcome = (typeof IMPORT_OUTCOMES)[number];
@@ -87,8 +86,6 @@ const SINGLE_BELOW = 8;
 /** How the commands poll a job: 250 ms doubling to 5 s; given up on after 10 minutes. */
 export const IMPORT_POLLING = { pollFirstMs: 250, pollMaxMs: 5000, jobTimeoutMs: 10 * 60_000 } as const;
 
-export const importKey = (serial: string): string => pairKey('import', serial);
-
 function body(t: SeedToken): OathTokenBody {
   return {
     serialNumber: t.serialNumber,
@@ -106,10 +103,10 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
   const settle = (r: ImportResult): void => {
     results.set(r.token, r);
     ctx.onSettled?.(r);
-    const key = importKey(r.token.serialNumber);
+    const serial = r.token.serialNumber;
     if (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT') {
-      if (!r.finishedEarlier && !ctx.dryRun) ctx.journal.finished(key, r.token.index, { outcome: r.outcome, deviceId: r.tokenId ?? '' });
-    } else if (r.outcome === 'FAILED' && !ctx.dryRun) ctx.journal.cleared(key, r.token.index);
+      if (!r.finishedEarlier && !ctx.dryRun) ctx.journal.imported(serial, r.token.index, { outcome: r.outcome, tokenId: r.tokenId });
+    } else if (r.outcome === 'FAILED' && !ctx.dryRun) ctx.journal.importCleared(serial, r.token.index);
     if (!ctx.keepSecrets && (r.outcome === 'IMPORTED' || r.outcome === 'ALREADY_PRESENT' || r.outcome === 'FAILED' || r.outcome === 'UNCONFIRMED')) r.token.secret?.wipe();
   };
 
@@ -126,9 +123,9 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
       settle({ token: t, outcome: 'INVALID', errorCode: t.problem.code, message: t.problem.message });
       continue;
     }
-    const earlier = ctx.journal.lookup(importKey(t.serialNumber));
+    const earlier = ctx.journal.lookupImport(t.serialNumber);
     if (earlier?.outcome === 'IMPORTED' || earlier?.outcome === 'ALREADY_PRESENT') {
-      settle({ token: t, outcome: earlier.outcome, tokenId: earlier.deviceId || undefined, finishedEarlier: true, message: 'finished by an earlier run; nothing sent' });
+      settle({ token: t, outcome: earlier.outcome, tokenId: earlier.tokenId, finishedEarlier: true, message: 'finished by an earlier run; nothing sent' });
     } else if (earlier?.windows) {
       started.push(t);
       const job = earlier.jobs?.[earlier.jobs.length - 1];
@@ -171,7 +168,7 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
       } else {
         // An earlier run's start for it made nothing: no claim remains. (A token with no
         // start needs no record.)
-        if (wasStarted.has(t)) ctx.journal.cleared(importKey(t.serialNumber), t.index);
+        if (wasStarted.has(t)) ctx.journal.importCleared(t.serialNumber, t.index);
         pending.push(t);
       }
     }
@@ -264,7 +261,7 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
   }
   // All the job's starts share one write and one sync (group commit).
   const at = Date.now();
-  await Promise.all(chunk.map((t) => ctx.journal.started(importKey(t.serialNumber), t.index, at, at + ctx.timeoutMs)));
+  await Promise.all(chunk.map((t) => ctx.journal.importStarted(t.serialNumber, t.index, at, at + ctx.timeoutMs)));
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };
   const halves = async (why: string): Promise<void> => {
     const half = Math.ceil(chunk.length / 2);
@@ -291,7 +288,7 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
     return notSent(chunk, error, ctx, settle);
   }
   // Recorded at once: a run killed while the job runs lets the next one follow it to its end.
-  ctx.journal.jobSent(jobId, chunk.map((t) => importKey(t.serialNumber)));
+  ctx.journal.importJobSent(jobId, chunk.map((t) => t.serialNumber));
   let job: OathJob;
   try {
     job = await pollJob(jobId, ctx, chunk[0]!.index);
@@ -372,7 +369,7 @@ function notSent(chunk: SeedToken[], error: unknown, ctx: Run, settle: (r: Impor
   if (error instanceof StopError) ctx.onSystemic(error);
   for (const t of chunk) {
     if (ctx.stopping.aborted || !(error instanceof ApiError)) {
-      ctx.journal.cleared(importKey(t.serialNumber), t.index);
+      ctx.journal.importCleared(t.serialNumber, t.index);
       settle({ token: t, outcome: 'NOT_ATTEMPTED', message: 'the import stopped before this token was sent; run it again to finish' });
     } else settle({ token: t, outcome: 'FAILED', errorCode: 'RETRIES_EXHAUSTED', message: `${error.message}: nothing was created; run it again later` });
   }
@@ -412,7 +409,7 @@ async function pollJob(id: string, ctx: ImportContext, row: number): Promise<Oat
 /** One token on its own (POST /oathTokens): PingOne's answer for exactly this token. */
 async function importOne(t: SeedToken, ctx: Run, settle: (r: ImportResult) => void, jobReason?: string): Promise<void> {
   if (ctx.stopping.aborted) return settle(notDone(t, false, STOPPED_BEFORE));
-  await ctx.journal.started(importKey(t.serialNumber), t.index, Date.now(), Date.now() + ctx.timeoutMs);
+  await ctx.journal.importStarted(t.serialNumber, t.index, Date.now(), Date.now() + ctx.timeoutMs);
   let uncertain = false;
   try {
     const entry = await withRetries(ctx, t.index, async () => {

@@ -14,20 +14,24 @@
  *   user's devices.
  */
 import { createReadStream, statSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
 import { describeWriteError, writeFault, writeFully } from '../report/files.js';
 import { acquireLock, type LockOwner } from './lock.js';
-import { JOURNAL_VERSION, JournalState, type FinalOutcome, type PairState } from './journal-state.js';
+import { fromV1, JOURNAL_VERSION, JournalState, UnknownKind, type DeviceOutcome, type ImportState, type PairState, type TokenImportOutcome } from './journal-state.js';
 
-export { JOURNAL_VERSION, pairKey, type FinalOutcome, type PairState, type Window } from './journal-state.js';
+export { JOURNAL_VERSION, pairKey, type DeviceOutcome, type ImportState, type PairState, type TokenImportOutcome, type Window } from './journal-state.js';
 
 export interface JournalHeader {
   readonly journal: 'oath-bulk';
   readonly v: number;
   readonly environmentId: string;
   readonly createdAt: string;
+  /** Set when an earlier version's journal was rewritten in this one. */
+  readonly upgradedFrom?: number;
+  readonly upgradedAt?: string;
 }
 
 export interface JournalReadReport {
@@ -36,14 +40,27 @@ export interface JournalReadReport {
   readonly skippedLines: number;
 }
 
+/** A device assignment made final. */
 export interface Finish {
-  readonly outcome: FinalOutcome;
+  readonly outcome: DeviceOutcome;
   readonly deviceId: string;
   readonly deviceStatus?: string;
   /** The row's email/username key, when it named its user that way. */
   readonly alias?: string;
+}
+
+/** What this tool's codes (or a read) made of a device's activation. */
+export interface ActivationFact {
+  readonly deviceId: string;
+  readonly deviceStatus: string;
   /** PingOne refused both codes computed from the seed: a scheduled run does not send more. */
-  readonly activationRefused?: boolean;
+  readonly refused?: boolean;
+}
+
+/** A token import made final. */
+export interface ImportFact {
+  readonly outcome: TokenImportOutcome;
+  readonly tokenId?: string;
 }
 
 export interface PairJournal {
@@ -56,10 +73,19 @@ export interface PairJournal {
   finished(key: string, row: number, state: Finish): void;
   /** Earlier creates for the pair made nothing (or nothing is left of them): no claim remains. */
   cleared(key: string, row: number): void;
+  /** The device of the pair was activated by this tool's code, found active, or refused its codes. */
+  activated(key: string, row: number, fact: ActivationFact): void;
+  /** What earlier runs recorded of importing the serial's token. */
+  lookupImport(serial: string): ImportState | undefined;
+  /** Resolves once the import's start is on disk: only then may it be sent. */
+  importStarted(serial: string, row: number, at: number, until?: number): Promise<void>;
+  imported(serial: string, row: number, fact: ImportFact): void;
+  /** Earlier imports of the serial made nothing: no claim remains. */
+  importCleared(serial: string, row: number): void;
   /** Serials earlier runs left assigned to a user (CREATED or EXISTING). */
   pairedSerials(): ReadonlySet<string>;
-  /** PingOne accepted an import job for these (started) keys: a rerun follows the job to its end. */
-  jobSent(jobId: string, keys: readonly string[]): void;
+  /** PingOne accepted an import job for these (started) serials: a rerun follows the job to its end. */
+  importJobSent(jobId: string, serials: readonly string[]): void;
   /** A device this job created was deleted again (rollback): the pair is open once more. */
   removed(key: string, row: number, deviceId: string): Promise<void>;
   close(): Promise<void>;
@@ -76,7 +102,14 @@ export class NullJournal implements PairJournal {
   async started(): Promise<void> {}
   finished(): void {}
   cleared(): void {}
-  jobSent(): void {}
+  activated(): void {}
+  lookupImport(): undefined {
+    return undefined;
+  }
+  async importStarted(): Promise<void> {}
+  imported(): void {}
+  importCleared(): void {}
+  importJobSent(): void {}
   pairedSerials(): ReadonlySet<string> {
     return new Set();
   }
@@ -126,7 +159,7 @@ export class RecordingJournal implements PairJournal {
   }
 
   started(key: string, row: number, at: number, until?: number): Promise<void> {
-    return this.append({ v: JOURNAL_VERSION, e: 'start', k: key, row, at, until }, true);
+    return this.append({ v: JOURNAL_VERSION, t: 'assign', e: 'start', k: key, row, at, until }, true);
   }
 
   /**
@@ -136,20 +169,48 @@ export class RecordingJournal implements PairJournal {
    */
   finished(key: string, row: number, f: Finish): void {
     this.state.forget(key, f.alias);
-    void this.append({ v: JOURNAL_VERSION, e: 'done', k: key, row, o: f.outcome, d: f.deviceId, s: f.deviceStatus, r: f.alias, ...(f.activationRefused ? { a: 'refused' } : {}), at: Date.now() }, false).catch(() => undefined);
+    this.record({ t: 'assign', e: 'done', k: key, row, o: f.outcome, d: f.deviceId, s: f.deviceStatus, r: f.alias });
   }
 
   cleared(key: string, row: number): void {
     this.state.forget(key);
-    void this.append({ v: JOURNAL_VERSION, e: 'clear', k: key, row, at: Date.now() }, false).catch(() => undefined);
+    this.record({ t: 'assign', e: 'clear', k: key, row });
+  }
+
+  activated(key: string, row: number, f: ActivationFact): void {
+    this.state.forget(key);
+    this.record({ t: 'activation', e: 'done', k: key, row, d: f.deviceId, s: f.deviceStatus, ...(f.refused ? { refused: true } : {}) });
+  }
+
+  lookupImport(serial: string): ImportState | undefined {
+    return this.state.lookupImport(serial);
+  }
+
+  importStarted(serial: string, row: number, at: number, until?: number): Promise<void> {
+    return this.append({ v: JOURNAL_VERSION, t: 'import', e: 'start', sn: serial, row, at, until }, true);
+  }
+
+  imported(serial: string, row: number, f: ImportFact): void {
+    this.state.forgetImport(serial);
+    this.record({ t: 'import', e: 'done', sn: serial, row, o: f.outcome, ...(f.tokenId ? { id: f.tokenId } : {}) });
+  }
+
+  importCleared(serial: string, row: number): void {
+    this.state.forgetImport(serial);
+    this.record({ t: 'import', e: 'clear', sn: serial, row });
+  }
+
+  /** A record nobody waits for (synced on the timer): losing it costs a check on the next run. */
+  private record(fields: Record<string, unknown>): void {
+    void this.append({ v: JOURNAL_VERSION, ...fields, at: Date.now() }, false).catch(() => undefined);
   }
 
   pairedSerials(): ReadonlySet<string> {
     return this.state.pairedSerials();
   }
 
-  jobSent(jobId: string, keys: readonly string[]): void {
-    void this.append({ v: JOURNAL_VERSION, e: 'job', j: jobId, ks: keys, at: Date.now() }, false).catch(() => undefined);
+  importJobSent(jobId: string, serials: readonly string[]): void {
+    this.record({ t: 'import', e: 'job', j: jobId, sns: serials });
   }
 
   /** Pairs held in memory: what earlier runs recorded and this run has not finished. */
@@ -159,7 +220,7 @@ export class RecordingJournal implements PairJournal {
 
   removed(key: string, row: number, deviceId: string): Promise<void> {
     this.state.forget(key);
-    return this.append({ v: JOURNAL_VERSION, e: 'removed', k: key, row, d: deviceId, at: Date.now() }, true);
+    return this.append({ v: JOURNAL_VERSION, t: 'assign', e: 'removed', k: key, row, d: deviceId, at: Date.now() }, true);
   }
 
   async close(): Promise<void> {
@@ -286,6 +347,16 @@ export class Journal extends RecordingJournal {
     if (!read.exists || read.empty) {
       const header: JournalHeader = { journal: 'oath-bulk', v: JOURNAL_VERSION, environmentId, createdAt: new Date().toISOString() };
       firstLines.push(JSON.stringify(header));
+    } else if (read.version !== JOURNAL_VERSION) {
+      // Rewritten whole in this version before anything is appended: an older release then
+      // refuses the journal (its version check) rather than misreads what this one writes.
+      await handle.close();
+      await upgradeJournal(path, read.header!);
+      try {
+        handle = await open(path, 'a', 0o600);
+      } catch (error) {
+        throw new UsageError(`journal ${path}: cannot open it for writing: ${describeWriteError(error)}; free space there or choose another --out-dir (or --journal)`);
+      }
     } else if (read.report.tornTail) {
       // Start the next record on a line of its own; the torn one stays ignored.
       firstLines.push('');
@@ -298,7 +369,13 @@ interface ReadResult {
   readonly exists: boolean;
   readonly empty: boolean;
   readonly report: JournalReadReport;
+  /** The journal's version as written (1: to be rewritten as this version on first use). */
+  readonly version?: number;
+  readonly header?: JournalHeader;
 }
+
+/** Journal versions this release reads: its own, and version 1 through fromV1. */
+const READABLE = new Set([1, JOURNAL_VERSION]);
 
 /** A journal path must name a file (or nothing yet): a directory is a usage error, not a crash. */
 function checkJournalPath(path: string): void {
@@ -329,6 +406,8 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
   const bad: number[] = [];
   let torn = 0;
   let sawHeader = false;
+  let version: number | undefined;
+  let header: JournalHeader | undefined;
   let lastLineComplete = true;
   let bytesSeen = 0;
   stream.on('data', (chunk) => {
@@ -353,25 +432,78 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
       if (record['journal'] !== 'oath-bulk') {
         throw new UsageError(`journal ${path}: line 1 is not an oath-bulk journal header; point --journal at another file or move this one away`);
       }
-      if (record['v'] !== JOURNAL_VERSION) {
-        throw new UsageError(`journal ${path}: written in journal version ${JSON.stringify(record['v'])}, this oath-bulk reads version ${JOURNAL_VERSION}; use the oath-bulk release that wrote it, or start a fresh journal`);
+      if (typeof record['v'] !== 'number' || !READABLE.has(record['v'])) {
+        throw new UsageError(`journal ${path}: written in journal version ${JSON.stringify(record['v'])}, this oath-bulk reads versions ${[...READABLE].join(' and ')}; use the oath-bulk release that wrote it, or start a fresh journal`);
       }
       if (record['environmentId'] !== environmentId) {
         throw new UsageError(`journal ${path}: belongs to environment ${String(record['environmentId'])}, not ${environmentId}; use another --out-dir or --journal for this environment`);
       }
+      version = record['v'];
+      header = record as unknown as JournalHeader;
       continue;
     }
-    if (record['v'] !== JOURNAL_VERSION) {
+    if (record['v'] !== version) {
       bad.push(lineNo);
       continue;
     }
-    state.apply(record);
+    try {
+      for (const r of version === JOURNAL_VERSION ? [record] : fromV1(record)) state.apply(r);
+    } catch (error) {
+      if (!(error instanceof UnknownKind)) throw error;
+      throw new UsageError(`journal ${path}: line ${lineNo} is ${error.message}, which this oath-bulk does not know: a newer release wrote it; use that release`);
+    }
   }
   state.closeWindows(Date.now());
   if (bad.length > 0) {
     throw new UsageError(`journal ${path}: line ${bad[0]} is not a journal record (${bad.length} such line${bad.length > 1 ? 's' : ''}); the journal was edited or damaged: restore it or move it away to start afresh`);
   }
-  return { exists: true, empty: bytesSeen === 0, report: { pairs: state.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn } };
+  return { exists: true, empty: bytesSeen === 0, report: { pairs: state.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn }, version, header };
+}
+
+/**
+ * Rewrites a version 1 journal as this version: its header (same environment and creation
+ * time, with `upgradedFrom`), then each record as the records of its kind (fromV1); torn
+ * lines are dropped. Written to a temporary file, synced, then renamed over the journal: a
+ * crash leaves the old journal or the new one, never half of either. Runs under the lock.
+ */
+async function upgradeJournal(path: string, header: JournalHeader): Promise<void> {
+  const temp = `${path}.upgrade.tmp`;
+  let out: FileHandle | undefined;
+  try {
+    out = await open(temp, 'w', 0o600);
+    const upgraded: JournalHeader = { journal: 'oath-bulk', v: JOURNAL_VERSION, environmentId: header.environmentId, createdAt: header.createdAt, upgradedFrom: header.v, upgradedAt: new Date().toISOString() };
+    let batch = [JSON.stringify(upgraded)];
+    let first = true;
+    for await (const line of createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity })) {
+      if (first) {
+        first = false;
+        continue;
+      }
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if (typeof record !== 'object' || record === null) continue;
+      for (const r of fromV1(record)) batch.push(JSON.stringify(r));
+      if (batch.length >= 1000) {
+        await writeFully(out, Buffer.from(batch.join('\n') + '\n', 'utf8'));
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await writeFully(out, Buffer.from(batch.join('\n') + '\n', 'utf8'));
+    await out.datasync();
+    await out.close();
+    out = undefined;
+    await rename(temp, path);
+    const dir = await open(dirname(path), 'r');
+    await dir.sync().finally(() => dir.close());
+  } catch (error) {
+    await out?.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw new UsageError(`journal ${path}: cannot rewrite it in journal version ${JOURNAL_VERSION}: ${describeWriteError(error)}; free space there, then run again (nothing was sent)`);
+  }
 }
 
 /** What earlier runs recorded, for a dry run: looked up, never written. */
@@ -385,7 +517,12 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
     started: none.started.bind(none),
     finished: none.finished.bind(none),
     cleared: none.cleared.bind(none),
-    jobSent: none.jobSent.bind(none),
+    activated: none.activated.bind(none),
+    lookupImport: (serial) => state.lookupImport(serial),
+    importStarted: none.importStarted.bind(none),
+    imported: none.imported.bind(none),
+    importCleared: none.importCleared.bind(none),
+    importJobSent: none.importJobSent.bind(none),
     pairedSerials: () => state.pairedSerials(),
     removed: none.removed.bind(none),
     close: none.close.bind(none),

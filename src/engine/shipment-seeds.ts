@@ -11,7 +11,7 @@ import type { RowResult } from '../report/outcome.js';
 import type { SeedToken } from '../seeds/token.js';
 import { activateDevice, NOT_ATTEMPTED_MESSAGE, readActivation, type ActivateContext, type Activation } from './activate.js';
 import { aliasKey, type ResolvedRow } from './assign-row.js';
-import { importKey, type ImportResult } from './import-batch.js';
+import type { ImportResult } from './import-batch.js';
 import { pairKey, type PairJournal } from './journal.js';
 
 export class ShipmentSeeds {
@@ -101,7 +101,7 @@ export class ShipmentSeeds {
    * since): that record is cleared, so the next run reads the inventory and imports it again.
    */
   private forgetImport(result: RowResult): string {
-    this.journal?.cleared(importKey(result.serialNumber), result.row);
+    this.journal?.importCleared(result.serialNumber, result.row);
     return 'an earlier run imported its seed, but PingOne no longer finds it (revoked since?): the next run imports it again, then assigns it';
   }
 
@@ -145,7 +145,7 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
       const started = Date.now();
       const found = await readActivation(row.row, result.userID, result.deviceId, ctx);
       if (found?.deviceStatus === 'ACTIVE') {
-        journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: result.outcome, deviceId: result.deviceId, deviceStatus: 'ACTIVE', alias: aliasKey(row) });
+        journal.activated(pairKey(result.userID, result.serialNumber), row.row, { deviceId: result.deviceId, deviceStatus: 'ACTIVE' });
         return { ...result, deviceStatus: 'ACTIVE', errorCode: undefined, message: note('active now: the user activated it (PingOne had refused the codes computed from its seed)'), durationMs: result.durationMs + (Date.now() - started) };
       }
       return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`${found?.message ?? 'still waiting for a code'}: PingOne refused the codes an earlier run computed from its seed, and a scheduled run sends no more. Until the user activates it at first sign-in, this row keeps the run at exit 1; to close it otherwise, put the seed file right and run this file by hand with --activate, or roll the row back`) };
@@ -181,7 +181,7 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
     const a = proven ? await activateAndCount() : await oneAtATime(activateAndCount);
     if (!a) return { ...result, errorCode: 'ACTIVATION_FAILED', message: note(`not activated: ${halted}`) };
     if (a.deviceStatus === 'ACTIVE' || a.refused) {
-      journal.finished(pairKey(result.userID, result.serialNumber), row.row, { outcome: result.outcome, deviceId, deviceStatus: a.deviceStatus, alias: aliasKey(row), ...(a.refused ? { activationRefused: true } : {}) });
+      journal.activated(pairKey(result.userID, result.serialNumber), row.row, { deviceId, deviceStatus: a.deviceStatus, ...(a.refused ? { refused: true } : {}) });
     }
     const before = result.finishedEarlier ? 'created by an earlier run' : result.outcome === 'EXISTING' ? 'the user already held this token' : 'created';
     return {

@@ -45,6 +45,6 @@ export class MemoryDisk {
 
   /** Whether a start for `key` is on disk (durable). */
   durableStart(key: string): boolean {
-    return this.lines.slice(0, this.durableLines).some((l) => l.includes('"e":"start"') && l.includes(`"k":${JSON.stringify(key)}`));
+    return this.lines.slice(0, this.durableLines).some((l) => l.includes('"e":"start"') && (l.includes(`"k":${JSON.stringify(key)}`) || l.includes(`"sn":${JSON.stringify(key)}`)));
   }
 }

@@ -3,7 +3,7 @@
  * not "unconfirmed", a rerun whose inventory read fails still reports every token, and a page
  * that fails mid-listing restarts the listing instead of ending it early.
  */
-import { importKey, importTokens, type ImportContext, type InventoryApi } from '../../src/engine/import-batch.js';
+import { importTokens, type ImportContext, type InventoryApi } from '../../src/engine/import-batch.js';
 import type { InventoryEntry } from '../../src/pingone/client.js';
 import { ApiError, failureFromBody } from '../../src/pingone/errors.js';
 import { Secret } from '../../src/seeds/secret.js';
@@ -65,13 +65,13 @@ test('429s until attempts run out: FAILED RETRIES_EXHAUSTED, the claims cleared,
   expect(reads).toBe(0);
   await new Promise((r) => setImmediate(r));
   expect(ctx.disk.lines.filter((l) => l.includes('"e":"clear"'))).toHaveLength(2);
-  expect(ctx.disk.open().lookup(importKey('T1'))).toBeUndefined();
+  expect(ctx.disk.open().lookupImport('T1')).toBeUndefined();
 });
 
 test('a rerun whose inventory cannot be read still reports every token, and crashes on none', async () => {
   const disk = new MemoryDisk();
   const first = disk.open();
-  await first.started(importKey('T1'), 1, Date.now(), Date.now() + 30_000);
+  await first.importStarted('T1', 1, Date.now(), Date.now() + 30_000);
   disk.kill();
   const ctx = context(
     inventory({

@@ -32,7 +32,7 @@ describe('the journal', () => {
   test('a torn last line is ignored and the next record starts on a line of its own', async () => {
     const path = join(dir(), 'j.jsonl');
     await written(path);
-    appendFileSync(path, '{"v":1,"e":"done","k":"' + pairKey(U, 'B2') + '","o":"CREA');
+    appendFileSync(path, '{"v":2,"t":"assign","e":"done","k":"' + pairKey(U, 'B2') + '","o":"CREA');
     const j = await Journal.open(path, ENV);
     expect(j.lookup(pairKey(U, 'B2'))?.windows?.[0]?.from).toBe(2000);
     expect(j.report.tornTail).toBe(true);
@@ -41,15 +41,59 @@ describe('the journal', () => {
     const again = await Journal.open(path, ENV);
     expect(again.lookup(pairKey(U, 'B2'))?.deviceId).toBe('dev-b2');
     await again.close();
-    expect(readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{"v":1,"e":"done"') && l.endsWith('}')).length).toBe(2);
+    expect(readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{"v":2,"t":"assign","e":"done"') && l.endsWith('}')).length).toBe(2);
   });
 
   test('a journal of an unknown version is refused with what to do', async () => {
     const path = join(dir(), 'j.jsonl');
-    writeFileSync(path, JSON.stringify({ journal: 'oath-bulk', v: 2, environmentId: ENV }) + '\n');
+    writeFileSync(path, JSON.stringify({ journal: 'oath-bulk', v: 3, environmentId: ENV }) + '\n');
     const error = await Journal.open(path, ENV).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UsageError);
-    expect((error as Error).message).toMatch(/journal version 2, this oath-bulk reads version 1; use the oath-bulk release that wrote it, or start a fresh journal/);
+    expect((error as Error).message).toMatch(/journal version 3, this oath-bulk reads versions 1 and 2; use the oath-bulk release that wrote it, or start a fresh journal/);
+  });
+
+  test('a record of a kind this release does not know (a newer one wrote it) is refused, naming the line', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    appendFileSync(path, JSON.stringify({ v: 2, t: 'revoke', e: 'start', sn: 'X1', at: 1 }) + '\n');
+    expect(((await Journal.open(path, ENV).catch((e: unknown) => e)) as Error).message).toMatch(/line \d+ is a record of kind "revoke", which this oath-bulk does not know/);
+  });
+
+  test('a version 1 journal is read, then rewritten whole as version 2 on first use: devices, imports (once a user called "import"), jobs and refused activations keep their meaning', async () => {
+    const path = join(dir(), 'j.jsonl');
+    const v1 = [
+      { journal: 'oath-bulk', v: 1, environmentId: ENV, createdAt: '2026-11-30T00:00:00.000Z' },
+      { v: 1, e: 'open', at: 100 },
+      { v: 1, e: 'start', k: pairKey(U, 'A1'), row: 1, at: 1000, until: 31000 },
+      { v: 1, e: 'done', k: pairKey(U, 'A1'), row: 1, o: 'CREATED', d: 'dev-a1', s: 'ACTIVATION_REQUIRED', at: 1100 },
+      { v: 1, e: 'done', k: pairKey(U, 'A1'), row: 1, o: 'CREATED', d: 'dev-a1', s: 'ACTIVATION_REQUIRED', a: 'refused', at: 1200 },
+      { v: 1, e: 'start', k: 'import|T1', row: 1, at: 900, until: 30900 },
+      { v: 1, e: 'done', k: 'import|T1', row: 1, o: 'IMPORTED', d: '', at: 950 },
+      { v: 1, e: 'start', k: 'import|T2', row: 2, at: 900, until: 30900 },
+      { v: 1, e: 'job', j: 'job-1', ks: ['import|T2'], at: 910 },
+      { v: 1, e: 'start', k: pairKey(U, 'B2'), row: 2, at: 2000, until: 32000 },
+    ];
+    writeFileSync(path, v1.map((r) => JSON.stringify(r)).join('\n') + '\n' + '{"v":1,"e":"done","k":"torn');
+    const j = await Journal.open(path, ENV);
+    const check = (journal: Pick<Journal, 'lookup' | 'lookupImport'>): void => {
+      expect(journal.lookup(pairKey(U, 'A1'))).toMatchObject({ outcome: 'CREATED', deviceId: 'dev-a1', deviceStatus: 'ACTIVATION_REQUIRED', activationRefused: true });
+      expect(journal.lookupImport('T1')).toEqual({ outcome: 'IMPORTED', tokenId: undefined });
+      expect(journal.lookupImport('T2')?.jobs).toEqual(['job-1']);
+      expect(journal.lookup(pairKey(U, 'B2'))?.windows?.[0]).toEqual({ from: 2000, until: 32000 });
+      // No device pair for a user called "import" any more.
+      expect(journal.lookup('import|T1')).toBeUndefined();
+    };
+    check(j);
+    await j.close();
+    const text = readFileSync(path, 'utf8');
+    const header = JSON.parse(text.split('\n')[0]!) as Record<string, unknown>;
+    expect(header).toMatchObject({ journal: 'oath-bulk', v: 2, environmentId: ENV, createdAt: '2026-11-30T00:00:00.000Z', upgradedFrom: 1 });
+    expect(text).not.toMatch(/"v":1/);
+    expect(text).not.toMatch(/torn/);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const again = await Journal.open(path, ENV);
+    check(again);
+    await again.close();
   });
 
   test('a journal of another environment is refused', async () => {
