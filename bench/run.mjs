@@ -1,7 +1,7 @@
 // npm run bench: oath-bulk measured against the sandbox over loopback. Writes
 // bench/results/<date>.json, <date>.md and <date>-rates.svg, and prints the table.
 // Sections: 1 vs one-at-a-time · 2 rate fidelity · 3 overhead (+ journal on/off) ·
-// 4 memory · 5 chart · 6 under faults · 7 import of a 100,000-token PSKC file.
+// 4 memory · 5 chart · 6 under faults · 7 import of a 100,000-token PSKC file · 8 startup.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { sequentialRun } from './sequential-client.mjs';
 import { newmanRun, newmanVersion } from './newman.mjs';
 import { benchKit } from './kit.mjs';
 import { importBench } from './import.mjs';
+import { startupBench } from './startup.mjs';
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -224,6 +225,14 @@ function svg() {
   const imported = await importBench(work, QUICK ? 10_000 : 100_000, log);
   results.import = imported.runs;
   table.push(...imported.rows);
+}
+
+// 8. Startup ------------------------------------------------------------------------------
+{
+  mark('8. startup');
+  const startup = await startupBench('dist/bin.js', log);
+  results.startup = startup.results;
+  table.push(...startup.rows.map(([name, result]) => [name, result, '', 'commands load what they use']));
 }
 
 // Write ---------------------------------------------------------------------------------

@@ -4,24 +4,23 @@
  * 3 stopped (systemic failure or signal). Never prints a stack trace unless --debug.
  */
 import { dispatch, type Commands } from './cli.js';
-import { runCommand } from './commands/run/index.js';
 import type { CommandDeps } from './commands/shared/deps.js';
-import { verifyCommand } from './commands/verify.js';
-import { rollbackCommand } from './commands/rollback.js';
-import { sandboxCommand } from './commands/sandbox.js';
-import { importCommand } from './commands/import.js';
-import { withOperations } from './commands/shared/operations.js';
 import { RunControl } from './engine/control.js';
 import { StopError, UsageError } from './errors.js';
 import { releaseHeldLocksSync } from './engine/lock.js';
 
-/** The commands cron runs get their healthcheck pings, metrics and retention around them. */
+/**
+ * The commands cron runs get their healthcheck pings, metrics and retention around them. A
+ * command's modules (and the libraries they use: axios, pino, the XML parser …) load when that
+ * command runs: `--version`, `--help` and a usage error pay for none of them.
+ */
+const withOperations: typeof import('./commands/shared/operations.js').withOperations = async (...args) => (await import('./commands/shared/operations.js')).withOperations(...args);
 const COMMANDS: Commands = {
-  run: (input, raw, deps) => withOperations('run', input, raw, deps, (d) => runCommand(input, raw, d)),
-  verify: (input, raw, deps) => withOperations('verify', input, raw, deps, (d) => verifyCommand(input, raw, d)),
-  rollback: (input, raw, deps) => withOperations('rollback', input, raw, deps, (d) => rollbackCommand(input, raw, d)),
-  sandbox: sandboxCommand,
-  import: (input, raw, deps) => withOperations('import', input, raw, deps, (d) => importCommand(input, raw, d)),
+  run: (input, raw, deps) => withOperations('run', input, raw, deps, async (d) => (await import('./commands/run/index.js')).runCommand(input, raw, d)),
+  verify: (input, raw, deps) => withOperations('verify', input, raw, deps, async (d) => (await import('./commands/verify.js')).verifyCommand(input, raw, d)),
+  rollback: (input, raw, deps) => withOperations('rollback', input, raw, deps, async (d) => (await import('./commands/rollback.js')).rollbackCommand(input, raw, d)),
+  sandbox: async (...args) => (await import('./commands/sandbox.js')).sandboxCommand(...args),
+  import: (input, raw, deps) => withOperations('import', input, raw, deps, async (d) => (await import('./commands/import.js')).importCommand(input, raw, d)),
 };
 
 export async function main(argv: string[]): Promise<void> {

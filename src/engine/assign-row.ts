@@ -106,27 +106,14 @@ export function isAbortOf(error: unknown, stopping: AbortSignal): boolean {
   return error === stopping.reason || (!(error instanceof ApiError) && !(error instanceof StopError));
 }
 
+import { aliasKey } from './earlier.js';
+
+export { aliasKey, earlierEntry } from './earlier.js';
+
 /** The row's pair in the journal, and what earlier runs recorded for it. */
 export interface JournalEntry {
   readonly key: string;
   readonly prior?: PairState;
-}
-
-/** The key under which an email/username row is also recorded, so a stop needs no lookup. */
-export function aliasKey(row: CheckedRow): string | undefined {
-  return row.user && row.user.kind !== 'id' ? pairKey(`${row.user.kind}:${row.user.value}`, row.serialNumber) : undefined;
-}
-
-/**
- * What earlier runs recorded for a row, before its user is resolved: under its pair when it
- * names its user by id (`key`), else under its email/username alias (the pair is known only
- * once the user is looked up).
- */
-export function earlierEntry(row: CheckedRow, journal: Pick<PairJournal, 'lookup' | 'lookupAlias'>): { readonly key?: string; readonly prior?: PairState } {
-  const alias = aliasKey(row);
-  if (alias !== undefined) return { prior: journal.lookupAlias(alias) };
-  const key = pairKey(row.user!.value, row.serialNumber);
-  return { key, prior: journal.lookup(key) };
 }
 
 /** Whether the device was created while one of our creates was out unanswered. */

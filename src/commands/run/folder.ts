@@ -12,19 +12,18 @@ import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { RawOptions } from '../../config.js';
 import { exitCodeFor, UsageError } from '../../errors.js';
-import { earlierEntry } from '../../engine/assign-row.js';
+import { earlierEntry } from '../../engine/earlier.js';
 import { isFinal } from '../../engine/journal-state.js';
 import { readOnlyJournal } from '../../engine/journal.js';
 import { finalRows, scanInput, type Scan } from '../../input/scan.js';
 import { stem } from '../../report/files.js';
 import { countsLine } from '../../report/tally.js';
-import { resolveCommandConfig } from '../shared/context.js';
+import { resolveCommandConfig } from '../shared/command-config.js';
 import type { CommandDeps } from '../shared/deps.js';
 import { exitCode as decideExit, runGood } from '../shared/exit-code.js';
 import { addThisRun } from '../shared/operations.js';
 import { thisRunLine, type ThisRun } from '../../report/summary.js';
 import { SEED_FLAGS, SWITCHES } from '../shared/flags.js';
-import { runShipment } from './shipment.js';
 
 /** Seed files found beside `<name>.csv`, in this order of preference (README "Folder runs"). */
 export const SEED_SUFFIXES = ['.pskc.xml', '.pskc', '.seeds.xml', '.seeds.csv'];
@@ -229,6 +228,8 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
             summary = s as typeof summary;
           },
         };
+        // Loaded only when a file has work: a morning of finished files loads no client, no log.
+        const { runShipment } = await import('./shipment.js');
         code = await runShipment(path, fileRaw, fileDeps, scan);
       } finally {
         control.dispose();

@@ -5,9 +5,7 @@
 import type { RawOptions } from '../../config.js';
 import { isFolder } from '../../report/files.js';
 import type { CommandDeps } from '../shared/deps.js';
-import { runFolder } from './folder.js';
-import { runShipment } from './shipment.js';
 
 export async function runCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
-  return isFolder(input) ? runFolder(input, raw, deps) : runShipment(input, raw, deps);
+  return isFolder(input) ? (await import('./folder.js')).runFolder(input, raw, deps) : (await import('./shipment.js')).runShipment(input, raw, deps);
 }

@@ -18,8 +18,10 @@ import { commandLine } from '../../report/command-line.js';
 import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../../report/summary.js';
 import { countsLine, Tally } from '../../report/tally.js';
 import type { Logger } from 'pino';
-import { activation, ShipmentSeeds } from '../../engine/shipment-seeds.js';
-import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, inInventory, type ImportOutcome } from '../../engine/import-batch.js';
+import { activation } from '../../engine/activation.js';
+import { SeedGate } from '../../engine/seed-gate.js';
+import { ShipmentSeeds } from '../../engine/shipment-seeds.js';
+import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, inInventory, type ImportOutcome, type ImportResult } from '../../engine/import-batch.js';
 import { pairingUnknown, Preflight } from '../../engine/preflight.js';
 import type { AssignContext } from '../../engine/assign-row.js';
 import type { InventoryEntry } from '../../pingone/client.js';
@@ -100,15 +102,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const { dryRun, activate, config, scan, seeds } = plan;
   const { connection, engine, report } = config;
   await prepareOutDir(report.outDir);
-  // Journals that earlier releases named by folding odd characters are not guessed at (two
-  // inputs could share one): --journal points at them (README).
-  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(input)}.journal.jsonl`);
-  const keepJournal = raw['journal'] !== false && !dryRun;
-
-  // Taken before any report is created: a run refused the lock leaves nothing behind.
-  const locked = keepJournal ? await openLockedJournal(journalPath, connection.environmentId) : undefined;
-  // A dry run reads (never writes) the journal the real run would use; none with --no-journal.
-  const journal: PairJournal = locked?.journal ?? (dryRun && raw['journal'] !== false ? await readOnlyJournal(journalPath, connection.environmentId) : new NullJournal());
+  const { journalPath, keepJournal, locked, journal } = await openRunJournal(input, raw, plan);
 
   const t0 = performance.now();
   const ctx = await openCommand('run', input, config, deps);
@@ -174,44 +168,12 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   let failure: unknown;
   let seedsSummary: SeedsSummary | null = null;
   try {
-    await proveCredentials(session, control);
-    if (!control.stopped) await checkUnchanged(scan);
-    const retry = ctx.retryContext(journal);
-    // The preflight of a dry run: the inventory for every serial of the file, read once.
-    let preflight: Preflight | undefined;
-    let present: Map<string, InventoryEntry> | undefined;
-    if (plan.preflight && !control.stopped) {
-      present = await readInventory([...plan.serials], { ...retry, inventory: session.client }, control);
-      if (present) preflight = new Preflight({ inventory: present, seeds, activate, users: session.client, pairingUnknown: pairingUnknown(present, journal.pairedSerials()) }, retry);
-    }
-    // A dry run without the preflight reads nothing of the inventory.
-    if (seeds && !control.stopped && (!dryRun || plan.preflight)) {
-      seedsSummary = await importSeeds(seeds, plan, ctx, retry, present, logger);
-    }
-    // The import took its time: the ETA is about the rows.
-    progress?.restart();
-    const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
-    const activating = activate && seeds
-      ? activation(seeds, { ...retry, api: session.client }, journal, {
-        dryRun,
-        maxRefusedInARow: engine.maxConsecutiveFailures,
-        // A folder run (cron) sends no more codes where PingOne refused an earlier run's.
-        retryRefused: deps.scheduled !== true,
-        onActivated: () => activated++,
-        onHalted: (why) => {
-          activationHalted = why;
-          logger.warn({ event: 'activation.halted', message: why });
-        },
-      })
-      : undefined;
-    await runBatch(finalRows(scan, changed), retry, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, {
-      emit,
-      predict: preflight ? (row, plain) => preflight.predict(row, plain) : undefined,
-      gate: seeds ? (row) => seeds.gate(row) : undefined,
-      after: seeds || activating ? async (row, result) => {
-        const explained = seeds ? seeds.explain(result) : result;
-        return activating ? activating(row, explained) : explained;
-      } : undefined,
+    seedsSummary = await sendRows(input, plan, deps, ctx, journal, emit, {
+      restart: () => progress?.restart(),
+      activated: () => activated++,
+      halted: (why) => {
+        activationHalted = why;
+      },
     });
   } catch (error) {
     failure = error;
@@ -247,20 +209,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     exitCode,
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
-  const notes: string[] = [];
-  if (seedsSummary) {
-    const counts = countsLine(seedsSummary.outcomes);
-    notes.push(seedsSummary.tokens === 0
-      ? `seeds: ${seedsSummary.file} holds none of this file's serials: is it the seed file of this shipment?`
-      : `seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${counts}${seedsSummary.finishedEarlier ? ` (${seedsSummary.finishedEarlier} by an earlier run)` : ''}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
-  }
-  if (activationHalted) notes.push(activationHalted.replace(/^activation stopped/, 'ACTIVATION STOPPED'));
-  if (activated > 0) notes.push(`${activated} devices activated with codes computed from their seeds (deviceStatus ACTIVE)`);
-  if (activationRequired > 0) {
-    notes.push(activate
-      ? `${activationRequired} devices are still ACTIVATION_REQUIRED (see errorCode and message): those users are asked for a code from their token at their first sign-in`
-      : `${activationRequired} devices are ACTIVATION_REQUIRED: those users are asked for a code from their token at their first sign-in (deviceStatus in the results; with the seeds at hand, --activate activates them)`);
-  }
+  const notes = runNotes(seedsSummary, activationHalted, activated, activationRequired, activate);
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(
     summary,
@@ -278,6 +227,103 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     { notes },
   );
   return exitCode;
+}
+
+/** Where the run's facts go: its journal under its lock, a dry run's read-only, or none. */
+async function openRunJournal(input: string, raw: RawOptions, plan: Plan): Promise<{ journalPath: string; keepJournal: boolean; locked?: Awaited<ReturnType<typeof openLockedJournal>>; journal: PairJournal }> {
+  const { dryRun, config } = plan;
+  // Journals that earlier releases named by folding odd characters are not guessed at (two
+  // inputs could share one): --journal points at them (README).
+  const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(config.report.outDir, `${stem(input)}.journal.jsonl`);
+  const keepJournal = raw['journal'] !== false && !dryRun;
+  // Taken before any report is created: a run refused the lock leaves nothing behind.
+  const locked = keepJournal ? await openLockedJournal(journalPath, config.connection.environmentId) : undefined;
+  // A dry run reads (never writes) the journal the real run would use; none with --no-journal.
+  const journal: PairJournal = locked?.journal ?? (dryRun && raw['journal'] !== false ? await readOnlyJournal(journalPath, config.connection.environmentId) : new NullJournal());
+  return { journalPath, keepJournal, locked, journal };
+}
+
+/** What sending the rows reports back while it goes, for the summary and the progress line. */
+interface SendHooks {
+  /** The import took its time: the ETA is about the rows. */
+  restart(): void;
+  activated(): void;
+  halted(why: string): void;
+}
+
+/**
+ * Where a row's fate is decided: the credentials proved, the preflight's reads (a dry run),
+ * the run's seeds imported, then every row through the batch — gated by what the import came
+ * to, explained, and activated. Returns what the seeds' import came to.
+ */
+async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: CommandContext, journal: PairJournal, emit: (result: RowResult) => Promise<void>, hooks: SendHooks): Promise<SeedsSummary | null> {
+  const { dryRun, activate, scan, seeds } = plan;
+  const { engine } = plan.config;
+  const { session, logger } = ctx;
+  const { control } = deps;
+  let seedsSummary: SeedsSummary | null = null;
+  await proveCredentials(session, control);
+  if (!control.stopped) await checkUnchanged(scan);
+  const retry = ctx.retryContext(journal);
+  // The preflight of a dry run: the inventory for every serial of the file, read once.
+  let preflight: Preflight | undefined;
+  let present: Map<string, InventoryEntry> | undefined;
+  if (plan.preflight && !control.stopped) {
+    present = await readInventory([...plan.serials], { ...retry, inventory: session.client }, control);
+    if (present) preflight = new Preflight({ inventory: present, seeds, activate, users: session.client, pairingUnknown: pairingUnknown(present, journal.pairedSerials()) }, retry);
+  }
+  // A dry run without the preflight reads nothing of the inventory.
+  let imports: readonly ImportResult[] = [];
+  if (seeds && !control.stopped && (!dryRun || plan.preflight)) {
+    ({ summary: seedsSummary, outcomes: imports } = await importSeeds(seeds, plan, ctx, retry, present, logger));
+  }
+  const seedGate = seeds ? new SeedGate(seeds, imports) : undefined;
+  hooks.restart();
+  const changed = (): void => control.stop(new StopError('INPUT_CHANGED', `${input} changed during the run (edited, or replaced): nothing read after the change was sent; run again once the file is final`));
+  const activating = activate && seeds
+    ? activation(seeds, { ...retry, api: session.client }, journal, {
+      dryRun,
+      maxRefusedInARow: engine.maxConsecutiveFailures,
+      // A folder run (cron) sends no more codes where PingOne refused an earlier run's.
+      retryRefused: deps.scheduled !== true,
+      onActivated: hooks.activated,
+      onHalted: (why) => {
+        hooks.halted(why);
+        logger.warn({ event: 'activation.halted', message: why });
+      },
+    })
+    : undefined;
+  await runBatch(finalRows(scan, changed), retry, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, {
+    emit,
+    predict: preflight ? (row, plain) => preflight.predict(row, plain) : undefined,
+    gate: seedGate ? (row) => seedGate.gate(row) : undefined,
+    after: seedGate || activating ? async (row, result) => {
+      const explained = seedGate ? seedGate.explain(result) : { result };
+      // A token an earlier run imported and PingOne no longer holds: the next run imports it again.
+      if (explained.staleImport !== undefined && !dryRun) journal.importCleared(explained.staleImport, row.row);
+      return activating ? activating(row, explained.result) : explained.result;
+    } : undefined,
+  });
+  return seedsSummary;
+}
+
+/** The human summary's notes: the seeds, activation. */
+function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | undefined, activated: number, activationRequired: number, activate: boolean): string[] {
+  const notes: string[] = [];
+  if (seedsSummary) {
+    const counts = countsLine(seedsSummary.outcomes);
+    notes.push(seedsSummary.tokens === 0
+      ? `seeds: ${seedsSummary.file} holds none of this file's serials: is it the seed file of this shipment?`
+      : `seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${counts}${seedsSummary.finishedEarlier ? ` (${seedsSummary.finishedEarlier} by an earlier run)` : ''}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
+  }
+  if (activationHalted) notes.push(activationHalted.replace(/^activation stopped/, 'ACTIVATION STOPPED'));
+  if (activated > 0) notes.push(`${activated} devices activated with codes computed from their seeds (deviceStatus ACTIVE)`);
+  if (activationRequired > 0) {
+    notes.push(activate
+      ? `${activationRequired} devices are still ACTIVATION_REQUIRED (see errorCode and message): those users are asked for a code from their token at their first sign-in`
+      : `${activationRequired} devices are ACTIVATION_REQUIRED: those users are asked for a code from their token at their first sign-in (deviceStatus in the results; with the seeds at hand, --activate activates them)`);
+  }
+  return notes;
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */
@@ -313,15 +359,16 @@ async function readInventory(serials: string[], ctx: Parameters<typeof inInvento
  * those) through the same code as `import`, journaled in the run's journal; their outcomes go
  * to `<name>.<runId>.seeds.csv`, the log and the summary. A dry run reads, imports nothing.
  */
-async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext, retry: AssignContext, present: Map<string, InventoryEntry> | undefined, logger: Logger): Promise<SeedsSummary> {
+async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext, retry: AssignContext, present: Map<string, InventoryEntry> | undefined, logger: Logger): Promise<{ summary: SeedsSummary; outcomes: readonly ImportResult[] }> {
   const needed = seeds.needed(plan.serials);
   const path = ctx.paths.results.replace(/\.results\.csv$/, '.seeds.csv');
   const tally = new Tally<ImportOutcome>(IMPORT_OUTCOMES, ['NOT_ATTEMPTED']);
   logger.info({ event: 'seeds.start', seeds: seeds.path, tokens: seeds.tokens.length, needed: needed.length, jobSize: plan.jobSize });
   for (const t of needed) for (const w of t.warnings) logger.warn({ event: 'token.warning', row: t.index, serialNumber: t.serialNumber, message: w });
   const results = await ResultsWriter.open(path, [], IMPORT_COLUMNS, ctx.faultHandler(path));
+  let outcomes: ImportResult[];
   try {
-    const outcomes = await importTokens(needed, {
+    outcomes = await importTokens(needed, {
       ...retry,
       inventory: ctx.session.client,
       jobSize: plan.jobSize,
@@ -333,11 +380,10 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
       ...IMPORT_POLLING,
       jobsInFlight: ctx.engine.concurrency,
     });
-    seeds.record(outcomes, retry.journal);
     await writeImportResults(outcomes, results, logger, tally, undefined, plan.dryRun);
   } finally {
     await results.close();
   }
   logger.info({ event: 'seeds.end', outcomes: tally.outcomes, errorCodes: tally.errorCodes });
-  return { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, finishedEarlier: tally.finishedEarlier, importedNow: tally.countNow('IMPORTED'), results: path };
+  return { summary: { file: seeds.path, tokens: needed.length, outcomes: { ...tally.outcomes }, errorCodes: { ...tally.errorCodes }, finishedEarlier: tally.finishedEarlier, importedNow: tally.countNow('IMPORTED'), results: path }, outcomes };
 }

@@ -46,21 +46,9 @@ export interface CommandSummary {
   readonly stopped: { readonly code: string; readonly message: string } | null;
 }
 
-export interface CommandConfig {
-  readonly connection: Connection;
-  readonly engine: EngineOptions;
-  readonly report: ReportOptions;
-}
+import type { CommandConfig } from './command-config.js';
 
-/** Every setting a PingOne command needs, validated together before anything else. */
-export function resolveCommandConfig(raw: RawOptions, deps: CommandDeps): CommandConfig {
-  const [connection, engine, report] = resolveAll(
-    () => resolveConnection(raw, deps),
-    () => resolveEngineOptions(raw),
-    () => resolveReportOptions(raw, deps),
-  );
-  return { connection, engine, report };
-}
+export { resolveCommandConfig, type CommandConfig } from './command-config.js';
 
 /** Report paths, the log and the PingOne session of one command run; --out-dir must exist. */
 export async function openCommand(command: string, input: string, config: CommandConfig, deps: CommandDeps): Promise<CommandContext> {

@@ -8,13 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import axios from 'axios';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../../config.js';
 import { isLoopbackHost } from '../../pingone/regions.js';
 import { exitCodeFor, UsageError } from '../../errors.js';
 import { acquireLock, LockHeldError, type HeldLock } from '../../engine/lock.js';
 import { isFolder, prepareOutDir, stem } from '../../report/files.js';
-import { resolveCommandConfig } from './context.js';
+import { resolveCommandConfig } from './command-config.js';
 import { countsLine } from '../../report/tally.js';
 import type { CommandDeps } from './deps.js';
 import { thisRunLine, type ThisRun } from '../../report/summary.js';
@@ -68,6 +67,8 @@ export function pingUrl(base: string, suffix: string): string {
 /** POSTs `body` to `url`; never throws. Returns the problem, if any, for a warning. */
 export async function ping(url: string, body: string, timeoutMs = PING_TIMEOUT_MS): Promise<string | undefined> {
   try {
+    // Loaded for a ping only: most commands send none.
+    const { default: axios } = await import('axios');
     const answer = await axios.post(url, body, {
       timeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
