@@ -5,6 +5,7 @@
  * The secret is taken and never returned.
  */
 import { createHmac, randomUUID } from 'node:crypto';
+import { invalidData, pingError, type Answer } from './answers.js';
 
 /** HOTP codes accepted ahead of the token's counter (look-ahead, RFC 4226 §7.4). */
 export const ACTIVATION_HOTP_WINDOW = 10;
@@ -47,7 +48,6 @@ export interface Job {
   duplicates: string[];
 }
 
-type Answer = [number, unknown];
 
 /**
  * How `expand=devices` shows a paired token's device (PINGONE.md: unconfirmed): HAL's
@@ -60,7 +60,7 @@ const SERIAL_RE = /^[A-Za-z0-9]{1,50}$/;
 export const INVENTORY_CAP = 100_000;
 
 function invalid(message: string, target = 'serialNumber', code = 'INVALID_VALUE'): Answer {
-  return [400, { id: randomUUID(), code: 'INVALID_DATA', message: 'The request could not be completed. One or more validation errors were in the request.', details: [{ code, target, message }] }];
+  return invalidData([{ code, target, message }]);
 }
 
 export class OathInventory {
@@ -225,7 +225,7 @@ export class OathInventory {
   jobStatus(id: string, base: string): Answer {
     this.finishJobs();
     const job = this.jobs.get(id);
-    if (!job) return [404, { id: randomUUID(), code: 'NOT_FOUND', message: 'Unable to find job.' }];
+    if (!job) return [404, pingError('NOT_FOUND', 'Unable to find job.')];
     return [200, this.jobBody(job, base)];
   }
 
@@ -286,7 +286,7 @@ export class OathInventory {
   /** DELETE /oathTokens/{id} */
   remove(id: string): Answer {
     const token = this.byId.get(id);
-    if (!token) return [404, { id: randomUUID(), code: 'NOT_FOUND', message: 'Unable to find OATH token.' }];
+    if (!token) return [404, pingError('NOT_FOUND', 'Unable to find OATH token.')];
     this.byId.delete(id);
     this.bySerial.delete(token.serialNumber);
     return [204, undefined];

@@ -10,12 +10,19 @@
  * - every serial of letters and digits is in the token inventory, except those beginning
  *   "UNKNOWN" (case-insensitive), which PingOne would not know.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { drawFault, seededRandom, type FaultKind, type FaultMix } from './faults.js';
 import { OathInventory, type ExpandShape, type InventoryOptions } from './inventory.js';
+import { maxInWindow, parseJson, parseJsonExact, pingError, readBody, sleep, wrongType, type Answer } from './answers.js';
+import { tokenAnswer } from './auth.js';
+import { DeviceStore, type DeviceRules, type SandboxDevice } from './devices.js';
+import { lookupAnswer, userAnswer, userExists, type DirectoryUser } from './users.js';
+
+export { maxInWindow } from './answers.js';
+export { MISSING_USER_PREFIX, type DirectoryUser } from './users.js';
+export type { SandboxDevice } from './devices.js';
 
 export const SANDBOX_DEFAULTS = {
   environmentId: '5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d',
@@ -24,13 +31,7 @@ export const SANDBOX_DEFAULTS = {
 } as const;
 
 export const UNKNOWN_SERIAL_PREFIX = 'UNKNOWN';
-export const MISSING_USER_PREFIX = '00000000-';
 
-export interface DirectoryUser {
-  readonly id: string;
-  readonly username?: string;
-  readonly email?: string;
-}
 
 export interface SandboxOptions {
   readonly host?: string;
@@ -79,13 +80,6 @@ export interface SandboxOptions {
   readonly activationRequired?: boolean;
 }
 
-export interface SandboxDevice {
-  readonly id: string;
-  readonly userId: string;
-  readonly serialNumber: string;
-  status: string;
-  readonly createdAt: string;
-}
 
 export interface SandboxStats {
   requests: number;
@@ -122,8 +116,7 @@ export class PingOneSandbox {
   private readonly server: http.Server;
   /** token -> when it was issued and when it expires (epoch ms) */
   private readonly tokens = new Map<string, { issuedAt: number; expiresAt: number }>();
-  private readonly devices = new Map<string, SandboxDevice[]>();
-  private readonly bySerial = new Map<string, SandboxDevice>();
+  private readonly devices = new DeviceStore();
   private readonly accepted: number[] = [];
   private acceptedHead = 0;
   private random: () => number;
@@ -195,26 +188,34 @@ export class PingOneSandbox {
 
   /** Every device, for assertions. */
   allDevices(): SandboxDevice[] {
-    return [...this.devices.values()].flat();
+    return this.devices.all();
   }
 
   devicesOf(userId: string): SandboxDevice[] {
-    return this.devices.get(userId.toLowerCase()) ?? [];
+    return this.devices.of(userId);
   }
 
   /** Puts a device on a user behind oath-bulk's back (a token already held). */
   seedDevice(userId: string, serialNumber: string, createdAt = new Date(Date.now() - 86_400_000).toISOString()): SandboxDevice {
-    return this.addDevice(userId.toLowerCase(), serialNumber, createdAt);
+    return this.devices.add(userId, serialNumber, createdAt, this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE');
   }
 
   removeDevice(userId: string, deviceId: string): boolean {
-    const list = this.devices.get(userId.toLowerCase()) ?? [];
-    const index = list.findIndex((d) => d.id === deviceId);
-    if (index < 0) return false;
-    const [device] = list.splice(index, 1);
-    this.bySerial.delete(device!.serialNumber);
-    this.inventory.unpair(device!.id);
-    return true;
+    const device = this.devices.remove(userId, deviceId);
+    if (device) this.inventory.unpair(device.id);
+    return device !== undefined;
+  }
+
+  /** What the device handlers need of the rest of the sandbox, as it is set now. */
+  private deviceRules(): DeviceRules {
+    return {
+      known: (serial) => (this.options.inventory === 'imported' ? this.inventory.has(serial) : !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX)),
+      maxDevicesPerUser: this.options.maxDevicesPerUser ?? 5,
+      activationRequired: this.options.activationRequired === true,
+      clockSkewMs: this.options.clockSkewMs ?? 0,
+      inventory: this.inventory,
+      count: (event) => this.stats[event]++,
+    };
   }
 
   /** Highest number of requests that arrived within any window of `windowMs`. */
@@ -257,7 +258,16 @@ export class PingOneSandbox {
       res.setHeader('retry-after', this.options.retryAfter ?? String(this.retryAfterS(arrived)));
       return this.answer(res, 429, pingError('REQUEST_LIMITED', 'The request was rate limited.', [{ code: 'LIMIT_EXCEEDED', message: 'Too many requests.' }]));
     }
-    if (route.kind === 'token') return this.token(req, res, route, body);
+    if (route.kind === 'token') {
+      if (route.env !== this.environmentId) return this.answer(res, 404, pingError('NOT_FOUND', 'Unable to find environment.'));
+      const { answer, token } = tokenAnswer(req, body, { clientId: this.clientId, clientSecret: this.clientSecret, ttlS: this.options.tokenTtlS ?? 3600 });
+      if (token) {
+        this.tokens.set(token, { issuedAt: Date.now(), expiresAt: Date.now() + (this.options.tokenTtlS ?? 3600) * 1000 });
+        this.tokensIssued.push(token);
+        this.stats.tokensIssued++;
+      }
+      return this.answer(res, answer[0], answer[1]);
+    }
 
     const fault = drawFault(this.options.faults ?? {}, this.random);
     if (fault) this.count('faults', fault);
@@ -336,58 +346,21 @@ export class PingOneSandbox {
     return Math.max(1, Math.ceil((oldest + 1000 - now) / 1000));
   }
 
-  private token(req: IncomingMessage, res: ServerResponse, route: Route, body: string): void {
-    if (route.env !== this.environmentId) {
-      return this.answer(res, 404, pingError('NOT_FOUND', 'Unable to find environment.'));
-    }
-    const form = new URLSearchParams(body);
-    let id: string | undefined;
-    let secret: string | undefined;
-    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (basic) {
-      const decoded = Buffer.from(basic, 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      const unform = (s: string): string => decodeURIComponent(s.replace(/\+/g, ' '));
-      id = unform(decoded.slice(0, colon));
-      secret = unform(decoded.slice(colon + 1));
-    } else {
-      id = form.get('client_id') ?? undefined;
-      secret = form.get('client_secret') ?? undefined;
-    }
-    if (form.get('grant_type') !== 'client_credentials') {
-      return this.answer(res, 400, { error: 'unsupported_grant_type', error_description: 'The grant type is not supported.' });
-    }
-    if (id !== this.clientId || secret !== this.clientSecret) {
-      return this.answer(res, 401, { error: 'invalid_client', error_description: 'Request denied: Unsupported authentication method or invalid client credentials.' });
-    }
-    const ttl = this.options.tokenTtlS ?? 3600;
-    const token = `sbx.${randomBytes(24).toString('base64url')}`;
-    this.tokens.set(token, { issuedAt: Date.now(), expiresAt: Date.now() + ttl * 1000 });
-    this.tokensIssued.push(token);
-    this.stats.tokensIssued++;
-    return this.answer(res, 200, { access_token: token, token_type: 'Bearer', expires_in: ttl, scope: '' });
-  }
-
-  private userExists(userId: string): boolean {
-    return !userId.startsWith(MISSING_USER_PREFIX);
-  }
-
-  private api(route: Route, req: IncomingMessage, url: URL, body: string): [number, unknown] {
+  private api(route: Route, req: IncomingMessage, url: URL, body: string): Answer {
     const base = `${this.url}/v1/environments/${route.env}`;
-    if (route.kind === 'lookup') return this.lookup(url);
+    if (route.kind === 'lookup') return lookupAnswer(url, this.users, this.environmentId);
     if (route.kind.startsWith('oath')) return this.oath(route, req, url, body, base);
     const userId = route.userId!;
-    if (!this.userExists(userId)) return [404, pingError('NOT_FOUND', 'Unable to find user.')];
-    const list = this.devices.get(userId) ?? [];
+    if (!userExists(userId)) return [404, pingError('NOT_FOUND', 'Unable to find user.')];
+    const list = this.devices.of(userId);
+    const show = (d: SandboxDevice): Record<string, unknown> => this.deviceBody(d);
     switch (route.kind) {
-      case 'user': {
-        const known = this.users.find((u) => u.id.toLowerCase() === userId);
-        return [200, { _links: { self: { href: `${base}/users/${userId}` } }, id: userId, environment: { id: this.environmentId }, username: known?.username ?? `user-${userId.slice(0, 8)}`, ...(known?.email ? { email: known.email } : {}), enabled: true }];
-      }
+      case 'user':
+        return userAnswer(userId, this.users, base, this.environmentId);
       case 'activate': {
         const device = list.find((d) => d.id === route.deviceId);
         if (!device) return [404, pingError('NOT_FOUND', 'Unable to find device.')];
-        return this.activate(device, req, body);
+        return this.devices.activate(device, req.headers['content-type'] ?? '', body, this.deviceRules(), show);
       }
       case 'list':
         return [200, { _links: { self: { href: `${base}/users/${userId}/devices` } }, _embedded: { devices: list.map((d) => this.deviceBody(d)) }, count: list.length, size: list.length }];
@@ -398,113 +371,33 @@ export class PingOneSandbox {
       case 'delete':
         return this.removeDevice(userId, route.deviceId!) ? [204, undefined] : [404, pingError('NOT_FOUND', 'Unable to find device.')];
       case 'create':
-        return this.create(userId, list, req, body);
+        return this.devices.create(userId, req.headers['content-type'] ?? '', body, this.deviceRules(), show);
       default:
         return [404, pingError('NOT_FOUND', 'The requested resource was not found.')];
     }
   }
 
-  private oath(route: Route, req: IncomingMessage, url: URL, body: string, base: string): [number, unknown] {
+  private oath(route: Route, req: IncomingMessage, url: URL, body: string, base: string): Answer {
     const type = req.headers['content-type'] ?? '';
     switch (route.kind) {
       case 'oathCreate':
-        if (!/^application\/json/i.test(type)) return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/json.')];
+        if (!/^application\/json/i.test(type)) return wrongType('application/json');
         return this.inventory.createOne(parseJsonExact(body));
       case 'oathJob':
-        if (!/^application\/vnd\.pingidentity\.job\.oathtokens\.create\+json/i.test(type)) {
-          return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/vnd.pingidentity.job.oathtokens.create+json.')];
-        }
+        if (!/^application\/vnd\.pingidentity\.job\.oathtokens\.create\+json/i.test(type)) return wrongType('application/vnd.pingidentity.job.oathtokens.create+json');
         return this.inventory.createJob(parseJsonExact(body), base);
       case 'oathJobStatus':
         return this.inventory.jobStatus(route.deviceId!, base);
       case 'oathList':
         return this.inventory.list(url, base, this.options.inventory === 'imported' ? undefined : {
           known: (serial) => /^[A-Za-z0-9]{1,50}$/.test(serial) && !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX),
-          paired: () => this.bySerial.values(),
+          paired: () => this.devices.paired(),
         }, this.options.expandDevices);
       case 'oathDelete':
         return this.inventory.remove(route.deviceId!);
       default:
         return [404, pingError('NOT_FOUND', 'The requested resource was not found.')];
     }
-  }
-
-  private create(userId: string, list: SandboxDevice[], req: IncomingMessage, body: string): [number, unknown] {
-    this.stats.createsReceived++;
-    if (!/^application\/json/i.test(req.headers['content-type'] ?? '')) {
-      return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/json.')];
-    }
-    const input = parseJson(body) as { type?: unknown; serialNumber?: unknown } | undefined;
-    if (!input || typeof input !== 'object') return [400, pingError('INVALID_REQUEST', 'The request body is not valid JSON.')];
-    if (input.type !== 'OATH_TOKEN') {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_VALUE', target: 'type', message: 'type must be OATH_TOKEN here' }])];
-    }
-    if (typeof input.serialNumber !== 'string' || input.serialNumber === '') {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'REQUIRED_VALUE', target: 'serialNumber', message: 'serialNumber is required and must be a string' }])];
-    }
-    const serial = input.serialNumber;
-    const known = this.options.inventory === 'imported' ? this.inventory.has(serial) : !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX);
-    if (!/^[A-Za-z0-9]{1,50}$/.test(serial) || !known) {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_VALUE', target: 'serialNumber', message: `No OATH token with serial number ${serial} exists in this environment.` }])];
-    }
-    if (this.bySerial.has(serial)) {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'UNIQUENESS_VIOLATION', target: 'serialNumber', message: 'The OATH token is already paired with a user.' }])];
-    }
-    const max = this.options.maxDevicesPerUser ?? 5;
-    if (list.length >= max) {
-      return [400, pingError('REQUEST_FAILED', 'The request could not be completed.', [{ code: 'LIMIT_EXCEEDED', message: `The user has reached the maximum number of devices (${max}).`, innerError: { maximumAllowed: max } }])];
-    }
-    const device = this.addDevice(userId, serial, new Date(Date.now() + (this.options.clockSkewMs ?? 0)).toISOString());
-    this.inventory.pair(serial, { id: device.id, userId });
-    this.stats.devicesCreated++;
-    return [201, this.deviceBody(device)];
-  }
-
-  /**
-   * POST …/devices/{id} (device.activate+json, {"otp"}): the code is checked against the
-   * token's seed as imported (HOTP: the counter and the next ACTIVATION_HOTP_WINDOW - 1; TOTP:
-   * the current step ± 1). A wrong code is a 400; an HOTP code used moves the counter past it.
-   */
-  private activate(device: SandboxDevice, req: IncomingMessage, body: string): [number, unknown] {
-    this.stats.activationsReceived++;
-    if (!/^application\/vnd\.pingidentity\.device\.activate\+json/i.test(req.headers['content-type'] ?? '')) {
-      return [415, pingError('INVALID_REQUEST', 'Content-Type must be application/vnd.pingidentity.device.activate+json.')];
-    }
-    const otp = (parseJson(body) as { otp?: unknown } | undefined)?.otp;
-    if (typeof otp !== 'string' || !/^\d{6,8}$/.test(otp)) {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'REQUIRED_VALUE', target: 'otp', message: 'otp is required: 6 or 8 digits' }])];
-    }
-    if (device.status !== 'ACTIVATION_REQUIRED') {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_VALUE', target: 'status', message: `The device is ${device.status}; only an ACTIVATION_REQUIRED device can be activated.` }])];
-    }
-    const token = this.inventory.get(device.serialNumber);
-    if (!token || !this.inventory.checkCode(token, otp)) {
-      return [400, pingError('INVALID_DATA', 'The request could not be completed. One or more validation errors were in the request.', [{ code: 'INVALID_OTP', target: 'otp', message: 'The one-time passcode is not valid.' }])];
-    }
-    device.status = 'ACTIVE';
-    this.stats.activations++;
-    return [200, this.deviceBody(device)];
-  }
-
-  private addDevice(userId: string, serialNumber: string, createdAt: string): SandboxDevice {
-    const device: SandboxDevice = { id: randomUUID(), userId, serialNumber, status: this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE', createdAt };
-    const list = this.devices.get(userId) ?? [];
-    list.push(device);
-    this.devices.set(userId, list);
-    this.bySerial.set(serialNumber, device);
-    return device;
-  }
-
-  private lookup(url: URL): [number, unknown] {
-    const filter = url.searchParams.get('filter') ?? '';
-    const m = /^(email|username) eq "((?:[^"\\]|\\.)*)"$/.exec(filter);
-    if (!m) {
-      return [400, pingError('INVALID_REQUEST', 'The filter is not supported.', [{ code: 'INVALID_FILTER', target: 'filter', message: `unsupported filter ${filter}` }])];
-    }
-    const attribute = m[1] as 'email' | 'username';
-    const value = m[2]!.replace(/\\(.)/g, '$1').toLowerCase();
-    const found = this.users.filter((u) => (u[attribute] ?? '').toLowerCase() === value);
-    return [200, { _embedded: { users: found.map((u) => ({ id: u.id, username: u.username, email: u.email, environment: { id: this.environmentId } })) }, count: found.length, size: found.length }];
   }
 
   private deviceBody(d: SandboxDevice): Record<string, unknown> {
@@ -545,57 +438,6 @@ export class PingOneSandbox {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
-}
-
-/** Largest number of events within any half-open window [t, t + windowMs). */
-export function maxInWindow(times: readonly number[], windowMs = 1000): number {
-  const sorted = [...times].sort((a, b) => a - b);
-  let best = 0;
-  let start = 0;
-  for (let end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= windowMs) start++;
-    best = Math.max(best, end - start + 1);
-  }
-  return best;
-}
-
-function pingError(code: string, message: string, details?: unknown[]): Record<string, unknown> {
-  return { id: randomUUID(), code, message, ...(details ? { details } : {}) };
-}
-
-function parseJson(text: string): any {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** JSON whose long whole numbers (a 64-bit HOTP counter) keep their digits, as text. */
-function parseJsonExact(text: string): any {
-  return parseJson(text.replace(/("counter"\s*:\s*)(\d{16,})(?=\s*[,}])/g, '$1"$2"'));
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > 8 * 1024 * 1024) {
-        req.destroy();
-        reject(new Error('body too large'));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export type { FaultKind };
