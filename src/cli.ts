@@ -55,7 +55,7 @@ function reportOptions(y: Argv): Argv {
     .option('healthcheck-url', { type: 'string', group: MONITOR, describe: 'ping <url>/start when it starts and <url>/<exit code> when it ends (healthchecks.io, Cronitor, Uptime Kuma push) [OATH_BULK_HEALTHCHECK_URL]' })
     .option('metrics-file', { type: 'string', group: MONITOR, describe: 'write Prometheus metrics here at the end (node_exporter textfile collector; *.prom) [OATH_BULK_METRICS_FILE]' })
     .option('keep-reports', { type: 'number', group: MONITOR, describe: 'keep the newest n report sets per input name (never the journal) [OATH_BULK_KEEP_REPORTS]' })
-    .option('lock-wait', { type: 'number', group: MONITOR, describe: 'a folder run: seconds to wait for another run of the same folder to finish before giving up (exit 2, nothing attempted) [OATH_BULK_LOCK_WAIT]', defaultDescription: '0' })
+    .option('lock-wait', { type: 'string', group: MONITOR, describe: 'a folder run: seconds to wait for another run of the same folder to finish before giving up (exit 2, nothing attempted) [OATH_BULK_LOCK_WAIT]', defaultDescription: '0' })
     .option('out-dir', { type: 'string', group: REPORTS, describe: 'where reports and the journal go', defaultDescription: 'reports' })
     .option('progress', { type: 'boolean', group: REPORTS, describe: 'live progress on stderr (--no-progress to hide)', defaultDescription: 'on for a TTY' })
     .option('quiet', { type: 'boolean', group: REPORTS, describe: 'print only errors' })

@@ -297,7 +297,7 @@ export interface OpsOptions {
  * hand with the same settings file must not ping cron's monitor nor replace its metrics. Flags
  * apply to any command.
  */
-export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, scheduled: boolean): OpsOptions {
+export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, scheduled: boolean, folder = scheduled): OpsOptions {
   const all = environmentFrom(raw, sources);
   const env = scheduled ? all : { ...all, OATH_BULK_HEALTHCHECK_URL: undefined, OATH_BULK_METRICS_FILE: undefined };
   const c = new Collector();
@@ -324,10 +324,13 @@ export function resolveOpsOptions(raw: RawOptions, sources: ConfigSources, sched
     keepReports = Number(keep);
     if (!Number.isInteger(keepReports) || keepReports < 1 || keepReports > 10000) c.add(label(raw, 'keep-reports', env, 'OATH_BULK_KEEP_REPORTS'), 'a whole number of report sets to keep, 1 or more', keep);
   }
-  const wait = pick(raw, 'lock-wait', all, 'OATH_BULK_LOCK_WAIT');
+  // Only a folder run waits for another run of its folder: elsewhere the flag is a mistake, and
+  // the setting (shared with every command through the settings file) is not read.
   let lockWaitS = 0;
+  if (!folder && raw['lock-wait'] !== undefined) c.add('--lock-wait', 'a folder run (only a folder run waits for another run of its folder)', String(raw['lock-wait']));
+  const wait = folder ? (raw['lock-wait'] === '' ? '' : pick(raw, 'lock-wait', all, 'OATH_BULK_LOCK_WAIT')) : undefined;
   if (wait !== undefined) {
-    lockWaitS = Number(wait);
+    lockWaitS = /^\d+(?:\.\d+)?$/.test(wait.trim()) ? Number(wait) : NaN;
     if (!Number.isFinite(lockWaitS) || lockWaitS < 0 || lockWaitS > 86_400) c.add(label(raw, 'lock-wait', all, 'OATH_BULK_LOCK_WAIT'), 'seconds to wait for the folder lock, from 0 to 86400', wait);
   }
   c.throwIfAny();

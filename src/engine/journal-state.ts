@@ -195,7 +195,7 @@ export class JournalState {
         this.openPairs.delete(key);
         return;
       default:
-        return;
+        throw new UnknownKind('assign', String(record['e']));
     }
   }
 
@@ -229,14 +229,15 @@ export class JournalState {
         this.openImports.delete(serial);
         return;
       default:
-        return;
+        throw new UnknownKind('import', String(record['e']));
     }
   }
 
   private applyActivation(record: Record<string, unknown>): void {
+    if (record['e'] !== 'done') throw new UnknownKind('activation', String(record['e']));
     const key = record['k'];
     const prior = typeof key === 'string' ? this.pairs.get(key) : undefined;
-    if (!prior?.outcome || record['e'] !== 'done') return;
+    if (!prior?.outcome) return;
     this.pairs.set(key as string, { ...prior, deviceStatus: typeof record['s'] === 'string' ? record['s'] : prior.deviceStatus, ...(record['refused'] === true ? { activationRefused: true } : { activationRefused: undefined }) });
   }
 
@@ -259,9 +260,12 @@ function windowOf(at: number, untilValue: unknown): Window {
   return { from: Number.isFinite(at) ? at : 0, until: Number.isFinite(until) ? until : Infinity };
 }
 
-/** A record of a kind this release does not know: written by a newer release. */
+/** A record of a kind (or an event of a kind) this release does not know: written by a newer release. */
 export class UnknownKind extends Error {
-  constructor(readonly kind: string) {
-    super(`a record of kind ${JSON.stringify(kind.slice(0, 40))}`);
+  constructor(
+    readonly kind: string,
+    readonly event?: string,
+  ) {
+    super(`a record of kind ${JSON.stringify(kind.slice(0, 40))}${event === undefined ? '' : `, event ${JSON.stringify(event.slice(0, 40))}`}`);
   }
 }

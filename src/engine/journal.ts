@@ -14,7 +14,7 @@
  *   user's devices.
  */
 import { createReadStream, statSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
@@ -466,7 +466,9 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
  * lines are dropped. Written to a temporary file, synced, then renamed over the journal: a
  * crash leaves the old journal or the new one, never half of either. Runs under the lock.
  */
-async function upgradeJournal(path: string, header: JournalHeader): Promise<void> {
+async function upgradeJournal(link: string, header: JournalHeader): Promise<void> {
+  // A journal reached through a link is rewritten where it lives: the link stays.
+  const path = await realpath(link);
   const temp = `${path}.upgrade.tmp`;
   let out: FileHandle | undefined;
   try {

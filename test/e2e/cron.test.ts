@@ -520,6 +520,29 @@ describe('#19: folder runs that overlap', () => {
     }
   });
 
+  test('review: --lock-wait is a folder run\'s: a bad value in the environment does not stop a single file; a bad flag value is named as typed; a dry run of a folder takes no lock', async () => {
+    const { folder, out } = threeShipments('LWV');
+    const env = sandboxEnv(box.sandbox);
+    const single = await runCli(['run', join(folder, 'a.csv'), '--out-dir', out], { ...env, OATH_BULK_LOCK_WAIT: 'abc' });
+    expect(single.code).toBe(0);
+    const typed = await runCli(['run', folder, '--out-dir', out, '--lock-wait', 'abc'], env);
+    expect(typed.code).toBe(2);
+    expect(typed.stderr).toMatch(/--lock-wait: expected seconds to wait for the folder lock, from 0 to 86400, got "abc"/);
+    expect((await runCli(['run', folder, '--out-dir', out, '--lock-wait', ''], env)).code).toBe(2);
+    expect((await runCli(['run', join(folder, 'a.csv'), '--out-dir', out, '--lock-wait', '5'], env)).stderr).toMatch(/--lock-wait: .*folder/);
+    // A preflight typed by hand while cron holds the folder: it reads, it does not wait or refuse.
+    const { acquireLock } = await import('../../src/engine/lock.js');
+    const { folderLockPath } = await import('../../src/commands/shared/operations.js');
+    const held = await acquireLock(folderLockPath(folder, out));
+    try {
+      const dry = await runCli(['run', folder, '--out-dir', out, '--dry-run'], env);
+      expect(dry.stderr).not.toMatch(/holds its lock/);
+      expect(dry.code).toBe(0);
+    } finally {
+      await held.release();
+    }
+  });
+
   test('with --lock-wait 60 the second waits for the first, then finds nothing to do: both exit 0, every row created once', async () => {
     box.sandbox.configure({ latencyMs: 400 });
     const { folder, out } = threeShipments('WAIT');

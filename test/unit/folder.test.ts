@@ -24,3 +24,22 @@ test('shipments: *.csv files and links to files; not seed CSVs, reports, hidden 
   symlinkSync(join(dir, 'missing'), join(dir, 'dangling.csv'));
   expect(await shipmentFiles(dir)).toEqual(['A.CSV', 'a.csv', 'b.csv', 'link.csv']);
 });
+
+test('review of #19: one folder has one lock however its path is typed (., ./, a relative or absolute path, a link); two folders of one name have two', async () => {
+  const { folderLockPath } = await import('../../src/commands/shared/operations.js');
+  const root = mkdtempSync(join(tmpdir(), 'oath-bulk-lockname-'));
+  mkdirSync(join(root, 'a', 'in'), { recursive: true });
+  mkdirSync(join(root, 'b', 'in'), { recursive: true });
+  symlinkSync(join(root, 'a', 'in'), join(root, 'link'));
+  const out = join(root, 'out');
+  const here = process.cwd();
+  try {
+    process.chdir(join(root, 'a', 'in'));
+    const names = ['.', './', join(root, 'a', 'in'), join(root, 'a', 'in', '.'), join(root, 'link'), '../in'].map((f) => folderLockPath(f, out));
+    expect(new Set(names).size).toBe(1);
+    expect(names[0]).not.toMatch(/\/\.\.?folder\.lock$|\/\.folder\.lock$/);
+    expect(folderLockPath(join(root, 'b', 'in'), out)).not.toBe(names[0]);
+  } finally {
+    process.chdir(here);
+  }
+});

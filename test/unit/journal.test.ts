@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Journal, pairKey } from '../../src/engine/journal.js';
@@ -182,5 +182,29 @@ describe('the run lock', () => {
     const lock = await acquireLock(path);
     expect(lock.tookOver?.pid).toBe(2 ** 22 + 12345);
     await lock.release();
+  });
+});
+
+describe('review of #19', () => {
+  test('an event this release does not know, of a kind it knows, is refused too (never skipped)', async () => {
+    const path = join(dir(), 'j.jsonl');
+    await written(path);
+    appendFileSync(path, JSON.stringify({ v: 2, t: 'assign', e: 'revoked', k: pairKey(U, 'A1'), at: 1 }) + '\n');
+    expect(((await Journal.open(path, ENV).catch((e: unknown) => e)) as Error).message).toMatch(/line \d+ is a record of kind "assign", event "revoked", which this oath-bulk does not know/);
+  });
+
+  test('a version 1 journal reached through a link is rewritten where it lives: the link stays a link, the target becomes version 2', async () => {
+    const base = dir();
+    mkdirSync(join(base, 'store'));
+    const target = join(base, 'store', 'real.jsonl');
+    writeFileSync(target, [JSON.stringify({ journal: 'oath-bulk', v: 1, environmentId: ENV, createdAt: '2026-11-30T00:00:00.000Z' }), JSON.stringify({ v: 1, e: 'done', k: pairKey(U, 'A1'), row: 1, o: 'CREATED', d: 'dev-a1', s: 'ACTIVE', at: 5 })].join('\n') + '\n');
+    const link = join(base, 'j.jsonl');
+    symlinkSync(target, link);
+    const j = await Journal.open(link, ENV);
+    expect(j.lookup(pairKey(U, 'A1'))?.deviceId).toBe('dev-a1');
+    await j.close();
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(JSON.parse(readFileSync(target, 'utf8').split('\n')[0]!)).toMatchObject({ v: 2, upgradedFrom: 1 });
+    expect(readdirSync(join(base, 'store'))).toEqual(['real.jsonl']);
   });
 });

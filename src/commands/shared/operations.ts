@@ -5,9 +5,10 @@
  * for node_exporter's textfile collector, written atomically, and report retention. None of
  * them can fail the run: a ping or a metrics file that cannot be written is a warning.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { rename, unlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../../config.js';
 import { isLoopbackHost } from '../../pingone/regions.js';
 import { exitCodeFor, UsageError } from '../../errors.js';
@@ -164,15 +165,32 @@ export async function withOperations(command: string, input: string, raw: RawOpt
   // that alone, so that a command typed by hand with the same settings file (a file's own
   // next:, a verify, a dry run) never pings cron's monitor nor replaces its metrics.
   const folder = command === 'run' && isFolder(input);
-  const ops: OpsOptions = resolveOpsOptions(raw, deps, folder && raw['dry-run'] !== true);
+  const dryRun = raw['dry-run'] === true;
+  const ops: OpsOptions = resolveOpsOptions(raw, deps, folder && !dryRun, folder);
   // Two runs of one folder (cron overlapping a slow morning, or a run by hand): the second
   // takes the folder's lock before anything else, or attempts nothing — no ping, no metrics.
-  const lock = folder ? await folderLock(input, raw, deps, ops.lockWaitS) : undefined;
+  // A dry run writes nothing a real run would read: it takes no lock.
+  const lock = folder && !dryRun ? await folderLock(input, raw, deps, ops.lockWaitS) : undefined;
   try {
     return await monitored(command, input, deps, ops, body);
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * Where a folder's lock lives: named after the folder's real path (a digest of it beside its
+ * name), so that `.`, a relative or an absolute path, or a link to it, are one folder, and two
+ * folders of one name are two.
+ */
+export function folderLockPath(folder: string, outDir: string): string {
+  let real: string;
+  try {
+    real = realpathSync(resolve(folder));
+  } catch {
+    real = resolve(folder);
+  }
+  return join(outDir, `${stem(real)}-${createHash('sha256').update(real).digest('hex').slice(0, 8)}.folder.lock`);
 }
 
 /**
@@ -183,7 +201,7 @@ export async function withOperations(command: string, input: string, raw: RawOpt
 async function folderLock(folder: string, raw: RawOptions, deps: CommandDeps, waitS: number): Promise<HeldLock> {
   const { report } = resolveCommandConfig(raw, deps);
   await prepareOutDir(report.outDir);
-  const path = join(report.outDir, `${stem(folder)}.folder.lock`);
+  const path = folderLockPath(folder, report.outDir);
   const deadline = Date.now() + waitS * 1000;
   for (;;) {
     try {
