@@ -34,7 +34,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   await prepareOutDir(report.outDir);
   const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(report.outDir, `${stem(seedsPath)}.import.journal.jsonl`);
   const keepJournal = raw['journal'] !== false && !dryRun;
-  const locked = keepJournal ? await openLockedJournal(journalPath, connection.environmentId) : undefined;
+  const locked = keepJournal ? await openLockedJournal(journalPath, connection.environmentId, deps.warn) : undefined;
   const journal: PairJournal = locked?.journal ?? (dryRun && raw['journal'] !== false ? await readOnlyJournal(journalPath, connection.environmentId) : new NullJournal());
 
   const ctx = await openCommand('import', seedsPath, config, deps);

@@ -141,7 +141,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
 
   await prepareOutDir(config.report.outDir);
   const environmentId = config.connection.environmentId;
-  const locked = journalPath && !dryRun ? await openLockedJournal(journalPath, environmentId) : undefined;
+  const locked = journalPath && !dryRun ? await openLockedJournal(journalPath, environmentId, deps.warn) : undefined;
   const journal: PairJournal | undefined = locked?.journal ?? (journalPath ? await readOnlyJournal(journalPath, environmentId) : undefined);
   const ctx = await openCommand('rollback', resultsPath, config, deps);
   const { logger, session, paths, startedAt } = ctx;

@@ -13,7 +13,7 @@
  *   one is lost, its pair is "started" on the next run, which reconciles it by reading the
  *   user's devices.
  */
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -32,12 +32,16 @@ export interface JournalHeader {
   /** Set when an earlier version's journal was rewritten in this one. */
   readonly upgradedFrom?: number;
   readonly upgradedAt?: string;
+  /** Set when a journal that had recorded nothing was taken over for another environment. */
+  readonly reboundFrom?: string;
 }
 
 export interface JournalReadReport {
   readonly pairs: number;
   readonly tornTail: boolean;
   readonly skippedLines: number;
+  /** The journal recorded nothing in this environment and now belongs to the one given. */
+  readonly reboundFrom?: string;
 }
 
 /** A device assignment made final. */
@@ -233,8 +237,16 @@ export class RecordingJournal implements PairJournal {
     if (this.failed) throw this.failed;
   }
 
+  /** Whether this run recorded any fact (beyond the header and its `open`). */
+  get recordedAny(): boolean {
+    return this.appended > 0;
+  }
+
+  private appended = 0;
+
   private append(record: object, durable: boolean): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
+    this.appended++;
     this.queue.push(JSON.stringify(record));
     const done = durable ? new Promise<void>((resolve, reject) => this.durableWaiters.push({ resolve, reject })) : Promise.resolve();
     if (!this.flushing) this.flushing = this.flushLoop();
@@ -347,11 +359,12 @@ export class Journal extends RecordingJournal {
     if (!read.exists || read.empty) {
       const header: JournalHeader = { journal: 'oath-bulk', v: JOURNAL_VERSION, environmentId, createdAt: new Date().toISOString() };
       firstLines.push(JSON.stringify(header));
-    } else if (read.version !== JOURNAL_VERSION) {
+    } else if (read.version !== JOURNAL_VERSION || read.report.reboundFrom !== undefined) {
       // Rewritten whole in this version before anything is appended: an older release then
-      // refuses the journal (its version check) rather than misreads what this one writes.
+      // refuses the journal (its version check) rather than misreads what this one writes. A
+      // journal that recorded nothing in another environment is rewritten for this one.
       await handle.close();
-      await upgradeJournal(path, read.header!);
+      await rewriteJournal(path, read.header!, read.version ?? JOURNAL_VERSION, environmentId);
       try {
         handle = await open(path, 'a', 0o600);
       } catch (error) {
@@ -408,6 +421,8 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
   let sawHeader = false;
   let version: number | undefined;
   let header: JournalHeader | undefined;
+  /** The environment the journal's header names, when it is not the one given. */
+  let otherEnvironment: string | undefined;
   let lastLineComplete = true;
   let bytesSeen = 0;
   stream.on('data', (chunk) => {
@@ -435,9 +450,7 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
       if (typeof record['v'] !== 'number' || !READABLE.has(record['v'])) {
         throw new UsageError(`journal ${path}: written in journal version ${JSON.stringify(record['v'])}, this oath-bulk reads versions ${[...READABLE].join(' and ')}; use the oath-bulk release that wrote it, or start a fresh journal`);
       }
-      if (record['environmentId'] !== environmentId) {
-        throw new UsageError(`journal ${path}: belongs to environment ${String(record['environmentId'])}, not ${environmentId}; use another --out-dir or --journal for this environment`);
-      }
+      if (record['environmentId'] !== environmentId) otherEnvironment = String(record['environmentId']);
       version = record['v'];
       header = record as unknown as JournalHeader;
       continue;
@@ -457,23 +470,55 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
   if (bad.length > 0) {
     throw new UsageError(`journal ${path}: line ${bad[0]} is not a journal record (${bad.length} such line${bad.length > 1 ? 's' : ''}); the journal was edited or damaged: restore it or move it away to start afresh`);
   }
-  return { exists: true, empty: bytesSeen === 0, report: { pairs: state.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn }, version, header };
+  if (otherEnvironment !== undefined && state.size > 0) throw environmentMismatch(path, otherEnvironment, environmentId, state.size);
+  return { exists: true, empty: bytesSeen === 0, report: { pairs: state.size, tornTail: !lastLineComplete && bytesSeen > 0, skippedLines: torn, ...(otherEnvironment !== undefined ? { reboundFrom: otherEnvironment } : {}) }, version, header };
 }
 
 /**
- * Rewrites a version 1 journal as this version: its header (same environment and creation
- * time, with `upgradedFrom`), then each record as the records of its kind (fromV1); torn
- * lines are dropped. Written to a temporary file, synced, then renamed over the journal: a
- * crash leaves the old journal or the new one, never half of either. Runs under the lock.
+ * A journal that holds rows of another environment: both named, with what it holds, and a typo
+ * in the id suspected when the two are close. It is this shipment's record there: kept, never
+ * to be deleted to make the run go.
  */
-async function upgradeJournal(link: string, header: JournalHeader): Promise<void> {
+function environmentMismatch(path: string, journalEnvironment: string, given: string, rows: number): UsageError {
+  const close = editDistance(journalEnvironment.toLowerCase(), given.toLowerCase()) <= 4;
+  return new UsageError(
+    `journal ${path} records ${rows} row${rows === 1 ? '' : 's'} in environment ${journalEnvironment}; this run names environment ${given} and has 0 there.${close ? ` The two ids differ in a few characters only: a typo in --environment-id (or PINGONE_ENVIRONMENT_ID, or the settings file) is the likely cause; correct it and run again.` : ''} The journal is this shipment's record in ${journalEnvironment} and is kept as it is; to run this shipment against ${given} on purpose, give it a journal of its own (--journal <path>, or another --out-dir)`,
+  );
+}
+
+/** Levenshtein distance (ids are short). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * Rewrites a journal whole under a header of this version: a version 1 journal's records as the
+ * records of their kinds (fromV1, `upgradedFrom`), and a journal that recorded nothing in its
+ * environment for the one given (`reboundFrom`); torn lines are dropped. Written to a temporary
+ * file, synced, then renamed over the journal: a crash leaves the old journal or the new one,
+ * never half of either. Runs under the lock.
+ */
+async function rewriteJournal(link: string, header: JournalHeader, version: number, environmentId: string): Promise<void> {
   // A journal reached through a link is rewritten where it lives: the link stays.
   const path = await realpath(link);
   const temp = `${path}.upgrade.tmp`;
   let out: FileHandle | undefined;
   try {
     out = await open(temp, 'w', 0o600);
-    const upgraded: JournalHeader = { journal: 'oath-bulk', v: JOURNAL_VERSION, environmentId: header.environmentId, createdAt: header.createdAt, upgradedFrom: header.v, upgradedAt: new Date().toISOString() };
+    const upgraded: JournalHeader = {
+      journal: 'oath-bulk',
+      v: JOURNAL_VERSION,
+      environmentId,
+      createdAt: header.createdAt,
+      ...(version !== JOURNAL_VERSION ? { upgradedFrom: version, upgradedAt: new Date().toISOString() } : { ...(header.upgradedFrom !== undefined ? { upgradedFrom: header.upgradedFrom, upgradedAt: header.upgradedAt } : {}) }),
+      ...(environmentId !== header.environmentId ? { reboundFrom: header.environmentId } : {}),
+    };
     let batch = [JSON.stringify(upgraded)];
     let first = true;
     for await (const line of createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity })) {
@@ -488,7 +533,7 @@ async function upgradeJournal(link: string, header: JournalHeader): Promise<void
         continue;
       }
       if (typeof record !== 'object' || record === null) continue;
-      for (const r of fromV1(record)) batch.push(JSON.stringify(r));
+      for (const r of version === JOURNAL_VERSION ? [record] : fromV1(record)) batch.push(JSON.stringify(r));
       if (batch.length >= 1000) {
         await writeFully(out, Buffer.from(batch.join('\n') + '\n', 'utf8'));
         batch = [];
@@ -532,11 +577,22 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
 }
 
 /** The journal at `path`, under its lock (one run per journal): released by close(). */
-export async function openLockedJournal(path: string, environmentId: string): Promise<{ journal: Journal; tookOver?: LockOwner; close(): Promise<void> }> {
+/**
+ * The journal at `path`, under its lock (one run per journal): released by close(). A journal
+ * this run created and recorded nothing in before it was stopped (credentials refused,
+ * environment not found: no request made anything) is removed again on close, so that it cannot
+ * mislead a later run. (A run that finished keeps its journal even when it recorded nothing: a
+ * folder run reads it to call a file of invalid rows "nothing to do".)
+ * `warn`: where the note goes when a journal that had recorded nothing in another environment
+ * is taken over for this one.
+ */
+export async function openLockedJournal(path: string, environmentId: string, warn?: (message: string) => void): Promise<{ journal: Journal; tookOver?: LockOwner; close(options?: { stopped?: boolean }): Promise<void> }> {
   checkJournalPath(path);
   const lock = await acquireLock(`${path}.lock`);
   let journal: Journal;
+  let existed: boolean;
   try {
+    existed = existsSync(path);
     journal = await Journal.open(path, environmentId);
     try {
       await journal.flushNow();
@@ -549,12 +605,16 @@ export async function openLockedJournal(path: string, environmentId: string): Pr
     await lock.release();
     throw error;
   }
+  if (journal.report.reboundFrom !== undefined) {
+    warn?.(`journal ${path} recorded nothing in environment ${journal.report.reboundFrom} (a run there sent no request that made anything): it now belongs to environment ${environmentId}`);
+  }
   return {
     journal,
     tookOver: lock.tookOver,
-    close: async () => {
+    close: async (options) => {
       try {
         await journal.close();
+        if (options?.stopped && !existed && !journal.recordedAny) await unlink(path).catch(() => undefined);
       } finally {
         await lock.release();
       }

@@ -100,7 +100,7 @@ describe('the journal', () => {
     const path = join(dir(), 'j.jsonl');
     await written(path);
     const error = await Journal.open(path, '11111111-2222-4333-8444-555555555555').catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/belongs to environment 5d1e0000-.*use another --out-dir or --journal/);
+    expect((error as Error).message).toMatch(/records 2 rows in environment 5d1e0000-.*this run names environment 11111111-.*give it a journal of its own \(--journal <path>, or another --out-dir\)/);
   });
 
   test('a damaged line in the middle is refused, not skipped silently', async () => {

@@ -102,7 +102,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const { dryRun, activate, config, scan, seeds } = plan;
   const { connection, engine, report } = config;
   await prepareOutDir(report.outDir);
-  const { journalPath, keepJournal, locked, journal } = await openRunJournal(input, raw, plan);
+  const { journalPath, keepJournal, locked, journal } = await openRunJournal(input, raw, plan, deps.warn);
 
   const t0 = performance.now();
   const ctx = await openCommand('run', input, config, deps);
@@ -230,14 +230,14 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
 }
 
 /** Where the run's facts go: its journal under its lock, a dry run's read-only, or none. */
-async function openRunJournal(input: string, raw: RawOptions, plan: Plan): Promise<{ journalPath: string; keepJournal: boolean; locked?: Awaited<ReturnType<typeof openLockedJournal>>; journal: PairJournal }> {
+async function openRunJournal(input: string, raw: RawOptions, plan: Plan, warn?: (message: string) => void): Promise<{ journalPath: string; keepJournal: boolean; locked?: Awaited<ReturnType<typeof openLockedJournal>>; journal: PairJournal }> {
   const { dryRun, config } = plan;
   // Journals that earlier releases named by folding odd characters are not guessed at (two
   // inputs could share one): --journal points at them (README).
   const journalPath = typeof raw['journal'] === 'string' ? raw['journal'] : join(config.report.outDir, `${stem(input)}.journal.jsonl`);
   const keepJournal = raw['journal'] !== false && !dryRun;
   // Taken before any report is created: a run refused the lock leaves nothing behind.
-  const locked = keepJournal ? await openLockedJournal(journalPath, config.connection.environmentId) : undefined;
+  const locked = keepJournal ? await openLockedJournal(journalPath, config.connection.environmentId, warn) : undefined;
   // A dry run reads (never writes) the journal the real run would use; none with --no-journal.
   const journal: PairJournal = locked?.journal ?? (dryRun && raw['journal'] !== false ? await readOnlyJournal(journalPath, config.connection.environmentId) : new NullJournal());
   return { journalPath, keepJournal, locked, journal };

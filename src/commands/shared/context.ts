@@ -137,9 +137,9 @@ export async function proveCredentials(session: Session, control: RunControl): P
 }
 
 /** Closes a command's journal: a write fault has stopped the command already; anything else is returned as its failure. */
-export async function closeJournal(journal: { close(): Promise<void> } | undefined, control: RunControl): Promise<unknown> {
+export async function closeJournal(journal: { close(options?: { stopped?: boolean }): Promise<void> } | undefined, control: RunControl): Promise<unknown> {
   try {
-    await journal?.close();
+    await journal?.close({ stopped: control.stopped });
     return undefined;
   } catch (error) {
     if (!(error instanceof StopError)) return error;
