@@ -44,6 +44,7 @@ function engineOptions(y: Argv): Argv {
     .option('max-attempts', { type: 'number', group: RUN, describe: 'attempts per request', defaultDescription: '8' })
     .option('timeout', { type: 'number', group: RUN, describe: 'per request, in ms', defaultDescription: '30000' })
     .option('max-consecutive-failures', { type: 'number', group: RUN, describe: 'stop when this many rows in a row fail for the same non-row reason', defaultDescription: '25' })
+    .option('max-unreachable', { type: 'number', group: RUN, describe: 'stop (exit 3, CONNECTION_LOST) when PingOne cannot be reached at all for this many seconds', defaultDescription: '60' })
     .option('backoff-base', { type: 'number', group: RUN, describe: 'first retry delay in ms (doubles each attempt, with jitter)', defaultDescription: '1000' })
     .option('backoff-max', { type: 'number', group: RUN, describe: 'longest retry delay in ms', defaultDescription: '30000' });
 }

@@ -21,6 +21,8 @@ export interface EngineOptions {
   /** First retry delay and the longest one, in ms (backoff doubles in between, with jitter). */
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /** How long PingOne may be unreachable (nothing but connection failures) before the run stops. */
+  readonly maxUnreachableMs: number;
 }
 
 export interface ReportOptions {
@@ -255,6 +257,7 @@ export function resolveEngineOptions(raw: RawOptions): EngineOptions {
     maxAttempts: numberOption(c, raw, 'max-attempts', 8, 1, 20, true),
     timeoutMs: numberOption(c, raw, 'timeout', 30000, 100, 600000, true),
     maxConsecutiveFailures: numberOption(c, raw, 'max-consecutive-failures', 25, 1, 1000000, true),
+    maxUnreachableMs: numberOption(c, raw, 'max-unreachable', 60, 1, 3600, false) * 1000,
     backoffBaseMs: numberOption(c, raw, 'backoff-base', 1000, 1, 600000, true),
     backoffMaxMs: numberOption(c, raw, 'backoff-max', 30000, 1, 600000, true),
   };

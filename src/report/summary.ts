@@ -183,6 +183,8 @@ export function stopAdvice(stop: StopInfo): string {
       return 'check the client id and secret (and --token-auth), then run again';
     case 'CONFIGURATION_SUSPECTED':
       return 'check the settings the message names, then run again';
+    case 'CONNECTION_LOST':
+      return 'once PingOne can be reached again (the network, a proxy, status.pingidentity.com), run again to finish';
     default:
       return `${ADVICE[stop.code] ?? 'fix the cause above'}; then run again`;
   }

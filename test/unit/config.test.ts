@@ -90,7 +90,7 @@ describe('configuration', () => {
   });
 
   test('defaults follow SPEC', () => {
-    expect(resolveEngineOptions({})).toEqual({ concurrency: 8, rate: 20, maxAttempts: 8, timeoutMs: 30000, maxConsecutiveFailures: 25, backoffBaseMs: 1000, backoffMaxMs: 30000 });
+    expect(resolveEngineOptions({})).toEqual({ concurrency: 8, rate: 20, maxAttempts: 8, timeoutMs: 30000, maxConsecutiveFailures: 25, backoffBaseMs: 1000, backoffMaxMs: 30000, maxUnreachableMs: 60000 });
     expect(resolveReportOptions({}, { env: {}, isTTY: true })).toMatchObject({ outDir: 'reports', logLevel: 'info', progress: true });
     expect(resolveReportOptions({}, { env: {}, isTTY: false }).progress).toBe(false);
   });

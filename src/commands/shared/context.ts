@@ -57,7 +57,10 @@ export async function openCommand(command: string, input: string, config: Comman
   const paths = await reportPaths(report.outDir, input, command, startedAt);
   const fault = (path: string) => (error: unknown) => deps.control.stop(writeFault(path, error));
   const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command }, fault(paths.log));
-  const session = openSession(connection, engine, log.logger, deps.transport, deps.control.stopping);
+  const session = openSession(connection, engine, log.logger, deps.transport, deps.control.stopping, {
+    warn: (message) => deps.stderr.write(`oath-bulk: warning: ${message}\n`),
+    stop: (error) => deps.control.stop(error),
+  });
   const recorder = new ReportRecorder(() => session.stats);
   recorder.start();
   const backoff = { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs };

@@ -10,6 +10,8 @@ import { TokenProvider } from '../../pingone/auth.js';
 import { PingOneClient } from '../../pingone/client.js';
 import { newRequestStats, type RequestStats } from '../../pingone/gate.js';
 import { createTransport, type Transport } from '../../pingone/http.js';
+import { watchReachability } from '../../pingone/reachability.js';
+import { StopError } from '../../errors.js';
 
 export interface Session {
   readonly client: PingOneClient;
@@ -18,9 +20,31 @@ export interface Session {
   readonly stats: RequestStats;
 }
 
-export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport, stopping?: AbortSignal): Session {
+/** Where a session reports that PingOne cannot be reached: the operator's stderr, and the run's stop. */
+export interface ReachabilityHooks {
+  warn(message: string): void;
+  stop(error: StopError): void;
+}
+
+export function openSession(connection: Connection, engine: EngineOptions, logger: Logger, transport?: Transport, stopping?: AbortSignal, reach?: ReachabilityHooks): Session {
   const stats = newRequestStats();
-  const http = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
+  const direct = transport ?? createTransport({ maxSockets: engine.concurrency + 2, baseUrls: [connection.apiUrl, connection.authUrl] });
+  const seconds = (ms: number): string => `${Math.round(ms / 1000)} s`;
+  const http: Transport = !reach ? direct : watchReachability(direct, {
+    limitMs: engine.maxUnreachableMs,
+    onDown: (host, error) => {
+      logger.warn({ event: 'unreachable', host, error });
+      reach.warn(`${host} cannot be reached (${error}); retrying — the run stops if it stays so for ${seconds(engine.maxUnreachableMs)} (--max-unreachable)`);
+    },
+    onUp: (host, downMs) => {
+      logger.info({ event: 'reachable', host, downMs });
+      reach.warn(`${host} answers again after ${seconds(downMs)}; the run goes on`);
+    },
+    onLost: (host, error, downMs) => {
+      logger.error({ event: 'connection.lost', host, error, downMs });
+      reach.stop(new StopError('CONNECTION_LOST', `${host} could not be reached for ${seconds(downMs)} (${error}): the network, a proxy or PingOne itself is down; rows not sent are NOT_ATTEMPTED, and a create whose answer was lost is UNCONFIRMED`));
+    },
+  });
   // --concurrency bounds API requests in flight (the client takes a slot before the pacer's
   // turn). A row waiting out a backoff holds no slot, so a few failing rows do not starve the
   // others. A token request (one an hour, or after a 401) takes none: requests holding slots
