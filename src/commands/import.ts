@@ -7,9 +7,7 @@
  */
 import { join } from 'node:path';
 import type { RawOptions } from '../config.js';
-import type { Logger } from 'pino';
-import type { ReportRecorder } from '../report/html-report.js';
-import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome, type ImportResult } from '../engine/import-batch.js';
+import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { commandLine } from '../report/command-line.js';
 import { prepareOutDir, stem } from '../report/files.js';

@@ -34,12 +34,6 @@ const OWN_COLUMNS = ['foundOnUser', 'runOutcome'];
 
 type Listing = { readonly devices: Device[] } | { readonly status: 'USER_NOT_FOUND' | 'UNKNOWN'; readonly message: string };
 
-interface VerifyRow {
-  readonly row: number;
-  readonly cells: unknown[];
-  readonly status: VerifyStatus;
-}
-
 export async function verifyCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const config = resolveCommandConfig(raw, deps);
   const scan = await scanInput(input, deps.control.stopping);

@@ -6,7 +6,6 @@
  */
 import { StopError } from '../errors.js';
 import { ApiError } from '../pingone/errors.js';
-import { RequestAborted } from '../pingone/http.js';
 import { unanswered, withRetries, type AssignContext } from './assign-row.js';
 import { pairKey, type PairJournal } from './journal.js';
 

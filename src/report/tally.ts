@@ -1,5 +1,5 @@
 /** Counts per outcome and per error code, for the summary JSON, the stdout summary and progress. */
-import { OUTCOMES, type Outcome, type RowResult } from './outcome.js';
+import { OUTCOMES, type Outcome } from './outcome.js';
 
 export class Tally<O extends string = Outcome> {
   readonly outcomes: Record<O, number>;

@@ -3,14 +3,13 @@
  * credentials, then assign every row and write the results, log and summary.
  */
 import { join } from 'node:path';
-import type { ConfigSources, RawOptions } from '../../config.js';
+import type { RawOptions } from '../../config.js';
 import { StopError, UsageError } from '../../errors.js';
 import { runBatch } from '../../engine/batch.js';
 import type { RunControl } from '../../engine/control.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../../engine/journal.js';
 import { checkUnchanged, finalRows, scanInput } from '../../input/scan.js';
-import type { Transport } from '../../pingone/http.js';
-import { isFolder, prepareOutDir, stem } from '../../report/files.js';
+import { prepareOutDir, stem } from '../../report/files.js';
 import type { RowResult } from '../../report/outcome.js';
 import { ProgressLine } from '../../report/progress.js';
 import { ResultsWriter } from '../../report/results-writer.js';
@@ -99,7 +98,7 @@ interface Plan {
 }
 
 async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: Plan): Promise<number> {
-  const { dryRun, activate, config, scan, seeds } = plan;
+  const { dryRun, activate, config, scan } = plan;
   const { connection, engine, report } = config;
   await prepareOutDir(report.outDir);
   const { journalPath, keepJournal, locked, journal } = await openRunJournal(input, raw, plan, deps.warn);

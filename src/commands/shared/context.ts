@@ -3,10 +3,7 @@
  * report paths and log, and the retry context the engine works with.
  */
 import type { Logger } from 'pino';
-import {
-  resolveAll, resolveConnection, resolveEngineOptions, resolveReportOptions,
-  type Connection, type EngineOptions, type RawOptions, type ReportOptions,
-} from '../../config.js';
+import type { Connection, EngineOptions, ReportOptions } from '../../config.js';
 import type { AssignContext } from '../../engine/assign-row.js';
 import { abortableSleep } from '../../engine/pacer.js';
 import { NullJournal, type PairJournal } from '../../engine/journal.js';
