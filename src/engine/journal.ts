@@ -97,17 +97,17 @@ export interface PairJournal {
 
 /** Journal for runs that keep none (--no-journal). */
 export class NullJournal implements PairJournal {
-  lookup(): undefined {
+  lookup(_key: string): PairState | undefined {
     return undefined;
   }
-  lookupAlias(): undefined {
+  lookupAlias(_alias: string): PairState | undefined {
     return undefined;
   }
   async started(): Promise<void> {}
   finished(): void {}
   cleared(): void {}
   activated(): void {}
-  lookupImport(): undefined {
+  lookupImport(_serial: string): ImportState | undefined {
     return undefined;
   }
   async importStarted(): Promise<void> {}
@@ -557,23 +557,26 @@ async function rewriteJournal(link: string, header: JournalHeader, version: numb
 export async function readOnlyJournal(path: string, environmentId: string): Promise<PairJournal> {
   const state = new JournalState();
   await readJournal(path, environmentId, state);
-  const none = new NullJournal();
-  return {
-    lookup: (key) => state.lookup(key),
-    lookupAlias: (alias) => state.lookupAlias(alias),
-    started: none.started.bind(none),
-    finished: none.finished.bind(none),
-    cleared: none.cleared.bind(none),
-    activated: none.activated.bind(none),
-    lookupImport: (serial) => state.lookupImport(serial),
-    importStarted: none.importStarted.bind(none),
-    imported: none.imported.bind(none),
-    importCleared: none.importCleared.bind(none),
-    importJobSent: none.importJobSent.bind(none),
-    pairedSerials: () => state.pairedSerials(),
-    removed: none.removed.bind(none),
-    close: none.close.bind(none),
-  };
+  return new ReadOnlyJournal(state);
+}
+
+/** Answers lookups from what earlier runs recorded; records nothing (a NullJournal's writes). */
+class ReadOnlyJournal extends NullJournal {
+  constructor(private readonly state: JournalState) {
+    super();
+  }
+  override lookup(key: string): PairState | undefined {
+    return this.state.lookup(key);
+  }
+  override lookupAlias(alias: string): PairState | undefined {
+    return this.state.lookupAlias(alias);
+  }
+  override lookupImport(serial: string): ImportState | undefined {
+    return this.state.lookupImport(serial);
+  }
+  override pairedSerials(): ReadonlySet<string> {
+    return this.state.pairedSerials();
+  }
 }
 
 /** The journal at `path`, under its lock (one run per journal): released by close(). */

@@ -160,11 +160,17 @@ function keysOf(pkg: XmlElement): XmlElement[] {
   return keys.length > 0 ? keys : [{ name: 'Key', ns: '', attrs: new Map(), children: [], text: '', line: pkg.line }];
 }
 
-/** Opens an RFC-style EncryptedValue (EncryptionMethod + CipherData); its MAC is checked by the caller. */
-function openElement(key: ContainerKey, node: XmlElement, what: string, where: string): Buffer {
+/**
+ * Opens an RFC-style EncryptedValue (EncryptionMethod + CipherData). `mac`: the value's
+ * ValueMAC, checked before anything is decrypted — RFC 6030 §6.1.1: CBC needs the MAC over
+ * IV ‖ ciphertext; key wrap checks itself (a MAC given is checked too). Without `mac` (the MAC
+ * key itself) nothing is checked.
+ */
+function openElement(key: ContainerKey, node: XmlElement, what: string, where: string, mac?: { readonly value?: string }): Buffer {
   const method = child(node, 'EncryptionMethod')?.attrs.get('Algorithm') ?? '';
   const whole = base64(childText(child(node, 'CipherData'), 'CipherValue') ?? '');
   if (!whole) throw new SeedFileError(key.file, `${where}: ${what} is not valid base64 ciphertext`);
+  if (mac && (needsMac(method) || (mac.value !== undefined && key.hasMacKey))) key.verify(whole, mac.value, what, where);
   return key.decrypt(method, whole, what);
 }
 
@@ -225,11 +231,13 @@ function readKey(file: string, place: Place, crypt: ContainerKey, protection: Pr
   try {
     const raw = values.secret && (open(values.secret, 'the secret', where, crypt, protection, 'bytes') as Buffer | undefined);
     if (raw) secret = Secret.own(raw);
-    const counterText = values.counter && numberText(open(values.counter, 'the counter', where, crypt, protection, 'number'), 'the counter');
+    // A number value as decimal text, opened and checked like any value.
+    const numberOf = (value: Value | undefined, what: string): string | undefined => value && numberText(open(value, what, where, crypt, protection, 'number'), what);
+    const counterText = numberOf(values.counter, 'the counter');
     counter = counterText === undefined ? undefined : parseCounter(counterText);
-    const interval = small(values.timeInterval && numberText(open(values.timeInterval, 'the time interval', where, crypt, protection, 'number'), 'the time interval'), 'the time interval');
-    const time = small(values.time && numberText(open(values.time, 'the time', where, crypt, protection, 'number'), 'the time'), 'the time');
-    const drift = small(values.timeDrift && numberText(open(values.timeDrift, 'the time drift', where, crypt, protection, 'number'), 'the time drift'), 'the time drift');
+    const interval = small(numberOf(values.timeInterval, 'the time interval'), 'the time interval');
+    const time = small(numberOf(values.time, 'the time'), 'the time');
+    const drift = small(numberOf(values.timeDrift, 'the time drift'), 'the time drift');
     if (time !== undefined && time !== 0) {
       secret?.wipe();
       return refused('UNSUPPORTED_TOKEN', `a Time of ${time}: PingOne counts TOTP steps from the Unix epoch only`);
@@ -301,14 +309,7 @@ function open(value: Value, what: string, where: string, crypt: ContainerKey, pr
     if (!bytes) throw new TokenValueError('SECRET_INVALID', `${what} is not valid base64`);
     return bytes;
   }
-  if (value.form === 'encrypted') {
-    const method = child(value.node, 'EncryptionMethod')?.attrs.get('Algorithm') ?? '';
-    const whole = base64(childText(child(value.node, 'CipherData'), 'CipherValue') ?? '');
-    if (!whole) throw new SeedFileError(crypt.file, `${where}: ${what} is not valid base64 ciphertext`);
-    // RFC 6030 §6.1.1: CBC needs the MAC over IV ‖ ciphertext; key wrap checks itself (a MAC given is checked too).
-    if (needsMac(method) || (value.mac !== undefined && crypt.hasMacKey)) crypt.verify(whole, value.mac, what, where);
-    return crypt.decrypt(method, whole, what);
-  }
+  if (value.form === 'encrypted') return openElement(crypt, value.node, what, where, { value: value.mac });
   // The drafts: a Value is base64; in a container that declares a cipher, one with a digest is
   // ciphertext (IV from the container, else in front), its digest an HMAC of the plaintext
   // keyed with the encryption key.
