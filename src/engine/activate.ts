@@ -27,6 +27,8 @@ export interface Activation {
   readonly message: string;
   /** A code of this run activated it (a clear answer, not a device found active). */
   readonly activatedHere: boolean;
+  /** This run sent its code and the answer was unclear; the device, read back, is ACTIVE. */
+  readonly confirmedByRead?: boolean;
   /** PingOne refused both codes computed from the seed. */
   readonly refused?: boolean;
 }
@@ -131,7 +133,7 @@ export async function activateDevice(row: number, userId: string, deviceId: stri
   // An answer lost after PingOne took the code, an unclear answer, or a device activated meanwhile.
   try {
     const found = await lookUp(row, userId, deviceId, ctx);
-    if (found) return found.deviceStatus === 'ACTIVE' ? { ...found, message: 'active: found so after an unclear answer to its activation (by this run\'s code, or meanwhile)' } : found;
+    if (found) return found.deviceStatus === 'ACTIVE' ? { ...found, confirmedByRead: true, message: 'active: found so after an unclear answer to its activation (by this run\'s code, or meanwhile)' } : found;
   } catch (error) {
     const t = trouble(error, ctx);
     if (t) return t;

@@ -22,7 +22,6 @@ export interface ActivationOptions {
   readonly maxRefusedInARow: number;
   /** Send codes again where an earlier run's were refused (a run by hand: yes; a folder run: no). */
   readonly retryRefused: boolean;
-  readonly onActivated?: () => void;
   /** The run stopped activating: why, for the summary. */
   readonly onHalted?: (message: string) => void;
 }
@@ -70,7 +69,6 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
       if (a.activatedHere) {
         proven = true;
         refusedInARow = 0;
-        options.onActivated?.();
       }
       if (a.refused && ++refusedInARow >= options.maxRefusedInARow && !halted) {
         halted = `activation stopped after ${refusedInARow} devices in a row refused the codes computed from their seeds (--max-consecutive-failures ${options.maxRefusedInARow}): the seed file may not belong to these tokens, or this machine's clock is off (TOTP); check both, then run again with --activate. Devices stay ACTIVATION_REQUIRED: users are asked for a code at first sign-in`;
@@ -88,6 +86,7 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
       ...result,
       deviceStatus: a.deviceStatus,
       errorCode: a.errorCode,
+      ...(a.activatedHere ? { activation: 'code' as const } : a.confirmedByRead ? { activation: 'read' as const } : {}),
       message: `${before}; ${a.message}`,
       durationMs: result.durationMs + (Date.now() - started),
     };

@@ -23,6 +23,8 @@ export interface BatchOptions {
 export interface BatchHooks {
   /** Each result, in input order. */
   readonly emit: (result: RowResult) => Promise<void> | void;
+  /** Each result as soon as its row is finished, in any order (progress). */
+  readonly finished?: (result: RowResult) => void;
   /** Dry run: what the real run would do with the row (the preflight); `plain` is "would create". */
   readonly predict?: (row: ResolvedRow, plain: string) => Promise<RowResult>;
   /** Before a row is sent: a result instead of the create (its seed could not be imported). */
@@ -138,7 +140,7 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
   await orderedPool(rows, rowsInProgress, process, async (result) => {
     judge(result);
     await hooks.emit(result);
-  });
+  }, hooks.finished);
 }
 
 /** Why every row failing one way is a setting, and which settings to check. */

@@ -13,6 +13,8 @@ export async function orderedPool<T, R extends { row: number }>(
   concurrency: number,
   work: (item: T) => Promise<R>,
   emit: (result: R) => Promise<void> | void,
+  /** Each result the moment its item is finished, before it waits for the items before it. */
+  onFinished?: (result: R) => void,
 ): Promise<void> {
   const order = new InOrder<R>(emit);
   const maxWaiting = Math.max(1000, concurrency * 100);
@@ -34,6 +36,7 @@ export async function orderedPool<T, R extends { row: number }>(
     active++;
     work(item).then(
       (result) => {
+        onFinished?.(result);
         order.put(result);
         finished();
       },

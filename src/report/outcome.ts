@@ -19,6 +19,11 @@ export interface RowResult {
   readonly extras: readonly string[];
   /** Reported from the journal: an earlier run finished the row; nothing was sent. */
   readonly finishedEarlier?: boolean;
+  /**
+   * This run brought the device from ACTIVATION_REQUIRED to ACTIVE: `code` on a clear answer to
+   * its code, `read` when the answer was unclear and the device, read back, was ACTIVE.
+   */
+  readonly activation?: 'code' | 'read';
   /** An earlier run's activation codes for the device were refused (journal). */
   readonly activationRefused?: boolean;
 }

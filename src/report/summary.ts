@@ -36,8 +36,12 @@ export interface CommandSummary {
   readonly finishedEarlier: number;
   /** Devices the rows hold (created, or the user held them) that PingOne left ACTIVATION_REQUIRED: their users are asked for a code at first sign-in. */
   readonly activationRequired: number;
-  /** Devices this run activated with a code computed from the token's seed (--activate). */
+  /** Rows whose device this run brought to ACTIVE with a code computed from the token's seed (--activate). */
   readonly activated: number;
+  /** Of `activated`, those confirmed by reading the device back after an unclear answer. */
+  readonly activation: { readonly activated: number; readonly confirmedByRead: number };
+  /** The rows' devices (CREATED and EXISTING rows) by deviceStatus, as the results CSV has them. */
+  readonly deviceStatus: Record<string, number>;
   /** `run` with seeds: the seed file and what importing the tokens the run needed came to; else null. */
   readonly seeds: SeedsSummary | null;
   /** What this run itself did, apart from what earlier runs had finished (`outcomes` counts both). */
@@ -79,8 +83,6 @@ export function buildSummary(fields: {
   durationMs: number;
   tally: Tally<string>;
   requests: object;
-  activationRequired?: number;
-  activated?: number;
   seeds?: SeedsSummary | null;
   stopped: StopInfo | undefined | null;
   exitCode: number;
@@ -99,13 +101,15 @@ export function buildSummary(fields: {
     outcomes: { ...tally.outcomes },
     errorCodes: { ...tally.errorCodes },
     finishedEarlier: tally.finishedEarlier,
-    activationRequired: fields.activationRequired ?? 0,
-    activated: fields.activated ?? 0,
+    activationRequired: tally.deviceStatus['ACTIVATION_REQUIRED'] ?? 0,
+    activated: tally.activation.activated,
+    activation: { ...tally.activation },
+    deviceStatus: { ...tally.deviceStatus },
     seeds: fields.seeds ? { ...fields.seeds, file: resolve(fields.seeds.file), results: fields.seeds.results ? resolve(fields.seeds.results) : null } : null,
     thisRun: {
       created: fields.dryRun ? 0 : tally.countNow('CREATED'),
       imported: fields.dryRun ? 0 : fields.command === 'import' ? tally.countNow('IMPORTED') : (fields.seeds?.importedNow ?? 0),
-      activated: fields.activated ?? 0,
+      activated: tally.activation.activated,
     },
     requests: fields.requests,
     rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,

@@ -9,6 +9,10 @@ export class Tally<O extends string = Outcome> {
   finishedEarlier = 0;
   /** Of those, per outcome: what an earlier run did, apart from what this run did. */
   readonly earlier: Partial<Record<O, number>> = {};
+  /** The rows' devices by deviceStatus (rows that hold a device: CREATED, EXISTING). */
+  readonly deviceStatus: Record<string, number> = {};
+  /** Rows whose device this run brought to ACTIVE; of them, those confirmed by reading the device back. */
+  readonly activation = { activated: 0, confirmedByRead: 0 };
 
   constructor(
     private readonly names: readonly O[] = OUTCOMES as unknown as readonly O[],
@@ -18,9 +22,14 @@ export class Tally<O extends string = Outcome> {
     this.outcomes = Object.fromEntries(names.map((n) => [n, 0])) as Record<O, number>;
   }
 
-  add(result: { outcome: O; errorCode?: string; finishedEarlier?: boolean }): void {
+  add(result: { outcome: O; errorCode?: string; finishedEarlier?: boolean; deviceStatus?: string; activation?: 'code' | 'read' }): void {
     this.rows++;
     this.outcomes[result.outcome]++;
+    if (result.deviceStatus && (result.outcome === 'CREATED' || result.outcome === 'EXISTING')) this.deviceStatus[result.deviceStatus] = (this.deviceStatus[result.deviceStatus] ?? 0) + 1;
+    if (result.activation) {
+      this.activation.activated++;
+      if (result.activation === 'read') this.activation.confirmedByRead++;
+    }
     if (result.finishedEarlier) {
       this.finishedEarlier++;
       this.earlier[result.outcome] = (this.earlier[result.outcome] ?? 0) + 1;

@@ -78,6 +78,8 @@ export interface SandboxOptions {
   readonly failJobSerials?: readonly string[];
   /** Devices are created ACTIVATION_REQUIRED (the user proves the token at first sign-in). */
   readonly activationRequired?: boolean;
+  /** Requests about these users (ids, lower case) are answered after slowMs: a row that holds up the ones after it. */
+  readonly slowUsers?: readonly string[];
 }
 
 
@@ -302,7 +304,7 @@ export class PingOneSandbox {
       req.socket.destroy();
       return;
     }
-    if (fault === 'slow') await sleep(this.options.slowMs ?? 2000);
+    if (fault === 'slow' || (route.userId !== undefined && this.options.slowUsers?.includes(route.userId))) await sleep(this.options.slowMs ?? 2000);
     return this.answer(res, status, answer);
   }
 

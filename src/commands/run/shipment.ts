@@ -111,6 +111,9 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   ctx.recorder.extraNames = extraNames;
   const { control } = deps;
   const tally = new Tally();
+  // Rows as they finish, before they wait their turn in the results' input order: what the
+  // progress line and the progress events count. At the end it equals `tally`.
+  const finished = new Tally();
 
   logger.info({
     event: 'run.start',
@@ -143,21 +146,18 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     throw new UsageError(control.reason.message);
   }
 
-  const progress = report.progress ? new ProgressLine(deps.stderr, { tally, total: scan.rows, rate: () => session.pacer.currentRate, retries: () => session.stats.retries }) : undefined;
+  const progress = report.progress ? new ProgressLine(deps.stderr, { tally: finished, total: scan.rows, rate: () => session.pacer.currentRate, retries: () => session.stats.retries }) : undefined;
   progress?.start();
-  const heartbeat = setInterval(() => logger.info({ event: 'progress', done: tally.done, total: scan.rows, outcomes: tally.outcomes, requests: session.stats.total }), 30_000);
+  const heartbeat = setInterval(() => logger.info({ event: 'progress', done: finished.done, total: scan.rows, outcomes: finished.outcomes, requests: session.stats.total }), 30_000);
   heartbeat.unref();
 
-  let activationRequired = 0;
-  let activated = 0;
   let activationHalted: string | undefined;
   const emit = async (result: RowResult): Promise<void> => {
     tally.add(result);
     const done = result.outcome === 'CREATED' || result.outcome === 'EXISTING';
-    if (done && result.deviceStatus === 'ACTIVATION_REQUIRED') activationRequired++;
     if (!(done || (dryRun && result.outcome === 'NOT_ATTEMPTED')) || result.errorCode) ctx.recorder.attention(result);
     // The log carries the results' columns, without what the results file adds or keeps inside.
-    const { extras: _extras, finishedEarlier: _earlier, activationRefused: _refused, ...fields } = result;
+    const { extras: _extras, finishedEarlier: _earlier, activationRefused: _refused, activation: _activation, ...fields } = result;
     logger[done ? 'info' : 'warn']({ event: 'row', ...fields });
     // The log cannot push back on pino: rows wait here when it falls behind the disk.
     if (log.backlog > 4 << 20) await log.flush();
@@ -169,7 +169,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   try {
     seedsSummary = await sendRows(input, plan, deps, ctx, journal, emit, {
       restart: () => progress?.restart(),
-      activated: () => activated++,
+      finished: (result) => finished.add(result),
       halted: (why) => {
         activationHalted = why;
       },
@@ -201,14 +201,12 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     durationMs,
     tally,
     requests: session.stats,
-    activationRequired,
-    activated,
     seeds: seedsSummary,
     stopped,
     exitCode,
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
-  const notes = runNotes(seedsSummary, activationHalted, activated, activationRequired, activate);
+  const notes = runNotes(seedsSummary, activationHalted, tally, activate);
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(
     summary,
@@ -246,7 +244,8 @@ async function openRunJournal(input: string, raw: RawOptions, plan: Plan, warn?:
 interface SendHooks {
   /** The import took its time: the ETA is about the rows. */
   restart(): void;
-  activated(): void;
+  /** A row finished (before it waits for the rows before it to be written). */
+  finished(result: RowResult): void;
   halted(why: string): void;
 }
 
@@ -285,7 +284,6 @@ async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: Comma
       maxRefusedInARow: engine.maxConsecutiveFailures,
       // A folder run (cron) sends no more codes where PingOne refused an earlier run's.
       retryRefused: deps.scheduled !== true,
-      onActivated: hooks.activated,
       onHalted: (why) => {
         hooks.halted(why);
         logger.warn({ event: 'activation.halted', message: why });
@@ -294,6 +292,7 @@ async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: Comma
     : undefined;
   await runBatch(finalRows(scan, changed), retry, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, {
     emit,
+    finished: hooks.finished,
     predict: preflight ? (row, plain) => preflight.predict(row, plain) : undefined,
     gate: seedGate ? (row) => seedGate.gate(row) : undefined,
     after: seedGate || activating ? async (row, result) => {
@@ -307,7 +306,10 @@ async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: Comma
 }
 
 /** The human summary's notes: the seeds, activation. */
-function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | undefined, activated: number, activationRequired: number, activate: boolean): string[] {
+function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | undefined, tally: Tally, activate: boolean): string[] {
+  const { activated, confirmedByRead } = tally.activation;
+  const activationRequired = tally.deviceStatus['ACTIVATION_REQUIRED'] ?? 0;
+  const activeBefore = (tally.deviceStatus['ACTIVE'] ?? 0) - activated;
   const notes: string[] = [];
   if (seedsSummary) {
     const counts = countsLine(seedsSummary.outcomes);
@@ -316,7 +318,9 @@ function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | 
       : `seeds ${seedsSummary.tokens} needed from ${seedsSummary.file}: ${counts}${seedsSummary.finishedEarlier ? ` (${seedsSummary.finishedEarlier} by an earlier run)` : ''}${seedsSummary.results ? ` (${seedsSummary.results})` : ''}`);
   }
   if (activationHalted) notes.push(activationHalted.replace(/^activation stopped/, 'ACTIVATION STOPPED'));
-  if (activated > 0) notes.push(`${activated} devices activated with codes computed from their seeds (deviceStatus ACTIVE)`);
+  if (activated > 0) {
+    notes.push(`${activated} devices activated with codes computed from their seeds (${confirmedByRead > 0 ? `${confirmedByRead} confirmed by reading the device back after an unclear answer` : 'deviceStatus ACTIVE'})${activate && activeBefore > 0 ? `; ${activeBefore} more were ACTIVE already (an earlier run, or the user at sign-in)` : ''}`);
+  }
   if (activationRequired > 0) {
     notes.push(activate
       ? `${activationRequired} devices are still ACTIVATION_REQUIRED (see errorCode and message): those users are asked for a code from their token at their first sign-in`
