@@ -58,6 +58,7 @@ function reportOptions(y: Argv): Argv {
     .option('keep-reports', { type: 'number', group: MONITOR, describe: 'keep the newest n report sets per input name (never the journal) [OATH_BULK_KEEP_REPORTS]' })
     .option('lock-wait', { type: 'string', group: MONITOR, describe: 'a folder run: seconds to wait for another run of the same folder to finish before giving up (exit 2, nothing attempted) [OATH_BULK_LOCK_WAIT]', defaultDescription: '0' })
     .option('out-dir', { type: 'string', group: REPORTS, describe: 'where reports and the journal go', defaultDescription: 'reports' })
+    .option('csv-dialect', { type: 'string', group: REPORTS, describe: "contract|input: the results CSV as SPEC has it (comma, no BOM: for scripts), or in the input file's separator and BOM (Excel in a ';' locale); the .xlsx beside it is always written", defaultDescription: 'contract' })
     .option('progress', { type: 'boolean', group: REPORTS, describe: 'live progress on stderr (--no-progress to hide)', defaultDescription: 'on for a TTY' })
     .option('quiet', { type: 'boolean', group: REPORTS, describe: 'print only errors' })
     .option('log-level', { type: 'string', group: REPORTS, describe: 'fatal|error|warn|info|debug|trace|silent', defaultDescription: 'info' })

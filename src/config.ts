@@ -30,6 +30,8 @@ export interface ReportOptions {
   readonly progress: boolean;
   readonly logLevel: LogLevel;
   readonly quiet: boolean;
+  /** `contract` (comma, no BOM: SPEC's results CSV) or `input` (the input file's separator and BOM). */
+  readonly csvDialect: 'contract' | 'input';
 }
 
 export { LOG_LEVELS, type LogLevel } from './report/logger.js';
@@ -271,6 +273,8 @@ export function resolveReportOptions(raw: RawOptions, sources: ConfigSources): R
   if (!(LOG_LEVELS as readonly string[]).includes(level)) c.add('--log-level', LOG_LEVELS.join('|'), raw['log-level']);
   const outDir = String(raw['out-dir'] ?? 'reports');
   if (outDir.trim() === '') c.add('--out-dir', 'a directory path', outDir);
+  const csvDialect = String(raw['csv-dialect'] ?? 'contract');
+  if (csvDialect !== 'contract' && csvDialect !== 'input') c.add('--csv-dialect', 'contract|input', raw['csv-dialect']);
   c.throwIfAny();
   const quiet = raw['quiet'] === true;
   const progressFlag = raw['progress'];
@@ -278,6 +282,7 @@ export function resolveReportOptions(raw: RawOptions, sources: ConfigSources): R
     outDir,
     logLevel: level as LogLevel,
     quiet,
+    csvDialect: csvDialect as ReportOptions['csvDialect'],
     progress: !quiet && (typeof progressFlag === 'boolean' ? progressFlag : sources.isTTY),
   });
 }

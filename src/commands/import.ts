@@ -11,7 +11,6 @@ import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome } fro
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { commandLine } from '../report/command-line.js';
 import { prepareOutDir, stem } from '../report/files.js';
-import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { readSeeds, seedOptions } from './shared/seed-input.js';
@@ -42,7 +41,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   logger.info({ event: 'import.start', input: seedsPath, dryRun, tokens: tokens.length, invalid: tokens.filter((t) => t.problem).length, jobSize, journal: keepJournal ? journalPath : null });
   for (const t of tokens) for (const w of t.warnings) logger.warn({ event: 'token.warning', row: t.index, serialNumber: t.serialNumber, message: w });
 
-  const results = await ResultsWriter.open(paths.results, [], IMPORT_COLUMNS, ctx.faultHandler(paths.results));
+  const results = await ctx.openResults([], IMPORT_COLUMNS);
   let failure: unknown;
   try {
     await proveCredentials(session, deps.control);

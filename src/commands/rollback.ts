@@ -13,13 +13,12 @@ import { UsageError } from '../errors.js';
 import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
-import { openInput, readRows, RENAMED_RESULT_COLUMNS, RESULT_COLUMNS, type RawRow } from '../input/reader.js';
+import { openInput, readRows, RENAMED_RESULT_COLUMNS, RESULT_COLUMNS, type InputLayout, type RawRow } from '../input/reader.js';
 import { UUID_RE } from '../ids.js';
 import { checkSerial } from '../input/validate.js';
 import { DEVICE_ID_RE } from '../pingone/client.js';
-import { commandLine } from '../report/command-line.js';
+import { commandLine, followUp } from '../report/command-line.js';
 import { prepareOutDir, stem } from '../report/files.js';
-import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
@@ -29,12 +28,13 @@ export { ROLLBACK_OUTCOMES, type RollbackOutcome };
 
 
 interface ResultsLayout {
+  readonly layout: InputLayout;
   readonly extras: ReadonlyArray<{ name: string; index: number }>;
   readonly targets: () => AsyncGenerator<RollbackTarget & { seq: number }>;
 }
 
 async function readTargets(path: string): Promise<ResultsLayout> {
-  const layout = await openInput(path);
+  const layout = await openInput(path, { workbook: true });
   const col = (name: string): number => layout.header.findIndex((h) => h === name);
   const need = ['row', 'userID', 'serialNumber', 'outcome', 'deviceId'];
   const missing = need.filter((n) => col(n) < 0);
@@ -64,7 +64,7 @@ async function readTargets(path: string): Promise<ResultsLayout> {
       yield problem ? { ...item, problem } : item;
     }
   }
-  return { extras, targets };
+  return { layout, extras, targets };
 }
 
 /**
@@ -79,7 +79,7 @@ export function findRunJournal(resultsPath: string, given: unknown): string | nu
     if (!existsSync(given)) throw new UsageError(`--journal: ${given} does not exist: give the journal of the run that wrote ${basename(resultsPath)}`);
     return given;
   }
-  const summaryPath = resultsPath.replace(/\.results\.csv$/, '.summary.json');
+  const summaryPath = resultsPath.replace(/\.results\.(csv|xlsx)$/, '.summary.json');
   if (summaryPath !== resultsPath && existsSync(summaryPath)) {
     let named: unknown;
     try {
@@ -151,7 +151,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   const tally = new Tally<RollbackOutcome>(ROLLBACK_OUTCOMES, ['NOT_ATTEMPTED']);
   let createdDone = 0;
   ctx.recorder.extraNames = source.extras.map((e) => e.name);
-  const results = await ResultsWriter.open(paths.results, source.extras.map((e) => e.name), [...RESULT_COLUMNS, 'runOutcome'], ctx.faultHandler(paths.results));
+  const results = await ctx.openResults(source.extras.map((e) => e.name), [...RESULT_COLUMNS, 'runOutcome'], source.layout);
 
   let failure: unknown;
   try {
@@ -188,6 +188,13 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   else if (dryRun && tally.count('WOULD_DELETE') > 0) next = `to delete them: ${commandLine(args, ['--dry-run'], ['--yes'])}`;
   else if (exitCode !== 0) next = `see the rows that are not DELETED in the results, then run the same command again: ${commandLine(args)}`;
   const removed = tally.count('DELETED') + tally.count('ALREADY_GONE');
+  if (next === undefined) {
+    next = dryRun
+      ? 'nothing to delete: no device of this results file is still there for rollback to remove'
+      : removed > 0
+        ? `the run's devices are gone and their tokens are free in the inventory: to give them to users again, put them in a shipment file and run it (${followUp(args, 'run', '<shipment.csv>')}); running the same input again gives them back to the same users`
+        : 'nothing was left to delete: the run created no device that is still there';
+  }
   const notes =
     journalPath === null
       ? ['the run kept no journal (--no-journal): the results file alone decided what to delete']

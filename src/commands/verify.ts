@@ -15,11 +15,11 @@ import { UserResolver } from '../engine/user-resolver.js';
 import { finalRows, scanInput } from '../input/scan.js';
 import { userKey, type CheckedRow } from '../input/validate.js';
 import { ApiError } from '../pingone/errors.js';
-import type { Device } from '../pingone/client.js';
+import type { Device, InventoryEntry } from '../pingone/client.js';
+import { inInventory } from '../engine/import-batch.js';
 import { RENAMED_RESULT_COLUMNS, RESULT_COLUMNS } from '../input/reader.js';
 import { commandLine } from '../report/command-line.js';
 import { prepareOutDir } from '../report/files.js';
-import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { openCommand, resolveCommandConfig } from './shared/context.js';
@@ -36,7 +36,7 @@ type Listing = { readonly devices: Device[] } | { readonly status: 'USER_NOT_FOU
 
 export async function verifyCommand(input: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const config = resolveCommandConfig(raw, deps);
-  const scan = await scanInput(input, deps.control.stopping);
+  const scan = await scanInput(input, deps.control.stopping, undefined, undefined, { workbook: true });
   await prepareOutDir(config.report.outDir);
   const ctx = await openCommand('verify', input, config, deps);
   const { logger, session, paths, startedAt } = ctx;
@@ -92,12 +92,42 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
     return { row: row.row };
   }, () => undefined);
 
+  // Why a token is missing decides what to do: the inventory is read for those serials.
+  const missing = new Set<string>();
+  if (!deps.control.stopped) {
+    for await (const row of finalRows(scan)) if (judge(row, userIds, listings, holder, false).status === 'MISSING') missing.add(row.serialNumber);
+  }
+  let inventory: Map<string, InventoryEntry> | undefined;
+  if (missing.size > 0 && !deps.control.stopped) {
+    try {
+      inventory = await inInventory([...missing], { ...retry, inventory: session.client });
+    } catch (error) {
+      if (error instanceof StopError) deps.control.stop(error);
+      else if (!(error instanceof ApiError)) throw error;
+      logger.warn({ event: 'inventory.unreadable', message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  const why = { notInInventory: 0, free: 0, elsewhere: 0 };
+
   // Pass 2: one line per row.
-  const results = await ResultsWriter.open(paths.results, carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS], ctx.faultHandler(paths.results));
+  const results = await ctx.openResults(carried.map((e) => e.name), [...RESULT_COLUMNS, ...OWN_COLUMNS], scan.layout);
   const tally = new Tally<VerifyStatus>(VERIFY_STATUSES, ['UNKNOWN']);
   ctx.recorder.extraNames = carried.map((e) => e.name);
   for await (const row of finalRows(scan)) {
     let verdict = judge(row, userIds, listings, holder, deps.control.stopped);
+    if (verdict.status === 'MISSING' && inventory) {
+      const entry = inventory.get(row.serialNumber);
+      if (!entry) {
+        why.notInInventory++;
+        verdict = { ...verdict, code: 'SERIAL_NOT_FOUND', message: 'the user does not hold this token, and it is not in the OATH token inventory: import its seed first' };
+      } else if (entry.device?.userId && entry.device.userId !== verdict.userId) {
+        why.elsewhere++;
+        verdict = { ...verdict, status: 'ON_OTHER_USER', foundOnUser: entry.device.userId, message: `the token is on user ${entry.device.userId} (a user this file does not name)` };
+      } else if (!entry.device) {
+        why.free++;
+        verdict = { ...verdict, message: 'the user does not hold this token; it is in the inventory, free: running the shipment again assigns it' };
+      }
+    }
     const reported = reportedDevice >= 0 ? row.extras[reportedDevice] : undefined;
     if (verdict.status === 'PRESENT' && reported && verdict.device && reported !== verdict.device.id) {
       verdict = { ...verdict, message: `present, as device ${verdict.device.id}: not the device ${reported} the run reported (it was replaced since)` };
@@ -131,14 +161,26 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
       stopped,
       reports: paths,
       notes: [allThere ? 'every assignment is in place' : 'not every assignment is in place: see the outcome column'],
-      next: stopped
-        ? `${stopAdvice(stopped)}: ${commandLine(args)}`
-        : allThere
-          ? undefined
-          : 'run `oath-bulk run` on the input again to put back what is MISSING, then verify again',
+      next: stopped ? `${stopAdvice(stopped)}: ${commandLine(args)}` : verifyNext(tally, why, inventory !== undefined, args, input),
     }),
   );
   return exitCode;
+}
+
+/** What to do after a verify, by what it found and, for a MISSING token, why it is missing. */
+function verifyNext(tally: Tally<VerifyStatus>, why: { notInInventory: number; free: number; elsewhere: number }, inventoryRead: boolean, args: readonly string[], input: string): string {
+  const missing = tally.count('MISSING');
+  if (tally.count('PRESENT') === tally.rows) return `nothing to do: every assignment is in place; to check again later: ${commandLine(args)}`;
+  const steps: string[] = [];
+  if (why.notInInventory > 0) steps.push(`${why.notInInventory} missing tokens are not in the OATH token inventory: import their seeds first (oath-bulk import <seed file>, or run the shipment with --seeds <seed file>)`);
+  if (why.free > 0) steps.push(`${why.free} missing tokens are free in the inventory: run the shipment again to assign them (rows finished are not sent again)`);
+  const unexplained = missing - why.notInInventory - why.free;
+  if (unexplained > 0) steps.push(inventoryRead ? `${unexplained} missing tokens: see the message column` : `${unexplained} missing tokens (the inventory could not be read to say why): run the shipment again; a token not in the inventory needs its seed imported first`);
+  if (tally.count('ON_OTHER_USER') > 0) steps.push('tokens on another user: unassign them there, or correct the shipment');
+  if (tally.count('USER_NOT_FOUND') > 0) steps.push('users not found: correct the userID (or email/username) in the shipment');
+  if (tally.count('UNKNOWN') > 0) steps.push(`rows not checked: verify again: ${commandLine(args)}`);
+  if (tally.count('INVALID') > 0) steps.push(`invalid rows: correct them in ${input}`);
+  return steps.join('; then ') + `; then verify again: ${commandLine(args)}`;
 }
 
 function judge(

@@ -12,8 +12,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse, CsvError } from 'csv-parse';
 import { InputError, show } from './input-error.js';
+import { workbookRecords } from './workbook-rows.js';
 
-export type Encoding = 'utf-8' | 'utf-16le' | 'utf-16be';
+/** `xlsx`: a workbook's first sheet (verify and rollback take the results workbook). */
+export type Encoding = 'utf-8' | 'utf-16le' | 'utf-16be' | 'xlsx';
 export type Delimiter = ',' | ';' | '\t';
 
 /** Which input column plays which part. `userID` or one of `email`/`username` names the user. */
@@ -31,6 +33,8 @@ export interface InputLayout {
   readonly name: string;
   readonly encoding: Encoding;
   readonly delimiter: Delimiter;
+  /** The file began with a byte order mark (Excel's "CSV UTF-8" does). */
+  readonly bom: boolean;
   readonly header: readonly string[];
   readonly columns: Columns;
   /** Other columns, carried through to the results under these names. */
@@ -115,6 +119,8 @@ export function normaliseHeader(name: string): string {
   return name.toLowerCase().replace(/[\s_.-]/g, '');
 }
 
+const ZIP = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+
 const MAGIC: Array<[Buffer, string]> = [
   [Buffer.from('%PDF-'), 'is a PDF document, not a CSV file: export the shipment list as CSV'],
   [Buffer.from([0x89, 0x50, 0x4e, 0x47]), 'is a PNG image, not a CSV file'],
@@ -130,6 +136,7 @@ export interface CsvFile {
   readonly name: string;
   readonly encoding: Encoding;
   readonly delimiter: Delimiter;
+  readonly bom: boolean;
   readonly header: readonly string[];
   readonly headerLine: number;
   readonly fingerprint: Fingerprint;
@@ -140,7 +147,7 @@ export interface CsvFile {
  * detects UTF-8/UTF-16 and the separator, reads the header. `expected` says in messages what
  * the header should be.
  */
-export async function openCsv(path: string, expected = 'a header row "userID,serialNumber" and one row per token'): Promise<CsvFile> {
+export async function openCsv(path: string, expected = 'a header row "userID,serialNumber" and one row per token', options: { workbook?: boolean } = {}): Promise<CsvFile> {
   const name = basename(path);
   let info;
   try {
@@ -162,6 +169,13 @@ export async function openCsv(path: string, expected = 'a header row "userID,ser
   } finally {
     await handle.close();
   }
+  const fingerprint = fingerprintOf(info);
+  if (options.workbook && head.subarray(0, 4).equals(ZIP)) {
+    for await (const record of workbookRecords(path, fingerprint.size)) {
+      return { path, name, encoding: 'xlsx', delimiter: ',', bom: false, header: record.fields, headerLine: record.line, fingerprint };
+    }
+    throw new InputError(path, undefined, `holds no rows in its first sheet: expected ${expected}`);
+  }
   for (const [magic, problem] of MAGIC) {
     if (head.subarray(0, magic.length).equals(magic)) throw new InputError(path, undefined, problem);
   }
@@ -171,10 +185,10 @@ export async function openCsv(path: string, expected = 'a header row "userID,ser
 
   const sniffText = decodeSniff(head, encoding, path);
   const delimiter = detectDelimiter(sniffText);
-  const fingerprint = fingerprintOf(info);
+  const bom = encoding !== 'utf-8' || (head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf);
 
   for await (const record of parseRecords(path, encoding, delimiter, fingerprint.size)) {
-    return { path, name, encoding, delimiter, header: record.fields.map((f) => f.trim()), headerLine: record.line, fingerprint };
+    return { path, name, encoding, delimiter, bom, header: record.fields.map((f) => f.trim()), headerLine: record.line, fingerprint };
   }
   throw new InputError(path, undefined, `holds only blank lines: expected ${expected}`);
 }
@@ -204,9 +218,9 @@ export async function* readCsvRecords(file: Pick<CsvFile, 'path' | 'encoding' | 
   }
 }
 
-/** Opens and checks the file, and reads its header. */
-export async function openInput(path: string): Promise<InputLayout> {
-  const { name, encoding, delimiter, header, headerLine, fingerprint } = await openCsv(path);
+/** Opens and checks the file, and reads its header. `workbook`: an .xlsx is read too (its first sheet). */
+export async function openInput(path: string, options: { workbook?: boolean } = {}): Promise<InputLayout> {
+  const { name, encoding, delimiter, bom, header, headerLine, fingerprint } = await openCsv(path, undefined, options);
   const where = `line ${headerLine}`;
 
   const found: Partial<Record<keyof Columns, number>> = {};
@@ -250,6 +264,7 @@ export async function openInput(path: string): Promise<InputLayout> {
     name,
     encoding,
     delimiter,
+    bom,
     header,
     columns: found as Columns,
     extras,
@@ -283,7 +298,7 @@ export function detectDelimiter(text: string): Delimiter {
   return counts[best] > 0 ? best : ',';
 }
 
-async function* decoded(path: string, encoding: Encoding, size?: number, digests?: ChunkDigests): AsyncGenerator<string> {
+async function* decoded(path: string, encoding: Exclude<Encoding, 'xlsx'>, size?: number, digests?: ChunkDigests): AsyncGenerator<string> {
   let chunkNo = 0;
   let mismatch = false;
   const decoder = new TextDecoder(encoding, { fatal: true });
@@ -331,6 +346,10 @@ interface ParsedRecord {
 }
 
 async function* parseRecords(path: string, encoding: Encoding, delimiter: Delimiter, size?: number, digests?: ChunkDigests): AsyncGenerator<ParsedRecord> {
+  if (encoding === 'xlsx') {
+    yield* workbookRecords(path, size ?? (await stat(path)).size, digests);
+    return;
+  }
   const parser = parse({
     delimiter,
     relax_column_count: true,

@@ -55,8 +55,8 @@ export interface Scan {
  * `stopping`: a stop (a signal) ends the check within 1,000 rows, with the stop's reason.
  * `recordDigests`: keep a digest of every 16 KB, for a second pass that sends (run).
  */
-export async function scanInput(path: string, stopping?: AbortSignal, keepProblems = 20, recordDigests = false): Promise<Scan> {
-  const layout = await openInput(path);
+export async function scanInput(path: string, stopping?: AbortSignal, keepProblems = 20, recordDigests = false, options: { workbook?: boolean } = {}): Promise<Scan> {
+  const layout = await openInput(path, options);
   const conflicts = new ConflictIndex();
   const lines = new LineMap();
   const digests: string[] | undefined = recordDigests ? [] : undefined;

@@ -35,3 +35,22 @@ export function commandLine(args: readonly string[], drop: readonly string[] = [
   }
   return ['oath-bulk', ...kept, ...add.filter((a) => !kept.includes(a))].map(shellQuote).join(' ').replace(/^'oath-bulk'/, 'oath-bulk');
 }
+
+/** The flags that say where and how to connect and where reports go: a follow-up command keeps them. */
+const CARRIED = ['--env-file', '--settings', '--environment-id', '--region', '--api-url', '--auth-url', '--client-id', '--token-auth', '--out-dir', '--rate', '--state-dir'];
+
+/**
+ * Another command on another file, with the connection and report flags of `args` (the ones
+ * the operator typed), nothing else: `oath-bulk verify <results.csv> --env-file prod.env`.
+ */
+export function followUp(args: readonly string[], command: string, file: string, add: readonly string[] = []): string {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const flag = CARRIED.find((f) => a === f || a.startsWith(`${f}=`));
+    if (!flag) continue;
+    kept.push(a);
+    if (a === flag && i + 1 < args.length) kept.push(args[++i]!);
+  }
+  return ['oath-bulk', command, file, ...kept, ...add].map(shellQuote).join(' ');
+}

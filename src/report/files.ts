@@ -15,6 +15,8 @@ export interface ReportPaths {
   readonly summary: string;
   /** The HTML report, for a change ticket. */
   readonly report: string;
+  /** The results as an .xlsx workbook, for people. */
+  readonly workbook: string;
 }
 
 /** 20261128T170802Z: sorts by time, safe in a file name. */
@@ -64,7 +66,7 @@ export async function reportPaths(outDir: string, inputPath: string, command: st
   for (let n = 0; n < 100; n++) {
     const runId = n === 0 ? base : `${base}_${String(n + 1).padStart(2, '0')}`;
     const prefix = join(outDir, `${name}${command === 'run' ? '' : `.${command}`}.${runId}`);
-    const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json`, report: `${prefix}.report.html` };
+    const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json`, report: `${prefix}.report.html`, workbook: `${prefix}.results.xlsx` };
     try {
       await access(paths.results);
     } catch {

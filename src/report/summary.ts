@@ -17,6 +17,8 @@ export interface ReportSet {
   readonly summary: string;
   /** The HTML report. */
   readonly report: string;
+  /** The results as an .xlsx workbook (null: not written). */
+  readonly workbook: string | null;
   /** The journal the command read or wrote (absolute), or null when it kept none. */
   readonly journal: string | null;
 }
@@ -86,7 +88,7 @@ export function buildSummary(fields: {
   seeds?: SeedsSummary | null;
   stopped: StopInfo | undefined | null;
   exitCode: number;
-  reports: Omit<ReportSet, 'journal'> & { journal?: string | null };
+  reports: Omit<ReportSet, 'journal' | 'workbook'> & { journal?: string | null; workbook?: string | null };
 }): CommandSummary {
   const { tally, durationMs } = fields;
   return {
@@ -120,9 +122,27 @@ export function buildSummary(fields: {
       log: resolve(fields.reports.log),
       summary: resolve(fields.reports.summary),
       report: resolve(fields.reports.report),
+      workbook: fields.reports.workbook ? resolve(fields.reports.workbook) : null,
       journal: fields.reports.journal ? resolve(fields.reports.journal) : null,
     },
   };
+}
+
+/**
+ * The summary as (field, value) pairs, for the workbook's summary sheet: nested keys joined
+ * with dots (`outcomes.CREATED`), lists joined; the report paths left out (the workbook is one).
+ */
+export function summaryPairs(summary: object, extra: ReadonlyArray<readonly [string, string]> = []): Array<[string, string | number]> {
+  const pairs: Array<[string, string | number]> = [];
+  const walk = (value: unknown, key: string): void => {
+    if (value === null || value === undefined) pairs.push([key, '']);
+    else if (typeof value === 'number') pairs.push([key, value]);
+    else if (Array.isArray(value)) pairs.push([key, value.map(String).join('; ')]);
+    else if (typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, key ? `${key}.${k}` : k);
+    else pairs.push([key, String(value)]);
+  };
+  for (const [k, v] of Object.entries(summary)) if (k !== 'reports') walk(v, k);
+  return [...pairs, ...extra.map(([k, v]): [string, string] => [k, v])];
 }
 
 /** Written whole or not at all: a temporary file, synced, then renamed into place. */
@@ -141,7 +161,7 @@ export interface HumanSummaryInput {
   readonly tally: Tally<string>;
   readonly requests: { total: number; retries: number; rateLimited: number };
   readonly stopped: StopInfo | null | undefined;
-  readonly reports: { results: string; log: string; summary: string; report?: string };
+  readonly reports: { results: string; log: string; summary: string; report?: string; workbook?: string | null };
   /** Lines particular to the command, after the counts. */
   readonly notes?: readonly string[];
   /** What to do next, or nothing when nothing is left to do. */
@@ -172,8 +192,8 @@ export function humanSummary(s: HumanSummaryInput): string {
 }
 
 /** Where a command's reports are, as the last lines of its human summary. */
-export function reportLines(reports: { results: string; log: string; summary: string; report?: string }): string {
-  return `  results  ${reports.results}\n  log      ${reports.log}\n  summary  ${reports.summary}${reports.report ? `\n  report   ${reports.report}` : ''}`;
+export function reportLines(reports: { results: string; log: string; summary: string; report?: string; workbook?: string | null }): string {
+  return `  results  ${reports.results}${reports.workbook ? `\n  workbook ${reports.workbook}` : ''}\n  log      ${reports.log}\n  summary  ${reports.summary}${reports.report ? `\n  report   ${reports.report}` : ''}`;
 }
 
 /** What to do about a stop, by its code: the fix, before running again. */

@@ -243,9 +243,11 @@ test('--keep-reports n keeps the newest n report sets of an input and never its 
   const files = readdirSync(dir);
   const sets = new Set(files.filter((f) => /^keep\.\d{8}T/.test(f)).map((f) => f.split('.')[1]));
   expect(sets.size).toBe(2);
-  for (const runId of sets) for (const kind of ['results.csv', 'log.jsonl', 'summary.json', 'report.html']) expect(files).toContain(`keep.${runId}.${kind}`);
+  for (const runId of sets) for (const kind of ['results.csv', 'results.xlsx', 'log.jsonl', 'summary.json', 'report.html']) expect(files).toContain(`keep.${runId}.${kind}`);
+  // Sets removed whole: the workbook goes with its results.
+  expect(files.filter((f) => f.endsWith('.results.xlsx') && f.startsWith('keep.2'))).toHaveLength(2);
   expect(files).toContain('keep.journal.jsonl');
-  expect(files.filter((f) => f.startsWith('keep.verify.'))).toHaveLength(4);
+  expect(files.filter((f) => f.startsWith('keep.verify.'))).toHaveLength(5);
   expect((await runCli(['run', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '0'], env)).code).toBe(2);
 });
 

@@ -6,7 +6,7 @@ const layout: InputLayout = {
   path: 'x.csv',
   name: 'x.csv',
   encoding: 'utf-8',
-  delimiter: ',',
+  delimiter: ',', bom: false,
   header: ['userID', 'serialNumber', 'note'],
   columns: { userID: 0, serialNumber: 1 },
   extras: [{ name: 'note', index: 2 }],

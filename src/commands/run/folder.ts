@@ -251,5 +251,10 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
   }
   const asides = [nothing ? `${nothing} with nothing to do` : '', notRun ? `${notRun} not run` : ''].filter(Boolean).join(', ');
   out(`  total: ${plural(files.length, 'file')}${asides ? ` (${asides})` : ''} · ${counts(total)} · ${thisRunLine(addThisRun(didThisRun))} · ${((Date.now() - t0) / 1000).toFixed(1)}s · exit ${worst}\n`);
+  out(`  next: ${worst === 0
+    ? 'nothing is left to do in this folder; to check a file\'s assignments in PingOne: oath-bulk verify <its results.csv> (in the reports folder)'
+    : worst === 3 || deps.control.stopped
+      ? 'run again to finish (files and rows finished are not sent again); the lines above say why it stopped'
+      : 'see the files above that did not exit 0 (the problems are in their results and reports); the next run retries what is left'}\n`);
   return worst;
 }

@@ -13,7 +13,7 @@ import { prepareOutDir, stem } from '../../report/files.js';
 import type { RowResult } from '../../report/outcome.js';
 import { ProgressLine } from '../../report/progress.js';
 import { ResultsWriter } from '../../report/results-writer.js';
-import { commandLine } from '../../report/command-line.js';
+import { commandLine, followUp } from '../../report/command-line.js';
 import { buildSummary, humanSummary, stopAdvice, type StopInfo } from '../../report/summary.js';
 import { countsLine, Tally } from '../../report/tally.js';
 import type { Logger } from 'pino';
@@ -107,7 +107,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const ctx = await openCommand('run', input, config, deps);
   const { paths, log, logger, session, startedAt } = ctx;
   const extraNames = scan.layout.extras.map((e) => e.name);
-  const results = await ResultsWriter.open(paths.results, extraNames, undefined, ctx.faultHandler(paths.results));
+  const results = await ctx.openResults(extraNames, undefined, scan.layout);
   ctx.recorder.extraNames = extraNames;
   const { control } = deps;
   const tally = new Tally();
@@ -141,6 +141,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   await Promise.all([log.flush(), results.flush()]);
   if (control.reason?.code === 'WRITE_FAILED') {
     await results.close();
+    await results.abandonWorkbook();
     await (locked ?? journal).close().catch(() => undefined);
     await log.close();
     throw new UsageError(control.reason.message);
@@ -184,6 +185,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     failure ??= await closeJournal(locked ?? journal, control);
   }
   if (failure) {
+    await results.abandonWorkbook();
     logger.error({ event: 'run.error', err: failure });
     await log.close();
     throw failure;
@@ -219,7 +221,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
       stopped,
       reports: paths,
       notes,
-      next: nextStep(tally, dryRun, stopped, args),
+      next: nextStep(tally, dryRun, stopped, args, paths.results),
     }),
     { notes },
   );
@@ -330,7 +332,7 @@ function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | 
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */
-export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | undefined, args: readonly string[]): string | undefined {
+export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | undefined, args: readonly string[], results?: string): string | undefined {
   const again = commandLine(args);
   if (stopped) return `${stopAdvice(stopped)}: ${again}`;
   const o = tally.outcomes;
@@ -341,7 +343,7 @@ export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | unde
   if ((tally.errorCodes['ACTIVATION_FAILED'] ?? 0) > 0 && o.FAILED + o.INVALID === 0) return `see why the devices were not activated (message column); run again to retry the activation (finished rows are not sent again): ${again}`;
   if (o.FAILED + o.INVALID > 0) return `fix what the problems above say (in the input or in PingOne), then run again (finished rows are not sent again): ${again}`;
   if (o.UNCONFIRMED + o.NOT_ATTEMPTED > 0) return `run again to finish (finished rows are not sent again): ${again}`;
-  return undefined;
+  return results ? `check what PingOne holds now, for the change record: ${followUp(args, 'verify', results)}` : undefined;
 }
 
 /** The inventory for `serials` (a preflight); a read that fails stops the run (exit 3). */

@@ -11,7 +11,8 @@ import { StopError } from '../../errors.js';
 import type { RunControl } from '../../engine/control.js';
 import { reportPaths, writeFault, type ReportPaths } from '../../report/files.js';
 import { openRunLog, type RunLog } from '../../report/logger.js';
-import { writeSummary } from '../../report/summary.js';
+import { summaryPairs, writeSummary } from '../../report/summary.js';
+import { ResultsWriter, type CsvDialect } from '../../report/results-writer.js';
 import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
 import { pruneReports } from './retention.js';
 import type { CommandDeps } from './deps.js';
@@ -36,6 +37,11 @@ export interface CommandContext {
   finish(summary: CommandSummary, human: string, page?: { readonly notes?: readonly string[] }): Promise<void>;
   /** What a report writer calls when its file cannot be written: the run stops, naming it. */
   faultHandler(path: string): (error: unknown) => void;
+  /**
+   * The results CSV (and the workbook beside it, completed by finish()): SPEC's columns or
+   * `columns`, then `extraColumns`; `input` gives the dialect --csv-dialect input copies.
+   */
+  openResults(extraColumns: readonly string[], columns?: readonly string[], input?: { readonly delimiter: CsvDialect['delimiter']; readonly bom: boolean; readonly encoding: string }): Promise<ResultsWriter>;
 }
 
 export interface CommandSummary {
@@ -60,6 +66,7 @@ export async function openCommand(command: string, input: string, config: Comman
   });
   const recorder = new ReportRecorder(() => session.stats);
   recorder.start();
+  let results: ResultsWriter | undefined;
   const backoff = { baseMs: engine.backoffBaseMs, capMs: engine.backoffMaxMs };
   return {
     connection,
@@ -87,7 +94,29 @@ export async function openCommand(command: string, input: string, config: Comman
       onSystemic: (error) => deps.control.stop(error),
     }),
     faultHandler: fault,
-    finish: async (summary, human, page) => {
+    openResults: async (extraColumns, columns, input) => {
+      const dialect = report.csvDialect === 'input' && input && input.encoding !== 'xlsx' ? { delimiter: input.delimiter, bom: input.bom } : undefined;
+      results = await ResultsWriter.open(paths.results, extraColumns, columns, fault(paths.results), { workbook: paths.workbook, dialect });
+      return results;
+    },
+    finish: async (given, human, page) => {
+      let summary = given;
+      const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+      // The workbook is a view of the results: one that cannot be written is a warning, and
+      // the summary and the human lines say so; the run's outcome stands.
+      const workbook = results;
+      results = undefined;
+      if (workbook) {
+        const next = /\n {2}next: ([^\n]*)/.exec(human)?.[1];
+        try {
+          await workbook.closeWorkbook(summaryPairs(summary, next ? [['next', next]] : []));
+        } catch (error) {
+          const problem = writeFault(paths.workbook, error).message;
+          warn(`the workbook was not written: ${problem}`);
+          human = human.replace(/\n {2}workbook [^\n]*/, `\n  workbook not written (${problem.split(':')[0]})`);
+          summary = withoutWorkbook(summary);
+        }
+      } else summary = withoutWorkbook(summary);
       log.logger.info({ event: `${summary.command}.end`, ...summary });
       await log.close();
       recorder.stop();
@@ -106,7 +135,7 @@ export async function openCommand(command: string, input: string, config: Comman
           await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
         } catch (error) {
           reportProblem = writeFault(paths.report, error).message;
-          (deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`)))(`the HTML report was not written: ${reportProblem}`);
+          warn(`the HTML report was not written: ${reportProblem}`);
         }
       }
       if (reportProblem !== undefined) human = human.replace(/\n {2}report {3}[^\n]*/, `\n  report   not written (${reportProblem.split(':')[0]})`);
@@ -124,6 +153,12 @@ export async function openCommand(command: string, input: string, config: Comman
       if (unwritten && summary.stopped?.code !== 'WRITE_FAILED') throw unwritten;
     },
   };
+}
+
+/** The summary with no workbook named (none was written). */
+function withoutWorkbook<S extends CommandSummary>(summary: S): S {
+  const reports = (summary as { reports?: { workbook?: string | null } }).reports;
+  return reports && reports.workbook ? { ...summary, reports: { ...reports, workbook: null } } : summary;
 }
 
 /** Gets the first access token: refused credentials stop the command (exit 3) with nothing sent. */
