@@ -54,3 +54,25 @@ export function followUp(args: readonly string[], command: string, file: string,
   }
   return ['oath-bulk', command, file, ...kept, ...add].map(shellQuote).join(' ');
 }
+
+/** Flags whose value is a secret: refused by the CLI, and never recorded should one get through. */
+const SECRET_FLAGS = ['--client-secret', '--psk', '--passphrase'];
+
+/**
+ * The command line as a change record keeps it: as typed, without the monitoring flags (their
+ * values are capabilities) and without any secret flag's value.
+ */
+export function recordedCommandLine(args: readonly string[]): string {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const secret = SECRET_FLAGS.find((f) => a === f || a.startsWith(`${f}=`));
+    if (secret) {
+      kept.push(`${secret}=(not recorded)`);
+      if (a === secret) i++;
+      continue;
+    }
+    kept.push(a);
+  }
+  return commandLine(kept);
+}

@@ -14,6 +14,7 @@ import { basename } from 'node:path';
 import { writePrivateWhole } from './files.js';
 import type { CommandSummary, ReportSet } from './summary.js';
 import { ADVICE } from './tally.js';
+import type { ChangeRecord, Plan } from './change-record.js';
 
 export const MAX_ROWS = 500;
 /** Characters of one cell shown in the table. */
@@ -120,7 +121,15 @@ export class ReportRecorder {
 
 /** What the page shows of a command's summary (summary.ts). */
 export type ReportSummary = Pick<CommandSummary, 'command' | 'runId' | 'input' | 'dryRun' | 'startedAt' | 'finishedAt' | 'durationMs' | 'rows' | 'outcomes' | 'errorCodes' | 'finishedEarlier' | 'requests' | 'stopped' | 'exitCode'> & {
-  readonly reports: Pick<ReportSet, 'results' | 'summary' | 'log'>;
+  readonly reports: Pick<ReportSet, 'results' | 'summary' | 'log'> & { readonly workbook?: string | null };
+} & Partial<ChangeRecord>;
+
+/** What each exit code means, in words. */
+const EXIT_MEANING: Record<number, string> = {
+  0: 'done',
+  1: 'done, but some rows need attention',
+  2: 'nothing attempted',
+  3: 'stopped before the end',
 };
 
 export function escapeHtml(text: unknown): string {
@@ -140,10 +149,12 @@ export function renderReport(summary: ReportSummary, recorder: ReportRecorder, o
   // What counts as done: in a dry run, a row it would send is fine.
   const good = (outcome: string): boolean => GOOD.has(outcome) || (summary.dryRun && outcome === 'NOT_ATTEMPTED');
   const state = summary.stopped ? `stopped (${summary.stopped.code})` : summary.dryRun ? 'dry run finished' : 'finished';
+  const outcomeClass = summary.stopped ? 'bad' : summary.exitCode === 0 ? 'good' : 'bad';
   const requests = summary.requests as { total?: number; rateLimited?: number; retries?: number };
   const counts = Object.entries(summary.outcomes)
-    .filter(([outcome, n]) => n > 0 || outcome === Object.keys(summary.outcomes)[0])
-.map(([outcome, n]) => `<div class="count ${good(outcome) ? 'good' : 'bad'}" data-outcome="${e(outcome)}"><span class="n">${n}</span><span class="label">${e(outcome)}</span></div>`)
+    // A dry run shows only what it predicts (no "0 CREATED"), its NOT_ATTEMPTED as what it is.
+    .filter(([outcome, n]) => n > 0 || (!summary.dryRun && outcome === Object.keys(summary.outcomes)[0]))
+    .map(([outcome, n]) => `<div class="count ${good(outcome) ? 'good' : 'bad'}" data-outcome="${e(outcome)}"><span class="n">${n}</span><span class="label">${e(outcome)}${summary.dryRun && outcome === 'NOT_ATTEMPTED' ? ' (to be done by the real run)' : ''}</span></div>`)
     .join('');
   const problems = Object.entries(summary.errorCodes).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const problemRows = problems.map(([code, n]) => `<tr data-code="${e(code)}"><td class="code">${e(code)}</td><td class="num">${n}</td><td>${e(ADVICE[code] ?? 'see the message column of the results')}</td></tr>`).join('');
@@ -169,34 +180,76 @@ export function renderReport(summary: ReportSummary, recorder: ReportRecorder, o
 </head>
 <body>
 <header>
-<h1>oath-bulk ${e(summary.command)}${summary.dryRun ? ' (dry run)' : ''}: ${e(basename(summary.input))}</h1>
-<p class="meta"><span data-field="state">${e(state)}</span> · exit code <span data-field="exitCode">${summary.exitCode}</span> · run ${e(summary.runId)} · ${e(summary.startedAt)} to ${e(summary.finishedAt)} (${(summary.durationMs / 1000).toFixed(1)} s)</p>
-<p class="meta">input ${e(summary.input)}</p>
+<h1>oath-bulk ${e(summary.command)}${summary.dryRun ? ' (dry run: a plan, nothing changed)' : ''}: ${e(basename(summary.input))}</h1>
+<p class="outcome ${outcomeClass}" data-field="outcome">${e(summary.outcomeSentence ?? state)}</p>
+<table class="record">
+<tr><th>Environment</th><td data-field="environment">${summary.environment ? `${e(summary.environment.id)} · API host ${e(summary.environment.apiHost)}${summary.environment.region ? ` (region ${e(summary.environment.region)})` : ''}` : ''}</td></tr>
+<tr><th>Run by</th><td data-field="operator">${e(summary.operator ?? '')}</td></tr>
+<tr><th>When</th><td data-field="when">${e(summary.startedLocal ?? summary.startedAt)} to ${e(summary.finishedLocal ?? summary.finishedAt)} (${duration(summary.durationMs)})</td></tr>
+<tr><th>Status</th><td><span data-field="state">${e(state)}</span>: exit code <span data-field="exitCode">${summary.exitCode}</span>, ${e(EXIT_MEANING[summary.exitCode] ?? 'see the summary')}</td></tr>
+<tr><th>Command</th><td><code class="command" data-field="commandLine">${e(summary.commandLine ?? '')}</code></td></tr>
+<tr><th>Tool</th><td data-field="version">oath-bulk ${e(summary.version ?? '')}</td></tr>
+<tr><th>Input</th><td class="path">${e(summary.input)}</td></tr>
+<tr><th>Run id</th><td>${e(summary.runId)}</td></tr>
+</table>
 </header>
+${options.next ? `<section class="next"><h2>Next</h2><pre data-field="next">${copyable(options.next)}</pre></section>` : ''}
+${summary.dryRun && summary.plan ? planSection(summary.plan) : ''}
 <section>
-<h2>Outcomes <span class="sub">(<span data-field="rows">${summary.rows}</span> rows${summary.finishedEarlier ? `, ${summary.finishedEarlier} finished by an earlier run` : ''})</span></h2>
+<h2>${summary.dryRun ? 'Predicted outcome per row' : 'Outcomes'} <span class="sub">(<span data-field="rows">${summary.rows}</span> rows${summary.finishedEarlier ? `, ${summary.finishedEarlier} finished by an earlier run` : ''})</span></h2>
 <div class="counts">${counts}</div>
 ${summary.stopped ? `<p class="stopped">Why it stopped: ${e(summary.stopped.message)}</p>` : ''}
 ${(options.notes ?? []).map((n) => `<p class="note">${e(n)}</p>`).join('')}
-${options.next ? `<p class="next">Next: <code>${e(options.next)}</code></p>` : ''}
 </section>
 <section>
 <h2>Problems and what to do</h2>
 ${problems.length === 0 ? '<p class="none">None.</p>' : `<table class="problems"><thead><tr><th>code</th><th>rows</th><th>what to do</th></tr></thead><tbody>${problemRows}</tbody></table>`}
+</section>
+<section>
+<h2>Rows that need attention <span class="sub">(<span data-field="attention">${shown + recorder.more}</span>)</span></h2>
+${attention}
 </section>
 <section class="chart">
 <h2>The run over time</h2>
 <p class="meta">requests ${requests.total ?? 0} · rate-limited (429) ${requests.rateLimited ?? 0} · retries ${requests.retries ?? 0}${options.rateCap ? ` · cap ${options.rateCap} requests/s` : ''}</p>
 ${chart(recorder, options.rateCap)}
 </section>
-<section>
-<h2>Rows that need attention <span class="sub">(<span data-field="attention">${shown + recorder.more}</span>)</span></h2>
-${attention}
-</section>
-<footer><p>Results ${e(summary.reports.results)} · summary ${e(summary.reports.summary)} · log ${e(summary.reports.log)}${options.journal ? ` · journal ${e(options.journal)}` : ''}</p></footer>
+<footer><p>Results ${e(summary.reports.results)}${summary.reports.workbook ? ` · workbook ${e(summary.reports.workbook)}` : ''} · summary ${e(summary.reports.summary)} · log ${e(summary.reports.log)}${options.journal ? ` · journal ${e(options.journal)}` : ''}</p></footer>
 </body>
 </html>
 `;
+}
+
+/**
+ * A command to copy: each word in a span that does not wrap (browsers break after a hyphen,
+ * which made "--out-" and "dir" two lines), the spaces between them where lines may break.
+ * The text copied is the command as it is.
+ */
+function copyable(command: string): string {
+  return command.split(/( +)/).map((part) => (part.trim() === '' ? part : `<span class="w">${escapeHtml(part)}</span>`)).join('');
+}
+
+/** 75 s → "1 min 15 s". */
+function duration(ms: number): string {
+  const s = Math.round(ms / 100) / 10;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  return whole < 3600 ? `${Math.floor(whole / 60)} min ${whole % 60} s` : `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
+}
+
+/** A dry run's plan, in words: what the real run will do, and what would fail. */
+function planSection(plan: Plan): string {
+  const n = (v: number, one: string, many = `${one}s`): string => `${v.toLocaleString('en')} ${v === 1 ? one : many}`;
+  const items = [
+    plan.willImport > 0 ? `<li data-plan="import">will import <b>${n(plan.willImport, 'token')}</b> into the OATH token inventory</li>` : '',
+    `<li data-plan="create">will create <b>${n(plan.willCreate, 'device')}</b></li>`,
+    plan.willActivate > 0 ? `<li data-plan="activate">will activate <b>${n(plan.willActivate, 'device')}</b> with codes computed from their seeds</li>` : '',
+    plan.alreadyInPlace > 0 ? `<li data-plan="in-place">${n(plan.alreadyInPlace, 'row')} already in place: nothing to do</li>` : '',
+    plan.wouldFail > 0
+      ? `<li data-plan="fail" class="bad">${n(plan.wouldFail, 'row')} would fail: ${Object.entries(plan.failures).sort((a, b) => b[1] - a[1]).map(([c, k]) => `${escapeHtml(c)} ${k}`).join(', ')} (see below)</li>`
+      : '<li data-plan="fail">no row would fail</li>',
+  ].filter(Boolean).join('');
+  return `<section class="plan"><h2>Plan</h2><ul>${items}</ul></section>`;
 }
 
 /** Requests per second (bars) against the cap (dashed), with 429s and retries marked. */
@@ -240,7 +293,13 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px;border-bott
 .counts{display:flex;flex-wrap:wrap;gap:8px}.count{border:1px solid #d0d7de;border-radius:6px;padding:6px 12px;min-width:110px}
 .count .n{display:block;font-size:22px;font-weight:600}.count .label{font-size:12px;color:#57606a}
 .count.good{border-left:4px solid #1a7f37}.count.bad{border-left:4px solid #cf222e}
-.stopped{color:#cf222e;font-weight:600}.next code{word-break:break-all}
+.stopped{color:#cf222e;font-weight:600}
+.outcome{font-size:16px;font-weight:600;margin:8px 0 12px;padding:8px 12px;border-radius:6px}.outcome.good{background:#dafbe1;border-left:6px solid #1a7f37}.outcome.bad{background:#ffebe9;border-left:6px solid #cf222e}
+table.record{width:auto;max-width:100%;font-size:13px}table.record th{text-align:left;background:none;border:none;padding:1px 12px 1px 0;color:#57606a;font-weight:normal}table.record td{border:none;padding:1px 0}
+td.path,code.command{word-break:normal;overflow-wrap:anywhere}
+/* A command to copy: wrapped only where it has spaces, never inside a word. */
+.next pre{white-space:pre-wrap;word-break:normal;overflow-wrap:normal;overflow-x:auto;background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace}.next pre .w{white-space:nowrap}
+.plan ul{margin:4px 0;padding-left:20px}.plan li{margin:2px 0}.plan li.bad{color:#cf222e}
 table{border-collapse:collapse;width:100%;font-size:12px}th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f6f8fa;white-space:nowrap}table.rows td:nth-child(1),table.rows td:nth-child(4),table.rows td:nth-child(5){overflow-wrap:normal;white-space:nowrap}td.num{text-align:right}td.code{font-family:ui-monospace,monospace;white-space:nowrap}
 svg.chart{width:100%;max-width:720px;height:auto;font-size:10px}svg text{fill:#57606a}

@@ -199,7 +199,10 @@ export class PingOneSandbox {
 
   /** Puts a device on a user behind oath-bulk's back (a token already held). */
   seedDevice(userId: string, serialNumber: string, createdAt = new Date(Date.now() - 86_400_000).toISOString()): SandboxDevice {
-    return this.devices.add(userId, serialNumber, createdAt, this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE');
+    const device = this.devices.add(userId, serialNumber, createdAt, this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE');
+    // As an admin's assignment in the console would: the inventory's token is paired to it.
+    this.inventory.pair(serialNumber, { id: device.id, userId: device.userId });
+    return device;
   }
 
   removeDevice(userId: string, deviceId: string): boolean {

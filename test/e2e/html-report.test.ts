@@ -9,10 +9,13 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostname, userInfo } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { useSandbox } from '../support/sandbox.js';
 import { latest, runCli, sandboxEnv, tempDir, userId } from '../support/cli.js';
+import { encryptedPskc, type PskcToken } from '../support/pskc-writer.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const box = useSandbox();
@@ -133,3 +136,89 @@ test('import, verify and rollback write their report too: each opens with no err
     await page.close();
   }
 }, 60_000);
+
+test('a report a change board can read: environment, operator, version, command line and local times; the outcome in a sentence; the dry run as a plan; next: a block that never breaks a word; the chart below the tables; the same fields in the summary JSON', async () => {
+  box.sandbox.configure({ rateLimit: 0, inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
+  const dir = tempDir('oath-bulk-html-');
+  const tokens: PskcToken[] = Array.from({ length: 8 }, (_, i) => ({ serial: `BOARD${String(i + 1).padStart(3, '0')}`, type: 'TOTP', secretHex: randomBytes(20).toString('hex') }));
+  const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+  const pskc = join(dir, 'vendor.pskc.xml');
+  writeFileSync(pskc, encryptedPskc(tokens, KEY), { mode: 0o600 });
+  const keyFile = join(dir, 'vendor.key');
+  writeFileSync(keyFile, KEY.toString('hex') + '\n', { mode: 0o600 });
+  const input = join(dir, 'change-4711.csv');
+  writeFileSync(input, 'userID,serialNumber\n' + tokens.map((t, i) => `${userId(200 + i)},${t.serial}`).join('\n') + `\n${userId(300)},UNKNOWN0001\n00000000-0000-4000-8000-000000000009,BOARD009\n`);
+  const metrics = join(dir, 'cron-only.prom');
+  const args = ['run', input, '--seeds', pskc, '--psk-file', keyFile, '--activate', '--out-dir', dir, '--metrics-file', metrics];
+  const env = sandboxEnv(box.sandbox);
+  const dry = await runCli([...args, '--dry-run'], env);
+  expect(dry.code).toBe(1);
+  const plan = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'));
+  expect(plan.environment).toEqual({ id: box.sandbox.environmentId, apiHost: new URL(box.sandbox.url).host, region: 'NA' });
+  expect(plan.operator).toBe(`${userInfo().username}@${hostname()}`);
+  expect(plan.version).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
+  expect(plan.commandLine).toContain('--dry-run');
+  expect(plan.commandLine).not.toContain(metrics);
+  expect(plan.plan).toMatchObject({ willImport: 8, willCreate: 8, willActivate: 8, wouldFail: 2 });
+  expect(plan.outcomeSentence).toMatch(/^Plan, nothing changed yet: will import 8 tokens, will create 8 devices, will activate 8 devices; 2 rows would fail \(/);
+  expect(plan.startedLocal).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (\S+ \()?UTC[+-]\d{2}:\d{2}\)?$/);
+  expect(plan.next).toMatch(/^correct what the problems above name/);
+
+  const page = await browser.newPage();
+  await page.setViewport({ width: 420, height: 900 });
+  await page.goto(pathToFileURL(plan.reports.report).href, { waitUntil: 'load' });
+  expect(await page.$eval('[data-field=outcome]', (e) => e.textContent)).toBe(plan.outcomeSentence);
+  expect(await page.$eval('[data-field=environment]', (e) => e.textContent)).toContain(box.sandbox.environmentId);
+  expect(await page.$eval('[data-field=environment]', (e) => e.textContent)).toContain(`API host ${new URL(box.sandbox.url).host}`);
+  expect(await page.$eval('[data-field=operator]', (e) => e.textContent)).toBe(plan.operator);
+  expect(await page.$eval('[data-field=when]', (e) => e.textContent)).toContain(plan.startedLocal);
+  expect(await page.$eval('[data-field=version]', (e) => e.textContent)).toBe(`oath-bulk ${plan.version}`);
+  const planItems = await page.$$eval('.plan li', (li) => li.map((l) => l.textContent));
+  expect(planItems).toEqual(expect.arrayContaining(['will import 8 tokens into the OATH token inventory', 'will create 8 devices', 'will activate 8 devices with codes computed from their seeds']));
+  expect(planItems.find((t) => t!.startsWith('2 rows would fail'))).toBeDefined();
+  // No "0 CREATED" card in a plan.
+  expect(await page.$$eval('[data-outcome=CREATED]', (c) => c.length)).toBe(0);
+  expect(await page.$eval('body', (b) => b.textContent)).not.toContain(metrics);
+  await page.close();
+
+  const real = await runCli(args, env);
+  expect(real.code).toBe(1);
+  const done = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'));
+  expect(done.outcomeSentence).toMatch(/^Done with problems: 8 of 10 rows in place \(8 devices created by this run, 8 tokens imported, 8 devices activated\); 2 rows not done \(/);
+  // A run with nothing left to fix ends with how to verify, as a block to copy.
+  const clean = join(dir, 'clean.csv');
+  writeFileSync(clean, 'userID,serialNumber\n' + tokens.map((t, i) => `${userId(200 + i)},${t.serial}`).join('\n') + '\n');
+  const rerun = await runCli(['run', clean, '--out-dir', dir], env);
+  expect(rerun.code).toBe(0);
+  const cleanSummary = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'));
+  expect(cleanSummary.outcomeSentence).toBe('Done: all 8 rows in place (0 devices created by this run, 8 already held by their users).');
+  expect(cleanSummary.next).toBe(`check what PingOne holds now, for the change record: oath-bulk verify ${cleanSummary.reports.results} --out-dir ${dir}`);
+  expect(rerun.stdout).toContain(`  next: ${cleanSummary.next}`);
+  const cleanPage = await browser.newPage();
+  await cleanPage.setViewport({ width: 420, height: 900 });
+  await cleanPage.goto(pathToFileURL(cleanSummary.reports.report).href, { waitUntil: 'load' });
+  expect(await cleanPage.$eval('pre[data-field=next]', (e) => e.textContent)).toBe(cleanSummary.next);
+  // Every word of the command sits on one line: the block wraps at spaces only.
+  const broken = await cleanPage.$eval('pre[data-field=next]', (pre) => {
+    const split: string[] = [];
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode() as Text | null; node; node = walker.nextNode() as Text | null) {
+      for (const m of node.data.matchAll(/\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index!);
+        range.setEnd(node, m.index! + m[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) split.push(m[0]);
+      }
+    }
+    return split;
+  });
+  expect(broken).toEqual([]);
+  // The page is narrow: the command did wrap, at its spaces.
+  expect(await cleanPage.$eval('pre[data-field=next]', (pre) => pre.getBoundingClientRect().height > 30)).toBe(true);
+  // The tables come before the chart.
+  const order = await cleanPage.evaluate(() => [...document.querySelectorAll('section h2')].map((h) => h.textContent!.split(' (')[0]!.trim()));
+  expect(order.indexOf('The run over time')).toBeGreaterThan(order.indexOf('Rows that need attention'));
+  expect(order.indexOf('Rows that need attention')).toBeGreaterThan(order.indexOf('Problems and what to do'));
+  await cleanPage.close();
+}, 90_000);

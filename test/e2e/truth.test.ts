@@ -480,3 +480,40 @@ test('a dry run with --no-journal reads no journal; --dry-run=1 is refused rathe
   expect(dirJournal.code).toBe(2);
   expect(dirJournal.stderr).toMatch(/--journal: .* is a directory/);
 });
+
+test('13. verify says why a token is MISSING, from the inventory: not in it (import first), free (run again), on a user the file does not name; and every summary ends with next:', async () => {
+  box.sandbox.configure({ inventory: 'imported', jobDelayMs: 10 });
+  for (const serial of ['WHY0001', 'WHY0002', 'WHY0004']) box.sandbox.inventory.createOne({ serialNumber: serial, secret: '3132333435363738393031323334353637383930', type: 'TOTP', otpLength: 6 });
+  const dir = tempDir();
+  const env = sandboxEnv(box.sandbox);
+  const path = join(dir, 'why.csv');
+  writeFileSync(path, `userID,serialNumber\n${userId(1)},WHY0001\n`);
+  expect((await runCli(['run', path, '--out-dir', dir], env)).code).toBe(0);
+  // Someone outside this file holds WHY0004.
+  box.sandbox.seedDevice(userId(99), 'WHY0004');
+  const check = join(dir, 'check.csv');
+  writeFileSync(check, `userID,serialNumber\n${userId(1)},WHY0001\n${userId(2)},WHY0002\n${userId(3)},WHY0003\n${userId(4)},WHY0004\n`);
+  const verify = await runCli(['verify', check, '--out-dir', dir], env);
+  expect(verify.code).toBe(1);
+  const rows = csv(newest(dir, 'verify'));
+  expect(rows.map((r) => [r['serialNumber'], r['outcome'], r['errorCode']])).toEqual([
+    ['WHY0001', 'PRESENT', ''],
+    ['WHY0002', 'MISSING', ''],
+    ['WHY0003', 'MISSING', 'SERIAL_NOT_FOUND'],
+    ['WHY0004', 'ON_OTHER_USER', ''],
+  ]);
+  expect(rows[1]!['message']).toMatch(/in the inventory, free: running the shipment again assigns it/);
+  expect(rows[2]!['message']).toMatch(/not in the OATH token inventory: import its seed first/);
+  expect(rows[3]!['foundOnUser']).toBe(userId(99));
+  const next = /\n {2}next: (.*)/.exec(verify.stdout)?.[1] ?? '';
+  expect(next).toMatch(/^1 missing tokens are not in the OATH token inventory: import their seeds first .*; then 1 missing tokens are free in the inventory: run the shipment again to assign them .*; then tokens on another user: unassign them there, or correct the shipment; then verify again: oath-bulk verify /);
+
+  // A clean verify, and a rollback, each end with a next: too.
+  const clean = await runCli(['verify', path, '--out-dir', dir], env);
+  expect(clean.stdout).toMatch(/\n {2}next: nothing to do: every assignment is in place; to check again later: oath-bulk verify /);
+  const rollback = await runCli(['rollback', newest(dir, 'run'), '--yes', '--out-dir', dir], env);
+  expect(rollback.code).toBe(0);
+  expect(rollback.stdout).toMatch(/\n {2}next: the run's devices are gone and their tokens are free in the inventory: to give them to users again, put them in a shipment file and run it \(oath-bulk run '<shipment.csv>' --out-dir /);
+  const again = await runCli(['rollback', newest(dir, 'run'), '--yes', '--out-dir', dir], env);
+  expect(again.stdout).toMatch(/\n {2}next: /);
+});

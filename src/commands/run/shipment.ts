@@ -223,7 +223,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
       notes,
       next: nextStep(tally, dryRun, stopped, args, paths.results),
     }),
-    { notes },
+    { notes, activate },
   );
   return exitCode;
 }

@@ -12,6 +12,9 @@ import type { RunControl } from '../../engine/control.js';
 import { reportPaths, writeFault, type ReportPaths } from '../../report/files.js';
 import { openRunLog, type RunLog } from '../../report/logger.js';
 import { summaryPairs, writeSummary } from '../../report/summary.js';
+import { changeRecord } from '../../report/change-record.js';
+import { recordedCommandLine } from '../../report/command-line.js';
+import { toolVersion } from '../../report/version.js';
 import { ResultsWriter, type CsvDialect } from '../../report/results-writer.js';
 import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
 import { pruneReports } from './retention.js';
@@ -34,7 +37,7 @@ export interface CommandContext {
    * How every command ends: `<command>.end` in the log, the log closed, the summary file
    * written, the human lines on stdout (unless --quiet), and why it stopped on stderr.
    */
-  finish(summary: CommandSummary, human: string, page?: { readonly notes?: readonly string[] }): Promise<void>;
+  finish(summary: CommandSummary, human: string, page?: { readonly notes?: readonly string[]; readonly activate?: boolean }): Promise<void>;
   /** What a report writer calls when its file cannot be written: the run stops, naming it. */
   faultHandler(path: string): (error: unknown) => void;
   /**
@@ -100,16 +103,28 @@ export async function openCommand(command: string, input: string, config: Comman
       return results;
     },
     finish: async (given, human, page) => {
-      let summary = given;
+      const next = /\n {2}next: ([^\n]*)/.exec(human)?.[1] ?? '';
+      // The change record: where, by whom, with what, when, and the outcome in one sentence.
+      let summary: CommandSummary = {
+        ...given,
+        ...changeRecord(given as unknown as Parameters<typeof changeRecord>[0], {
+          environmentId: connection.environmentId,
+          apiUrl: connection.apiUrl,
+          region: connection.region ?? null,
+          version: toolVersion(),
+          commandLine: recordedCommandLine(deps.argv ?? [given.command]),
+          next,
+          activate: page?.activate === true,
+        }),
+      };
       const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
       // The workbook is a view of the results: one that cannot be written is a warning, and
       // the summary and the human lines say so; the run's outcome stands.
       const workbook = results;
       results = undefined;
       if (workbook) {
-        const next = /\n {2}next: ([^\n]*)/.exec(human)?.[1];
         try {
-          await workbook.closeWorkbook(summaryPairs(summary, next ? [['next', next]] : []));
+          await workbook.closeWorkbook(summaryPairs(summary));
         } catch (error) {
           const problem = writeFault(paths.workbook, error).message;
           warn(`the workbook was not written: ${problem}`);
@@ -130,9 +145,8 @@ export async function openCommand(command: string, input: string, config: Comman
       // is a warning, and its line says so; the run's outcome stands.
       let reportProblem: string | undefined;
       if (!unwritten) {
-        const next = /\n {2}next: ([^\n]*)/.exec(human)?.[1];
         try {
-          await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
+          await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next: next || undefined, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
         } catch (error) {
           reportProblem = writeFault(paths.report, error).message;
           warn(`the HTML report was not written: ${reportProblem}`);
