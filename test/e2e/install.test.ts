@@ -30,9 +30,30 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   const home = process.env['HOME'] ?? dir;
   const install = /```sh\n# install\n([\s\S]*?)```/.exec(readme)?.[1]?.trim();
   expect(install).toBeDefined();
-  const installed = await sh(install!.replace(/\/opt\/oath-bulk/g, clone), { PATH: process.env['PATH'] ?? '', HOME: home }, dir);
-  expect({ code: installed.code, out: installed.code === 0 ? '' : installed.out }).toEqual({ code: 0, out: '' });
+  // The install block's first line builds and packs in the checkout; then the README's
+  // install without root, its ~/.local a temporary prefix here.
+  const prefix = join(dir, 'prefix');
+  const [build] = install!.replace(/\/opt\/oath-bulk/g, clone).split('\n');
+  expect(build).toMatch(/npm ci && npm run package$/);
+  const built = await sh(build!, { PATH: process.env['PATH'] ?? '', HOME: home }, dir);
+  expect({ code: built.code, out: built.code === 0 ? '' : built.out }).toEqual({ code: 0, out: '' });
+  const userInstall = /```sh\n(npm install -g [^\n]*--prefix ~\/\.local[^\n]*)\n/.exec(readme)?.[1];
+  expect(userInstall).toBeDefined();
+  const installed = await sh(userInstall!.replace(/~\/\.local/g, prefix), { PATH: process.env['PATH'] ?? '', HOME: home }, clone);
+  expect({ code: installed.code, out: installed.code === 0 ? '' : installed.out }).toEqual({ code: 0, out: expect.anything() });
+  const npmEnv = { PATH: `${join(prefix, 'bin')}:${process.env['PATH'] ?? ''}` };
   expect(statSync(join(clone, 'dist/bin.js')).mode & 0o111).not.toBe(0);
+  // From another folder, by its installed name, with the dependency versions the tests ran with.
+  const version = await sh('oath-bulk --version', { PATH: npmEnv.PATH, HOME: home }, tempDir());
+  expect(version).toEqual({ code: 0, out: `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n` });
+  const lock = JSON.parse(readFileSync('package-lock.json', 'utf8')) as { packages: Record<string, { version: string }> };
+  const installedRoot = join(prefix, 'lib', 'node_modules', 'oath-bulk');
+  for (const dep of ['axios', 'yargs', 'pino', 'csv-parse', 'exceljs', 'saxes']) {
+    expect({ dep, version: JSON.parse(readFileSync(join(installedRoot, 'node_modules', dep, 'package.json'), 'utf8')).version }).toEqual({ dep, version: lock.packages[`node_modules/${dep}`]!.version });
+  }
+  // Only what runs: no test or build tooling.
+  expect(existsSync(join(installedRoot, 'node_modules', 'jest'))).toBe(false);
+  expect(existsSync(join(installedRoot, 'node_modules', 'typescript'))).toBe(false);
 
   // npx from the checkout, with the settings flag: oath-bulk answers, not Node's own option parser.
   const npx = await sh('npx --no-install oath-bulk run missing.csv --settings missing.env', { PATH: process.env['PATH'] ?? '', HOME: home }, clone);
@@ -60,8 +81,10 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
     .replace(/\/var\/lib\/oath-bulk/g, work)
     .replace(/\/var\/log\/oath-bulk\.log/g, log);
   expect(line).not.toMatch(/\/srv\/|\/etc\/|\/var\//);
+  expect(line).toMatch(/^oath-bulk run /);
   // cron's environment: its own PATH (or the crontab's), a HOME and a shell, nothing else.
-  const cronEnv = { PATH: pathLine ? pathLine.slice(5) : '/usr/bin:/bin', HOME: home, SHELL: '/bin/sh' };
+  // The crontab's PATH reaches the installed oath-bulk (here under the temporary prefix).
+  const cronEnv = { PATH: `${join(prefix, 'bin')}:${pathLine ? pathLine.slice(5) : '/usr/bin:/bin'}`, HOME: home, SHELL: '/bin/sh' };
   const first = await sh(line, cronEnv, '/');
   expect(first.code).toBe(0);
   expect(first.out).toBe(''); // all went to the log: cron mails nothing on success
