@@ -8,7 +8,7 @@ import { PingOneSandbox } from '../dist/sandbox/server.js';
 const BIN = resolve('dist/bin.js');
 const RUSAGE = resolve('bench/rusage.mjs');
 
-export function benchKit(work) {
+export function benchKit(work, { bin = BIN } = {}) {
   function userId(n) {
     return `b0b1c2d3-0000-4000-8000-${n.toString(16).padStart(12, '0')}`;
   }
@@ -50,7 +50,7 @@ export function benchKit(work) {
     const out = mkdtempSync(join(work, 'out-'));
     const rusageFile = join(out, 'rusage.json');
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', RUSAGE, '--', BIN, ...args, '--out-dir', out, '--quiet'], {
+    const child = spawn(process.execPath, ['--import', RUSAGE, '--', bin, ...args, '--out-dir', out, '--quiet'], {
       env: { ...env(sandbox), OATH_BULK_RUSAGE_FILE: rusageFile },
       stdio: ['ignore', 'ignore', 'inherit'],
     });

@@ -34,9 +34,15 @@ const NOT_XML = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\u
 const MAX_CELL = 32_767;
 const LIMIT_4G = 0xffffffff;
 
+/** Anything xmlText must change; most cells have none, and are passed as they are. */
+// eslint-disable-next-line no-control-regex
+const NEEDS_WORK = /[&<>"\u0000-\u0008\u000B\u000C\u000E-\u001F\uD800-\uDFFF\uFFFE\uFFFF]/;
+const ENTITY: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+
 export function xmlText(text: string): string {
   const cut = text.length > MAX_CELL ? text.slice(0, MAX_CELL) : text;
-  return cut.replace(NOT_XML, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  if (!NEEDS_WORK.test(cut)) return cut;
+  return cut.replace(NOT_XML, '').replace(/[&<>"]/g, (c) => ENTITY[c]!);
 }
 
 /** A1-style column letters: 0 → A, 25 → Z, 26 → AA. */
@@ -227,7 +233,7 @@ const STYLES = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
  */
 export class XlsxWriter {
   private readonly sheets: Array<{ name: string; rows: number; columns: number }> = [];
-  private current?: { entry: EntryWriter; rows: number; columns: readonly SheetColumn[]; buffer: string[] };
+  private current?: { entry: EntryWriter; rows: number; columns: readonly SheetColumn[]; letters: readonly string[]; buffer: string[] };
 
   private constructor(private readonly zip: ZipOut) {}
 
@@ -247,7 +253,7 @@ export class XlsxWriter {
     const cols = columns.map((c, i) => `<col min="${i + 1}" max="${i + 1}" width="${c.width}" customWidth="1"${c.numeric ? '' : ' style="1"'}/>`).join('');
     await entry.write(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="${NS}" xmlns:r="${REL_NS}"><sheetViews><sheetView workbookViewId="0"${this.sheets.length === 0 ? ' tabSelected="1"' : ''}><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight="15"/><cols>${cols}</cols><sheetData>`);
     this.sheets.push({ name, rows: 0, columns: columns.length });
-    this.current = { entry, rows: 0, columns, buffer: [] };
+    this.current = { entry, rows: 0, columns, letters: columns.map((_, i) => columnName(i)), buffer: [] };
     await this.row(columns.map((c) => c.name), true);
   }
 
@@ -260,7 +266,7 @@ export class XlsxWriter {
     for (let i = 0; i < values.length; i++) {
       const value = values[i];
       if (value === undefined || value === null || value === '') continue;
-      const ref = `${columnName(i)}${r}`;
+      const ref = `${sheet.letters[i] ?? columnName(i)}${r}`;
       if (!header && sheet.columns[i]?.numeric && typeof value === 'number' && Number.isFinite(value)) xml += `<c r="${ref}"><v>${value}</v></c>`;
       else xml += `<c r="${ref}" s="${header ? 2 : 1}" t="inlineStr"><is><t xml:space="preserve">${xmlText(String(value))}</t></is></c>`;
     }

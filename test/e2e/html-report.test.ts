@@ -207,7 +207,7 @@ test('a report a change board can read: environment, operator, version, command 
         const range = document.createRange();
         range.setStart(node, m.index!);
         range.setEnd(node, m.index! + m[0].length);
-        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        const lines = new Set(Array.from(range.getClientRects()).map((r) => Math.round(r.top)));
         if (lines.size > 1) split.push(m[0]);
       }
     }
@@ -217,7 +217,7 @@ test('a report a change board can read: environment, operator, version, command 
   // The page is narrow: the command did wrap, at its spaces.
   expect(await cleanPage.$eval('pre[data-field=next]', (pre) => pre.getBoundingClientRect().height > 30)).toBe(true);
   // The tables come before the chart.
-  const order = await cleanPage.evaluate(() => [...document.querySelectorAll('section h2')].map((h) => h.textContent!.split(' (')[0]!.trim()));
+  const order = await cleanPage.evaluate(() => Array.from(document.querySelectorAll("section h2")).map((h) => h.textContent!.split(' (')[0]!.trim()));
   expect(order.indexOf('The run over time')).toBeGreaterThan(order.indexOf('Rows that need attention'));
   expect(order.indexOf('Rows that need attention')).toBeGreaterThan(order.indexOf('Problems and what to do'));
   await cleanPage.close();
