@@ -34,7 +34,7 @@ test('activated counts every row this run brought to ACTIVE, with those confirme
   box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20, faults: { lost: 0.25 }, seed: 7 });
   const s = shipment(60);
   const metrics = join(s.dir, 'metrics.prom');
-  const result = await runCli(['run', s.assignments, '--seeds', s.pskc, '--psk-file', s.keyFile, '--activate', '--out-dir', s.dir, '--metrics-file', metrics, '--max-consecutive-failures', '50'], sandboxEnv(box.sandbox));
+  const result = await runCli(['run', s.assignments, '--seeds', s.pskc, '--psk-file', s.keyFile, '--activate', '--out-dir', s.dir, '--metrics-file', metrics, '--max-consecutive-failures', '50', '--backoff-base', '50', '--backoff-max', '200'], sandboxEnv(box.sandbox));
   expect(result.code).toBe(0);
   const rows = readResults(s.dir);
   const active = rows.filter((r) => r['deviceStatus'] === 'ACTIVE').length;
