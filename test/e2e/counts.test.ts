@@ -5,29 +5,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { useSandbox } from '../support/sandbox.js';
 import { BIN, latest, readResults, runCli, sandboxEnv, tempDir, userId } from '../support/cli.js';
-import { encryptedPskc, type PskcToken } from '../support/pskc-writer.js';
+import { seededShipment, type SeededShipment } from '../support/pskc-writer.js';
 
 const box = useSandbox();
-const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 
-function shipment(n: number): { dir: string; pskc: string; keyFile: string; assignments: string } {
-  const dir = tempDir('oath-bulk-counts-');
-  const tokens: PskcToken[] = Array.from({ length: n }, (_, i) => ({
-    serial: `CNT${String(i + 1).padStart(4, '0')}`,
-    type: 'HOTP',
-    secretHex: randomBytes(20).toString('hex'),
-    counter: 0,
-  }));
-  const pskc = join(dir, 'vendor.pskc.xml');
-  writeFileSync(pskc, encryptedPskc(tokens, KEY), { mode: 0o600 });
-  const keyFile = join(dir, 'vendor.key');
-  writeFileSync(keyFile, KEY.toString('hex') + '\n', { mode: 0o600 });
-  const assignments = join(dir, 'assign.csv');
-  writeFileSync(assignments, 'userID,serialNumber\n' + tokens.map((t, i) => `${userId(i + 1)},${t.serial}`).join('\n') + '\n');
-  return { dir, pskc, keyFile, assignments };
+function shipment(n: number): SeededShipment {
+  return seededShipment(tempDir('oath-bulk-counts-'), n, { prefix: 'CNT', userId });
 }
 
 test('activated counts every row this run brought to ACTIVE, with those confirmed by reading back, under 25% lost answers: summary, stdout and metrics agree with the results', async () => {

@@ -10,12 +10,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { useSandbox } from '../support/sandbox.js';
 import { latest, runCli, sandboxEnv, tempDir, userId } from '../support/cli.js';
-import { encryptedPskc, type PskcToken } from '../support/pskc-writer.js';
+import { seededShipment } from '../support/pskc-writer.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const box = useSandbox();
@@ -140,12 +139,7 @@ test('import, verify and rollback write their report too: each opens with no err
 test('a report a change board can read: environment, operator, version, command line and local times; the outcome in a sentence; the dry run as a plan; next: a block that never breaks a word; the chart below the tables; the same fields in the summary JSON', async () => {
   box.sandbox.configure({ rateLimit: 0, inventory: 'imported', activationRequired: true, jobDelayMs: 20 });
   const dir = tempDir('oath-bulk-html-');
-  const tokens: PskcToken[] = Array.from({ length: 8 }, (_, i) => ({ serial: `BOARD${String(i + 1).padStart(3, '0')}`, type: 'TOTP', secretHex: randomBytes(20).toString('hex') }));
-  const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
-  const pskc = join(dir, 'vendor.pskc.xml');
-  writeFileSync(pskc, encryptedPskc(tokens, KEY), { mode: 0o600 });
-  const keyFile = join(dir, 'vendor.key');
-  writeFileSync(keyFile, KEY.toString('hex') + '\n', { mode: 0o600 });
+  const { tokens, pskc, keyFile } = seededShipment(dir, 8, { prefix: 'BOARD', type: () => 'TOTP', firstUser: 199, userId });
   const input = join(dir, 'change-4711.csv');
   writeFileSync(input, 'userID,serialNumber\n' + tokens.map((t, i) => `${userId(200 + i)},${t.serial}`).join('\n') + `\n${userId(300)},UNKNOWN0001\n00000000-0000-4000-8000-000000000009,BOARD009\n`);
   const metrics = join(dir, 'cron-only.prom');

@@ -12,36 +12,17 @@ import { base32 } from '@scure/base';
 import { parse } from 'csv-parse/sync';
 import { useSandbox } from '../support/sandbox.js';
 import { exited, latest, readResults, runCli, sandboxEnv, startCli, tempDir, userId, type ResultRow } from '../support/cli.js';
-import { encryptedPskc, type PskcToken } from '../support/pskc-writer.js';
+import { encryptedPskc, seededShipment, type SeededShipment } from '../support/pskc-writer.js';
 
 const box = useSandbox();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 
-interface Shipment {
-  readonly dir: string;
-  readonly tokens: PskcToken[];
-  readonly pskc: string;
-  readonly keyFile: string;
-  readonly assignments: string;
-}
+type Shipment = SeededShipment;
 
 /** `n` tokens (HOTP and TOTP alternating) in an encrypted PSKC file, and an assignment file for them. */
 function shipment(n: number, extraRows = ''): Shipment {
-  const dir = tempDir('oath-bulk-ship-');
-  const tokens: PskcToken[] = Array.from({ length: n }, (_, i) => ({
-    serial: `SHIP${String(i + 1).padStart(4, '0')}`,
-    type: i % 2 === 0 ? 'HOTP' : 'TOTP',
-    secretHex: randomBytes(20).toString('hex'),
-    counter: 0,
-  }));
-  const pskc = join(dir, 'vendor.pskc.xml');
-  writeFileSync(pskc, encryptedPskc(tokens, KEY), { mode: 0o600 });
-  const keyFile = join(dir, 'vendor.key');
-  writeFileSync(keyFile, KEY.toString('hex') + '\n', { mode: 0o600 });
-  const assignments = join(dir, 'assign.csv');
-  writeFileSync(assignments, 'userID,serialNumber\n' + tokens.map((t, i) => `${userId(i + 1)},${t.serial}`).join('\n') + '\n' + extraRows);
-  return { dir, tokens, pskc, keyFile, assignments };
+  return seededShipment(tempDir('oath-bulk-ship-'), n, { prefix: 'SHIP', type: (i) => (i % 2 === 0 ? 'HOTP' : 'TOTP'), userId, extraRows });
 }
 
 function summary(dir: string): Record<string, any> {

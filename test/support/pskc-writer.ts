@@ -4,6 +4,8 @@
  * the layout of its figure 6).
  */
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface PskcToken {
   readonly serial: string;
@@ -106,4 +108,31 @@ export function draftPskc(tokens: readonly DraftToken[], key?: Buffer): string {
 ${key ? `<EncryptionMethod Algorithm="${XMLENC}aes128-cbc"><IV>${iv.toString('base64')}</IV></EncryptionMethod><DigestMethod Algorithm="http://www.w3.org/2000/09/xmldsig#hmac-sha1"/>` : ''}
 ${devices.join('\n')}
 </KeyContainer>`;
+}
+
+/** A shipment on disk as a vendor and IT send it: an encrypted PSKC file, its key file, and an assignment CSV (token i to user i + firstUser). */
+export interface SeededShipment {
+  readonly dir: string;
+  readonly tokens: PskcToken[];
+  readonly pskc: string;
+  readonly keyFile: string;
+  readonly assignments: string;
+}
+
+export const SHIPMENT_KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
+
+export function seededShipment(dir: string, n: number, options: { prefix?: string; type?: (i: number) => 'HOTP' | 'TOTP'; firstUser?: number; userId: (n: number) => string; extraRows?: string }): SeededShipment {
+  const tokens: PskcToken[] = Array.from({ length: n }, (_, i) => ({
+    serial: `${options.prefix ?? 'SHIP'}${String(i + 1).padStart(4, '0')}`,
+    type: options.type ? options.type(i) : 'HOTP',
+    secretHex: randomBytes(20).toString('hex'),
+    counter: 0,
+  }));
+  const pskc = join(dir, 'vendor.pskc.xml');
+  writeFileSync(pskc, encryptedPskc(tokens, SHIPMENT_KEY), { mode: 0o600 });
+  const keyFile = join(dir, 'vendor.key');
+  writeFileSync(keyFile, SHIPMENT_KEY.toString('hex') + '\n', { mode: 0o600 });
+  const assignments = join(dir, 'assign.csv');
+  writeFileSync(assignments, 'userID,serialNumber\n' + tokens.map((t, i) => `${options.userId(i + 1 + (options.firstUser ?? 0))},${t.serial}`).join('\n') + '\n' + (options.extraRows ?? ''));
+  return { dir, tokens, pskc, keyFile, assignments };
 }
