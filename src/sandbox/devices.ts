@@ -93,6 +93,22 @@ export class DeviceStore {
   }
 
   /**
+   * POST …/devices/{id} with device.block+json (empty body): the device is BLOCKED, it cannot
+   * be used to sign in; device.unblock+json (PINGONE.md: the name by analogy) gives it back
+   * the status it had.
+   */
+  block(device: SandboxDevice, unblock: boolean, show: (d: SandboxDevice) => Record<string, unknown>): Answer {
+    const d = device as SandboxDevice & { statusBeforeBlock?: string };
+    if (unblock) {
+      if (d.status === 'BLOCKED') d.status = d.statusBeforeBlock ?? 'ACTIVE';
+    } else if (d.status !== 'BLOCKED') {
+      d.statusBeforeBlock = d.status;
+      d.status = 'BLOCKED';
+    }
+    return [200, show(device)];
+  }
+
+  /**
    * POST …/devices/{id} (device.activate+json, {"otp"}): the code is checked against the
    * token's seed as imported (HOTP: the counter and the next ACTIVATION_HOTP_WINDOW - 1; TOTP:
    * the current step ± 1). A wrong code is a 400; an HOTP code used moves the counter past it.

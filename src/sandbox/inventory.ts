@@ -5,7 +5,7 @@
  * The secret is taken and never returned.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { invalidData, pingError, type Answer } from './answers.js';
+import { invalidData, pingError, wrongType, type Answer } from './answers.js';
 
 /** HOTP codes accepted ahead of the token's counter (look-ahead, RFC 4226 §7.4). */
 export const ACTIVATION_HOTP_WINDOW = 10;
@@ -23,7 +23,13 @@ export interface InventoryToken {
   readonly secretHex: string;
   readonly createdAt: string;
   device?: { readonly id: string; readonly userId: string };
+  /** TOTP: how many steps the token's clock runs ahead of ours (negative: behind), learnt by a resync. */
+  driftSteps?: number;
 }
+
+/** How far a resync looks for the two codes: HOTP counters ahead, TOTP steps either way (± 20 minutes at 30 s). */
+export const RESYNC_HOTP_WINDOW = 100;
+export const RESYNC_TOTP_STEPS = 40;
 
 export interface InventoryOptions {
   /** Tokens a job may hold (PingOne's own limit is unconfirmed: make it a setting). */
@@ -41,11 +47,17 @@ export interface InventoryOptions {
 export interface Job {
   readonly id: string;
   readonly doneAt: number;
+  /** CREATE_OATH_TOKENS or REVOKE_OATH_TOKENS. */
+  readonly type: 'CREATE_OATH_TOKENS' | 'REVOKE_OATH_TOKENS';
   readonly tokens: readonly InventoryToken[];
+  /** A revoke job: the token ids it names, and whether paired tokens are unpaired. */
+  readonly tokenIds?: readonly string[];
+  readonly forceUnpair?: boolean;
   status: 'IN_PROGRESS' | 'DONE' | 'FAILED';
   reason?: string;
   created: number;
   duplicates: string[];
+  revoked?: number;
 }
 
 
@@ -69,6 +81,9 @@ export class OathInventory {
   private readonly jobs = new Map<string, Job>();
   /** Tokens created, one by one or in jobs (for assertions). */
   created = 0;
+
+  /** Called when a revoke unpairs a token: the user's device goes (set by the server). */
+  onUnpair: (device: { readonly id: string; readonly userId: string }) => void = () => undefined;
 
   constructor(public options: InventoryOptions) {}
 
@@ -96,6 +111,21 @@ export class OathInventory {
   private finishJobs(now = Date.now()): void {
     for (const job of this.jobs.values()) {
       if (job.status !== 'IN_PROGRESS' || now < job.doneAt) continue;
+      if (job.type === 'REVOKE_OATH_TOKENS') {
+        job.revoked = 0;
+        for (const id of job.tokenIds ?? []) {
+          const token = this.byId.get(id);
+          if (!token) continue;
+          // What PingOne does with a paired token and forceUnpair false is unconfirmed: here it stays.
+          if (token.device && !job.forceUnpair) continue;
+          if (token.device) this.onUnpair(token.device);
+          this.byId.delete(id);
+          this.bySerial.delete(token.serialNumber);
+          job.revoked++;
+        }
+        job.status = 'DONE';
+        continue;
+      }
       const failing = job.tokens.find((t) => this.options.failJobSerials.has(t.serialNumber));
       if (failing) {
         job.status = 'FAILED';
@@ -128,15 +158,7 @@ export class OathInventory {
    * sandbox computes codes itself (RFC 4226 §5.3), independently of oath-bulk's own.
    */
   checkCode(token: InventoryToken, otp: string, now = Date.now()): boolean {
-    const hash = { HmacSHA1: 'sha1', HmacSHA256: 'sha256', HmacSHA512: 'sha512' }[token.hashAlgorithm] ?? 'sha1';
-    const code = (counter: bigint): string => {
-      const message = Buffer.alloc(8);
-      message.writeBigUInt64BE(BigInt.asUintN(64, counter));
-      const mac = createHmac(hash, Buffer.from(token.secretHex, 'hex')).update(message).digest();
-      const o = mac[mac.length - 1]! & 0x0f;
-      const n = ((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!;
-      return String(n % 10 ** token.otpLength).padStart(token.otpLength, '0');
-    };
+    const code = (counter: bigint): string => this.codeAt(token, counter);
     if (token.type === 'HOTP') {
       const from = token.counter ?? 0n;
       for (let c = from; c < from + BigInt(ACTIVATION_HOTP_WINDOW); c++) {
@@ -147,7 +169,7 @@ export class OathInventory {
       }
       return false;
     }
-    const step = Math.floor(now / 1000 / (token.timeStep ?? 30));
+    const step = Math.floor(now / 1000 / (token.timeStep ?? 30)) + (token.driftSteps ?? 0);
     return [step - 1, step, step + 1].some((s) => code(BigInt(s)) === otp);
   }
 
@@ -217,8 +239,72 @@ export class OathInventory {
       built.push(token);
     }
     const id = randomUUID();
-    this.jobs.set(id, { id, doneAt: Date.now() + this.options.jobDelayMs, tokens: built, status: 'IN_PROGRESS', created: 0, duplicates: [] });
+    this.jobs.set(id, { id, type: 'CREATE_OATH_TOKENS', doneAt: Date.now() + this.options.jobDelayMs, tokens: built, status: 'IN_PROGRESS', created: 0, duplicates: [] });
     return [202, this.jobBody(this.jobs.get(id)!, base)];
+  }
+
+  /**
+   * POST /oathJobs (…oathtokens.revoke+json): `{"type":"REVOKE_OATH_TOKENS","async":true,
+   * "forceUnpair":true,"tokenIds":[…]}`. When the job finishes its tokens leave the inventory
+   * (PingOne keeps no revoked state: the serial can be imported again); a paired token is
+   * unpaired first, its user's device gone, with forceUnpair.
+   */
+  revokeJob(body: unknown, base: string): Answer {
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    const ids = b['tokenIds'];
+    if (b['type'] !== 'REVOKE_OATH_TOKENS' || !Array.isArray(ids) || !ids.every((i) => typeof i === 'string')) return invalid('expected {"type":"REVOKE_OATH_TOKENS","tokenIds":[…]}', 'type');
+    if (ids.length === 0 || ids.length > this.options.jobSizeLimit) return invalid(`a job holds 1 to ${this.options.jobSizeLimit} tokens`, 'tokenIds', 'SIZE_LIMIT_EXCEEDED');
+    const id = randomUUID();
+    this.jobs.set(id, { id, type: 'REVOKE_OATH_TOKENS', doneAt: Date.now() + this.options.jobDelayMs, tokens: [], tokenIds: ids as string[], forceUnpair: b['forceUnpair'] === true, status: 'IN_PROGRESS', created: 0, duplicates: [] });
+    return [202, this.jobBody(this.jobs.get(id)!, base)];
+  }
+
+  /**
+   * POST /oathTokens/{id} (…device.resync+json, `{"otps":[a,b]}`): two consecutive codes read
+   * off a drifted token. HOTP: found within RESYNC_HOTP_WINDOW counters ahead, the counter
+   * moves past them; TOTP: within RESYNC_TOTP_STEPS steps either way, the drift is learnt. A
+   * wrong pair is a 400 INVALID_OTP.
+   */
+  resync(id: string, contentType: string, body: unknown, now = Date.now()): Answer {
+    this.finishJobs();
+    if (!/^application\/vnd\.pingidentity\.device\.resync\+json/i.test(contentType)) return wrongType('application/vnd.pingidentity.device.resync+json');
+    const token = this.byId.get(id);
+    if (!token) return [404, pingError('NOT_FOUND', 'Unable to find OATH token.')];
+    const otps = (typeof body === 'object' && body !== null ? (body as { otps?: unknown }).otps : undefined) as unknown;
+    const digits = new RegExp(`^\\d{${token.otpLength}}$`);
+    if (!Array.isArray(otps) || otps.length !== 2 || !otps.every((o) => typeof o === 'string' && digits.test(o))) {
+      return invalidData([{ code: 'INVALID_VALUE', target: 'otps', message: `otps must be two codes of ${token.otpLength} digits` }]);
+    }
+    const [a, b] = otps as [string, string];
+    if (token.type === 'HOTP') {
+      const from = token.counter ?? 0n;
+      for (let c = from; c < from + BigInt(RESYNC_HOTP_WINDOW); c++) {
+        if (this.codeAt(token, c) === a && this.codeAt(token, c + 1n) === b) {
+          token.counter = c + 2n;
+          return [200, this.body(token, 'ignored')];
+        }
+      }
+    } else {
+      const step = Math.floor(now / 1000 / (token.timeStep ?? 30));
+      for (let d = -RESYNC_TOTP_STEPS; d <= RESYNC_TOTP_STEPS; d++) {
+        if (this.codeAt(token, BigInt(step + d)) === a && this.codeAt(token, BigInt(step + d + 1)) === b) {
+          token.driftSteps = d + 1;
+          return [200, this.body(token, 'ignored')];
+        }
+      }
+    }
+    return invalidData([{ code: 'INVALID_OTP', target: 'otps', message: 'The one-time passcodes are not valid for this token.' }]);
+  }
+
+  /** The token's code at counter (HOTP) or time step (TOTP), computed here (RFC 4226 §5.3). */
+  private codeAt(token: InventoryToken, counter: bigint): string {
+    const hash = { HmacSHA1: 'sha1', HmacSHA256: 'sha256', HmacSHA512: 'sha512' }[token.hashAlgorithm] ?? 'sha1';
+    const message = Buffer.alloc(8);
+    message.writeBigUInt64BE(BigInt.asUintN(64, counter));
+    const mac = createHmac(hash, Buffer.from(token.secretHex, 'hex')).update(message).digest();
+    const o = mac[mac.length - 1]! & 0x0f;
+    const n = ((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!;
+    return String(n % 10 ** token.otpLength).padStart(token.otpLength, '0');
   }
 
   /** GET /oathJobs/{id} */
@@ -233,10 +319,10 @@ export class OathInventory {
     return {
       _links: { self: { href: `${base}/oathJobs/${job.id}` } },
       id: job.id,
-      type: 'CREATE_OATH_TOKENS',
+      type: job.type,
       status: job.status,
       ...(job.status === 'FAILED' ? { reason: job.reason } : {}),
-      ...(job.status === 'DONE' ? { result: { created: job.created, duplicates: job.duplicates } } : {}),
+      ...(job.status === 'DONE' ? { result: job.type === 'REVOKE_OATH_TOKENS' ? { revoked: job.revoked ?? 0 } : { created: job.created, duplicates: job.duplicates } } : {}),
     };
   }
 

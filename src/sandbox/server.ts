@@ -134,6 +134,8 @@ export class PingOneSandbox {
     this.random = seededRandom(options.seed ?? 1);
     this.users = options.users ?? [];
     this.inventory = new OathInventory(this.inventoryOptions());
+    // A revoke job with forceUnpair takes the token off its user: the device goes with it.
+    this.inventory.onUnpair = (device) => void this.devices.remove(device.userId, device.id);
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch(() => {
         if (!res.headersSent) this.json(res, 500, { code: 'UNEXPECTED_ERROR', message: 'sandbox failure' });
@@ -326,6 +328,7 @@ export class PingOneSandbox {
     m = /^\/v1\/environments\/([0-9a-f-]{36})\/oathTokens(?:\/([A-Za-z0-9-]{1,64}))?$/.exec(path);
     if (m && !m[2] && (method === 'POST' || method === 'GET')) return { kind: method === 'POST' ? 'oathCreate' : 'oathList', env: m[1]! };
     if (m && m[2] && method === 'DELETE') return { kind: 'oathDelete', env: m[1]!, deviceId: m[2] };
+    if (m && m[2] && method === 'POST') return { kind: 'oathResync', env: m[1]!, deviceId: m[2] };
     m = /^\/v1\/environments\/([0-9a-f-]{36})\/oathJobs(?:\/([A-Za-z0-9-]{1,64}))?$/.exec(path);
     if (m && !m[2] && method === 'POST') return { kind: 'oathJob', env: m[1]! };
     if (m && m[2] && method === 'GET') return { kind: 'oathJobStatus', env: m[1]!, deviceId: m[2] };
@@ -365,7 +368,10 @@ export class PingOneSandbox {
       case 'activate': {
         const device = list.find((d) => d.id === route.deviceId);
         if (!device) return [404, pingError('NOT_FOUND', 'Unable to find device.')];
-        return this.devices.activate(device, req.headers['content-type'] ?? '', body, this.deviceRules(), show);
+        const type = req.headers['content-type'] ?? '';
+        // One URL, three actions, told apart by the content type (PINGONE.md).
+        if (/^application\/vnd\.pingidentity\.device\.(un)?block\+json/i.test(type)) return this.devices.block(device, /\.unblock\+/i.test(type), show);
+        return this.devices.activate(device, type, body, this.deviceRules(), show);
       }
       case 'list':
         return [200, { _links: { self: { href: `${base}/users/${userId}/devices` } }, _embedded: { devices: list.map((d) => this.deviceBody(d)) }, count: list.length, size: list.length }];
@@ -389,8 +395,11 @@ export class PingOneSandbox {
         if (!/^application\/json/i.test(type)) return wrongType('application/json');
         return this.inventory.createOne(parseJsonExact(body));
       case 'oathJob':
+        if (/^application\/vnd\.pingidentity\.job\.oathtokens\.revoke\+json/i.test(type)) return this.inventory.revokeJob(parseJsonExact(body), base);
         if (!/^application\/vnd\.pingidentity\.job\.oathtokens\.create\+json/i.test(type)) return wrongType('application/vnd.pingidentity.job.oathtokens.create+json');
         return this.inventory.createJob(parseJsonExact(body), base);
+      case 'oathResync':
+        return this.inventory.resync(route.deviceId!, type, parseJsonExact(body));
       case 'oathJobStatus':
         return this.inventory.jobStatus(route.deviceId!, base);
       case 'oathList':

@@ -4,6 +4,7 @@
  * tokens paired to the devices created for them; under `inventory: imported` only imported
  * serials can be assigned.
  */
+import { createHmac } from 'node:crypto';
 import { useSandbox } from '../support/sandbox.js';
 
 const box = useSandbox();
@@ -66,4 +67,77 @@ test('the inventory pages with a cursor: following next reaches every token once
     next = href ? href.slice(href.indexOf('/oathTokens')) : undefined;
   }
   expect(seen.sort()).toEqual(Array.from({ length: 25 }, (_, i) => `PG${i}`).sort());
+});
+
+const REVOKE = 'application/vnd.pingidentity.job.oathtokens.revoke+json';
+
+/** RFC 4226 §5.3, computed here, apart from the sandbox's and oath-bulk's own. */
+function code(secretHex: string, counter: number, digits = 6): string {
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac('sha1', Buffer.from(secretHex, 'hex')).update(message).digest();
+  const o = mac[mac.length - 1]! & 0x0f;
+  return String((((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!) % 10 ** digits).padStart(digits, '0');
+}
+
+test('a revoke job (forceUnpair) takes its tokens out of the inventory when it finishes, the paired one off its user too; the serial can then be imported again', async () => {
+  box.sandbox.configure({ inventory: 'imported', jobDelayMs: 50 });
+  const user = 'a0b1c2d3-0000-4000-8000-000000000021';
+  for (const serial of ['RVK1', 'RVK2']) expect((await api('POST', '/oathTokens', token(serial))).status).toBe(201);
+  const device = await api('POST', `/users/${user}/devices`, { type: 'OATH_TOKEN', serialNumber: 'RVK1' });
+  expect(device.status).toBe(201);
+  const ids = ['RVK1', 'RVK2'].map((s) => box.sandbox.inventory.get(s)!.id);
+  expect((await api('POST', '/oathJobs', { type: 'REVOKE_OATH_TOKENS', tokenIds: ids }, JOB)).status).toBe(400);
+  const job = await api('POST', '/oathJobs', { type: 'REVOKE_OATH_TOKENS', async: true, forceUnpair: true, tokenIds: [...ids, 'no-such-token'] }, REVOKE);
+  expect(job.status).toBe(202);
+  expect(job.body).toMatchObject({ type: 'REVOKE_OATH_TOKENS', status: 'IN_PROGRESS' });
+  // Until the job is done, nothing is gone.
+  expect(box.sandbox.devicesOf(user)).toHaveLength(1);
+  await sleep(80);
+  expect((await api('GET', `/oathJobs/${job.body.id}`)).body).toMatchObject({ status: 'DONE', result: { revoked: 2 } });
+  expect(box.sandbox.inventory.has('RVK1')).toBe(false);
+  expect(box.sandbox.inventory.has('RVK2')).toBe(false);
+  expect(box.sandbox.devicesOf(user)).toEqual([]);
+  // PingOne keeps no revoked state: the same serial imports again.
+  expect((await api('POST', '/oathTokens', token('RVK1'))).status).toBe(201);
+
+  // Without forceUnpair a paired token stays (what PingOne does there is unconfirmed).
+  const d2 = await api('POST', `/users/${user}/devices`, { type: 'OATH_TOKEN', serialNumber: 'RVK1' });
+  expect(d2.status).toBe(201);
+  const kept = await api('POST', '/oathJobs', { type: 'REVOKE_OATH_TOKENS', forceUnpair: false, tokenIds: [box.sandbox.inventory.get('RVK1')!.id] }, REVOKE);
+  await sleep(80);
+  expect((await api('GET', `/oathJobs/${kept.body.id}`)).body).toMatchObject({ status: 'DONE', result: { revoked: 0 } });
+  expect(box.sandbox.devicesOf(user)).toHaveLength(1);
+});
+
+test('resync takes two consecutive codes of a drifted token (HOTP ahead, TOTP clock off), a wrong pair is a 400; a device can be blocked and unblocked', async () => {
+  box.sandbox.configure({ activationRequired: true });
+  const secret = '3132333435363738393031323334353637383930';
+  const RESYNC = 'application/vnd.pingidentity.device.resync+json';
+  expect((await api('POST', '/oathTokens', { serialNumber: 'SYNC1', secret, type: 'HOTP', otpLength: 6, hotp: { counter: 0 } })).status).toBe(201);
+  const hotpId = box.sandbox.inventory.get('SYNC1')!.id;
+  // The token was pressed 40 times in a drawer: its codes are 40 ahead of PingOne's counter.
+  expect((await api('POST', `/oathTokens/${hotpId}`, { otps: [code(secret, 40), code(secret, 42)] }, RESYNC)).body.details[0].code).toBe('INVALID_OTP');
+  expect((await api('POST', `/oathTokens/${hotpId}`, { otps: [code(secret, 40), code(secret, 41)] }, 'application/json')).status).toBe(415);
+  expect((await api('POST', `/oathTokens/${hotpId}`, { otps: ['12345'] }, RESYNC)).status).toBe(400);
+  const synced = await api('POST', `/oathTokens/${hotpId}`, { otps: [code(secret, 40), code(secret, 41)] }, RESYNC);
+  expect(synced.status).toBe(200);
+  expect(box.sandbox.inventory.counterText('SYNC1')).toBe('42');
+
+  // A TOTP token whose clock runs 5 minutes (10 steps) ahead: after the resync its code activates.
+  expect((await api('POST', '/oathTokens', token('SYNC2'))).status).toBe(201);
+  const step = Math.floor(Date.now() / 30_000);
+  const totpId = box.sandbox.inventory.get('SYNC2')!.id;
+  expect((await api('POST', `/oathTokens/${totpId}`, { otps: [code(secret, step + 10), code(secret, step + 11)] }, RESYNC)).status).toBe(200);
+  const user = 'a0b1c2d3-0000-4000-8000-000000000022';
+  const device = await api('POST', `/users/${user}/devices`, { type: 'OATH_TOKEN', serialNumber: 'SYNC2' });
+  expect(device.body.status).toBe('ACTIVATION_REQUIRED');
+  const ACTIVATE = 'application/vnd.pingidentity.device.activate+json';
+  expect((await api('POST', `/users/${user}/devices/${device.body.id}`, { otp: code(secret, Math.floor(Date.now() / 30_000) + 11) }, ACTIVATE)).body.status).toBe('ACTIVE');
+
+  const blocked = await api('POST', `/users/${user}/devices/${device.body.id}`, undefined, 'application/vnd.pingidentity.device.block+json');
+  expect(blocked.body.status).toBe('BLOCKED');
+  expect(box.sandbox.devicesOf(user)[0]!.status).toBe('BLOCKED');
+  const unblocked = await api('POST', `/users/${user}/devices/${device.body.id}`, undefined, 'application/vnd.pingidentity.device.unblock+json');
+  expect(unblocked.body.status).toBe('ACTIVE');
 });
