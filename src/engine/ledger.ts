@@ -1,0 +1,235 @@
+/**
+ * The ledger (SPEC "After the rollout: a token's whole life"): per environment, the facts of
+ * a token's life that PingOne does not keep — revoking and revoked (reason, when, by which
+ * command), reinstated, returned, handed out (which run, which user), the shipment a token came
+ * in and its vendor validity dates. PingOne forgets a revoked token (its serial can be imported
+ * again); the ledger does not, so that a revoked serial is never imported or assigned again.
+ *
+ * One file per environment in the state directory, `<state-dir>/<environmentId>.ledger.jsonl`:
+ * JSON lines, the first a header naming the environment; append-only; every append synced and
+ * made under the ledger's lock, so that a revoke typed by hand and a cron run see the same
+ * facts; the directory 0700 and the file 0600; never a seed. A torn last line (a crash in the
+ * middle of an append) is ignored; any other damage is refused, naming the line, and stops the
+ * commands that import or assign (exit 2) until it is repaired.
+ */
+import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+import { acquireLock, LockHeldError, type HeldLock } from './lock.js';
+
+export const LEDGER_VERSION = 1;
+
+export const LEDGER_EVENTS = ['revoking', 'revoked', 'reinstated', 'returned', 'handed-out', 'shipped'] as const;
+export type LedgerEvent = (typeof LEDGER_EVENTS)[number];
+
+export const REVOKE_REASONS = ['lost', 'stolen', 'defective', 'retired'] as const;
+export type RevokeReason = (typeof REVOKE_REASONS)[number];
+
+/** One fact about one serial. */
+export interface LedgerFact {
+  readonly e: LedgerEvent;
+  readonly sn: string;
+  /** ISO time of the fact (set on append when missing). */
+  readonly at?: string;
+  /** revoking/revoked: why. */
+  readonly reason?: RevokeReason;
+  /** Which command and run wrote it: `revoke 20261202T150000Z`. */
+  readonly by?: string;
+  /** handed-out/returned: the user. */
+  readonly user?: string;
+  /** shipped: the seed file (its name) the token came in; its vendor validity dates. */
+  readonly shipment?: string;
+  readonly validFrom?: string;
+  readonly validUntil?: string;
+}
+
+/** What the ledger says of a serial now. */
+export interface TokenLife {
+  /** Set while the serial is out of service: `revoking` (written before the revoke was sent) or `revoked`. */
+  revoked?: { readonly state: 'revoking' | 'revoked'; readonly reason?: RevokeReason; readonly at: string; readonly by?: string };
+  /** The last hand-out not followed by a return or a revoke. */
+  handedOut?: { readonly user?: string; readonly at: string; readonly by?: string };
+  shipment?: { readonly name?: string; readonly validFrom?: string; readonly validUntil?: string };
+}
+
+export class LedgerDamagedError extends UsageError {
+  constructor(path: string, line: number, what: string) {
+    super(`${path}: line ${line}: ${what}: the ledger is damaged, so nothing that imports or assigns tokens runs until it is repaired (restore it from a backup, or remove that line if it is not a fact you need)`);
+    this.name = 'LedgerDamagedError';
+  }
+}
+
+/** The state directory: --state-dir, else OATH_BULK_STATE_DIR (environment or settings file), else $XDG_STATE_HOME/oath-bulk (~/.local/state/oath-bulk). */
+export function stateDirectory(given: string | undefined, env: Readonly<Record<string, string | undefined>>): string {
+  if (given && given.trim() !== '') return given;
+  const fromEnv = env['OATH_BULK_STATE_DIR'];
+  if (fromEnv && fromEnv.trim() !== '') return fromEnv;
+  const xdg = env['XDG_STATE_HOME'];
+  return join(xdg && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.local', 'state'), 'oath-bulk');
+}
+
+export function ledgerPath(stateDir: string, environmentId: string): string {
+  return join(stateDir, `${environmentId}.ledger.jsonl`);
+}
+
+/** How long an append waits for another process's append to finish. */
+const LOCK_WAIT_MS = 10_000;
+
+export class Ledger {
+  private readonly lives = new Map<string, TokenLife>();
+  /** Bytes read so far: a refresh reads only what was appended since. */
+  private offset = 0;
+  private line = 0;
+
+  private constructor(
+    readonly path: string,
+    readonly environmentId: string,
+  ) {}
+
+  /** Opens (creating when missing) the ledger of `environmentId` in `stateDir`, and reads it. */
+  static async open(stateDir: string, environmentId: string): Promise<Ledger> {
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const ledger = new Ledger(ledgerPath(stateDir, environmentId), environmentId);
+    const handle = await open(ledger.path, 'a+', 0o600);
+    try {
+      if ((await handle.stat()).size === 0) {
+        await writeSynced(handle, JSON.stringify({ ledger: 'oath-bulk', v: LEDGER_VERSION, environmentId, createdAt: new Date().toISOString() }) + '\n');
+      }
+    } finally {
+      await handle.close();
+    }
+    await ledger.refresh();
+    return ledger;
+  }
+
+  /** Reads what other processes appended since the last read (a revoke typed during a cron run). */
+  async refresh(): Promise<void> {
+    const size = (await stat(this.path)).size;
+    if (size <= this.offset) return;
+    const handle = await open(this.path, 'r');
+    let text: string;
+    try {
+      const buffer = Buffer.alloc(size - this.offset);
+      await handle.read(buffer, 0, buffer.length, this.offset);
+      text = buffer.toString('utf8');
+    } finally {
+      await handle.close();
+    }
+    // Only whole lines: a last line without its newline is an append in progress, or torn.
+    const end = text.lastIndexOf('\n');
+    if (end < 0) return;
+    for (const raw of text.slice(0, end).split('\n')) {
+      this.line++;
+      this.apply(raw, this.line);
+    }
+    this.offset += Buffer.byteLength(text.slice(0, end + 1), 'utf8');
+  }
+
+  private apply(raw: string, line: number): void {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      throw new LedgerDamagedError(this.path, line, 'not a ledger record');
+    }
+    if (typeof record !== 'object' || record === null) throw new LedgerDamagedError(this.path, line, 'not a ledger record');
+    if (line === 1) {
+      if (record['ledger'] !== 'oath-bulk') throw new LedgerDamagedError(this.path, line, 'not an oath-bulk ledger (no header)');
+      if (record['environmentId'] !== this.environmentId) throw new LedgerDamagedError(this.path, line, `the ledger of environment ${String(record['environmentId'])}, not ${this.environmentId}`);
+      if (record['v'] !== LEDGER_VERSION) throw new LedgerDamagedError(this.path, line, `written in ledger version ${String(record['v'])}, which this release does not read`);
+      return;
+    }
+    const e = record['e'];
+    const sn = record['sn'];
+    const at = record['at'];
+    if (record['v'] !== LEDGER_VERSION || typeof sn !== 'string' || typeof at !== 'string' || !(LEDGER_EVENTS as readonly unknown[]).includes(e)) {
+      throw new LedgerDamagedError(this.path, line, 'not a ledger record of this release');
+    }
+    const fact = record as unknown as Required<Pick<LedgerFact, 'e' | 'sn' | 'at'>> & LedgerFact;
+    const life: TokenLife = this.lives.get(sn) ?? {};
+    switch (fact.e) {
+      case 'revoking':
+      case 'revoked':
+        life.revoked = { state: fact.e, reason: fact.reason, at: fact.at, by: fact.by };
+        life.handedOut = undefined;
+        break;
+      case 'reinstated':
+        life.revoked = undefined;
+        break;
+      case 'handed-out':
+        life.handedOut = { user: fact.user, at: fact.at, by: fact.by };
+        break;
+      case 'returned':
+        life.handedOut = undefined;
+        break;
+      case 'shipped':
+        life.shipment = { name: fact.shipment, validFrom: fact.validFrom, validUntil: fact.validUntil };
+        break;
+    }
+    this.lives.set(sn, life);
+  }
+
+  /** What the ledger says of `serial` (as last read). */
+  life(serial: string): TokenLife | undefined {
+    return this.lives.get(serial);
+  }
+
+  /** The serial is out of service (revoking or revoked, not reinstated since). */
+  revoked(serial: string): TokenLife['revoked'] {
+    return this.lives.get(serial)?.revoked;
+  }
+
+  /** Every serial the ledger knows, with its life. */
+  entries(): IterableIterator<[string, TokenLife]> {
+    return this.lives.entries();
+  }
+
+  /**
+   * Appends facts, synced, under the ledger's lock (waiting for another process's append);
+   * what others appended meanwhile is read first, and the new facts apply once written.
+   */
+  async append(facts: readonly LedgerFact[]): Promise<void> {
+    if (facts.length === 0) return;
+    const lock = await lockFor(`${this.path}.lock`);
+    try {
+      await this.refresh();
+      const now = new Date().toISOString();
+      const lines = facts.map((f) => JSON.stringify({ v: LEDGER_VERSION, at: f.at ?? now, ...withoutUndefined(f) })).join('\n') + '\n';
+      const handle = await open(this.path, 'r+', 0o600);
+      try {
+        // Bytes past the last whole line are an append a crash tore (appends hold this lock):
+        // they are cut, so that the new facts start a line of their own.
+        if ((await handle.stat()).size > this.offset) await handle.truncate(this.offset);
+        await handle.write(lines, this.offset);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await this.refresh();
+    } finally {
+      await lock.release();
+    }
+  }
+}
+
+function withoutUndefined(fact: LedgerFact): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fact).filter(([, v]) => v !== undefined));
+}
+
+async function writeSynced(handle: FileHandle, text: string): Promise<void> {
+  await handle.write(text);
+  await handle.sync();
+}
+
+async function lockFor(path: string): Promise<HeldLock> {
+  const until = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      return await acquireLock(path);
+    } catch (error) {
+      if (!(error instanceof LockHeldError) || Date.now() > until) throw error;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}

@@ -1,0 +1,89 @@
+/** The ledger (#21, item 1): where it lives, what it keeps, how it survives a crash and refuses damage. */
+import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ledger, LedgerDamagedError, ledgerPath, stateDirectory } from '../../src/engine/ledger.js';
+
+const ENV = '5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d';
+const fresh = (): string => join(mkdtempSync(join(tmpdir(), 'oath-bulk-ledger-')), 'state');
+
+test('the state directory: --state-dir, else OATH_BULK_STATE_DIR, else $XDG_STATE_HOME/oath-bulk, else ~/.local/state/oath-bulk', () => {
+  expect(stateDirectory('/srv/state', { OATH_BULK_STATE_DIR: '/x', XDG_STATE_HOME: '/y' })).toBe('/srv/state');
+  expect(stateDirectory(undefined, { OATH_BULK_STATE_DIR: '/x', XDG_STATE_HOME: '/y' })).toBe('/x');
+  expect(stateDirectory(undefined, { XDG_STATE_HOME: '/y', HOME: '/home/ops' })).toBe('/y/oath-bulk');
+  // XDG: a relative value is invalid and ignored.
+  expect(stateDirectory('', { XDG_STATE_HOME: 'rel', HOME: '/home/ops' })).toBe('/home/ops/.local/state/oath-bulk');
+});
+
+test('one file per environment, private, with a header; facts read back by a second process; revoked until reinstated', async () => {
+  const dir = fresh();
+  const ledger = await Ledger.open(dir, ENV);
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
+  expect(statSync(ledgerPath(dir, ENV)).mode & 0o777).toBe(0o600);
+  expect(JSON.parse(readFileSync(ledger.path, 'utf8').split('\n')[0]!)).toMatchObject({ ledger: 'oath-bulk', v: 1, environmentId: ENV });
+  await ledger.append([
+    { e: 'shipped', sn: 'T1', shipment: 'box-7.pskc.xml', validUntil: '2031-01-01T00:00:00Z' },
+    { e: 'handed-out', sn: 'T1', user: 'u1', by: 'run 20261202T100000Z' },
+    { e: 'revoking', sn: 'T2', reason: 'stolen', by: 'revoke 20261202T110000Z' },
+  ]);
+  // Another process (a cron run) reading the same ledger sees the same facts.
+  const other = await Ledger.open(dir, ENV);
+  expect(other.life('T1')).toMatchObject({ handedOut: { user: 'u1' }, shipment: { name: 'box-7.pskc.xml', validUntil: '2031-01-01T00:00:00Z' } });
+  expect(other.revoked('T2')).toMatchObject({ state: 'revoking', reason: 'stolen' });
+  expect(other.revoked('T1')).toBeUndefined();
+  // A revoke made meanwhile by the first is seen by the second on refresh.
+  await ledger.append([{ e: 'revoked', sn: 'T1', reason: 'lost' }]);
+  expect(other.revoked('T1')).toBeUndefined();
+  await other.refresh();
+  expect(other.revoked('T1')).toMatchObject({ state: 'revoked', reason: 'lost' });
+  expect(other.life('T1')!.handedOut).toBeUndefined();
+  await other.append([{ e: 'reinstated', sn: 'T1', by: 'reinstate' }]);
+  await ledger.refresh();
+  expect(ledger.revoked('T1')).toBeUndefined();
+  expect(readFileSync(ledger.path, 'utf8')).not.toMatch(/secret/);
+});
+
+test('a torn last line is ignored and cut by the next append; any other damage is refused, naming the line; another environment\'s ledger is refused', async () => {
+  const dir = fresh();
+  const ledger = await Ledger.open(dir, ENV);
+  await ledger.append([{ e: 'revoked', sn: 'A1', reason: 'lost' }]);
+  appendFileSync(ledger.path, '{"v":1,"at":"2026-12-02T00:00:00Z","e":"revoked","sn":"A2","rea');
+  const reader = await Ledger.open(dir, ENV);
+  expect(reader.revoked('A1')).toBeDefined();
+  expect(reader.revoked('A2')).toBeUndefined();
+  await reader.append([{ e: 'revoked', sn: 'A3', reason: 'stolen' }]);
+  const lines = readFileSync(ledger.path, 'utf8').trimEnd().split('\n');
+  expect(lines).toHaveLength(3);
+  expect(lines.every((l) => JSON.parse(l))).toBe(true);
+  expect((await Ledger.open(dir, ENV)).revoked('A3')).toMatchObject({ reason: 'stolen' });
+
+  const damaged = fresh();
+  const d = await Ledger.open(damaged, ENV);
+  await d.append([{ e: 'revoked', sn: 'B1', reason: 'lost' }]);
+  writeFileSync(d.path, readFileSync(d.path, 'utf8') + 'garbage\n' + JSON.stringify({ v: 1, at: 'x', e: 'revoked', sn: 'B2' }) + '\n');
+  await expect(Ledger.open(damaged, ENV)).rejects.toThrow(new LedgerDamagedError(d.path, 3, 'not a ledger record'));
+  await expect(Ledger.open(damaged, ENV)).rejects.toThrow(/line 3: not a ledger record: the ledger is damaged, so nothing that imports or assigns tokens runs until it is repaired/);
+
+  const elsewhere = fresh();
+  const e = await Ledger.open(elsewhere, ENV);
+  const otherEnv = '11111111-2222-4333-8444-555555555555';
+  writeFileSync(ledgerPath(elsewhere, otherEnv), readFileSync(e.path));
+  await expect(Ledger.open(elsewhere, otherEnv)).rejects.toThrow(/line 1: the ledger of environment 5d1e0000-.*, not 11111111-/);
+});
+
+test('appends from two writers at once (a revoke by hand while cron assigns) interleave as whole lines, none lost', async () => {
+  const dir = fresh();
+  const a = await Ledger.open(dir, ENV);
+  const b = await Ledger.open(dir, ENV);
+  await Promise.all([
+    ...Array.from({ length: 30 }, (_, i) => a.append([{ e: 'handed-out', sn: `H${i}`, user: `u${i}` }])),
+    ...Array.from({ length: 30 }, (_, i) => b.append([{ e: 'revoked', sn: `R${i}`, reason: 'retired' }])),
+  ]);
+  const lines = readFileSync(a.path, 'utf8').trimEnd().split('\n');
+  expect(lines).toHaveLength(61);
+  const check = await Ledger.open(dir, ENV);
+  for (let i = 0; i < 30; i++) {
+    expect(check.life(`H${i}`)!.handedOut).toMatchObject({ user: `u${i}` });
+    expect(check.revoked(`R${i}`)).toMatchObject({ reason: 'retired' });
+  }
+});
