@@ -102,8 +102,10 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
     try {
       inventory = await inInventory([...missing], { ...retry, inventory: session.client });
     } catch (error) {
-      if (error instanceof StopError) deps.control.stop(error);
-      else if (!(error instanceof ApiError)) throw error;
+      // The inventory only explains the MISSING rows: a worker app that may not read it
+      // (403) leaves them unexplained, and verify ends as it did before it read it.
+      if (error instanceof StopError && error.code !== 'INSUFFICIENT_PERMISSIONS') deps.control.stop(error);
+      else if (!(error instanceof StopError) && !(error instanceof ApiError)) throw error;
       logger.warn({ event: 'inventory.unreadable', message: error instanceof Error ? error.message : String(error) });
     }
   }

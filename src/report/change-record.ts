@@ -104,7 +104,8 @@ export function planOf(s: SummaryFacts, activate: boolean): Plan {
   const willCreate = (o['NOT_ATTEMPTED'] ?? 0);
   const alreadyInPlace = (o['EXISTING'] ?? 0) + (o['CREATED'] ?? 0);
   return {
-    willImport: s.seeds ? (s.seeds.outcomes['NOT_ATTEMPTED'] ?? 0) + (s.seeds.outcomes['IMPORTED'] ?? 0) : 0,
+    // A dry run's import outcomes: NOT_ATTEMPTED is what it would import; IMPORTED is what an earlier run did.
+    willImport: s.seeds ? (s.seeds.outcomes['NOT_ATTEMPTED'] ?? 0) : 0,
     willCreate,
     willActivate: activate ? willCreate + (s.deviceStatus?.['ACTIVATION_REQUIRED'] ?? 0) : 0,
     alreadyInPlace,

@@ -17,18 +17,35 @@ export function shellQuote(arg: string): string {
  */
 const CRON_ONLY = ['--healthcheck-url', '--metrics-file'];
 
+/**
+ * A flag as yargs reads it, whatever its spelling: `--dryRun`, `--dry-run` and
+ * `--dry-run=true` are one flag, `--dry-run` (yargs takes camelCase too).
+ */
+export function flagName(arg: string): string | undefined {
+  const m = /^--([^=]+)/.exec(arg);
+  return m ? `--${m[1]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : undefined;
+}
+
+/** `arg` is `flag`, in any spelling, with or without `=value`. */
+const isFlag = (arg: string, flag: string): boolean => flagName(arg) === flag;
+/** `arg` carries its value itself (`--flag=value`). */
+const inline = (arg: string): boolean => arg.includes('=');
+
 /** `oath-bulk <args…>` without the boolean flags in `drop` (as `--flag`, `--flag=value` or `--flag true`). */
 export function commandLine(args: readonly string[], drop: readonly string[] = [], add: readonly string[] = []): string {
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (CRON_ONLY.some((flag) => a === flag || a.startsWith(`${flag}=`))) {
-      if (a === CRON_ONLY.find((flag) => a === flag)) i++;
+    if (a === '--') {
+      kept.push(...args.slice(i));
+      break;
+    }
+    if (CRON_ONLY.some((flag) => isFlag(a, flag))) {
+      if (!inline(a)) i++;
       continue;
     }
-    if (drop.some((flag) => a.startsWith(`${flag}=`))) continue;
-    if (drop.includes(a)) {
-      if (args[i + 1] === 'true' || args[i + 1] === 'false') i++;
+    if (drop.some((flag) => isFlag(a, flag))) {
+      if (!inline(a) && (args[i + 1] === 'true' || args[i + 1] === 'false')) i++;
       continue;
     }
     kept.push(a);
@@ -47,10 +64,10 @@ export function followUp(args: readonly string[], command: string, file: string,
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    const flag = CARRIED.find((f) => a === f || a.startsWith(`${f}=`));
+    const flag = CARRIED.find((f) => isFlag(a, f));
     if (!flag) continue;
     kept.push(a);
-    if (a === flag && i + 1 < args.length) kept.push(args[++i]!);
+    if (!inline(a) && i + 1 < args.length) kept.push(args[++i]!);
   }
   return ['oath-bulk', command, file, ...kept, ...add].map(shellQuote).join(' ');
 }
@@ -66,10 +83,10 @@ export function recordedCommandLine(args: readonly string[]): string {
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    const secret = SECRET_FLAGS.find((f) => a === f || a.startsWith(`${f}=`));
+    const secret = SECRET_FLAGS.find((f) => isFlag(a, f));
     if (secret) {
       kept.push(`${secret}=(not recorded)`);
-      if (a === secret) i++;
+      if (!inline(a)) i++;
       continue;
     }
     kept.push(a);

@@ -54,6 +54,8 @@ export interface SandboxOptions {
   readonly expireMinAgeMs?: number;
   /** Answer every API call 403 INSUFFICIENT_PERMISSIONS (a worker app without its role). */
   readonly forbidden?: boolean;
+  /** Answer only the OATH token inventory's calls 403 (a role that manages devices, not tokens). */
+  readonly forbidInventory?: boolean;
   readonly users?: readonly DirectoryUser[];
   /** Keep every arrival time (for rate measurements); on by default. */
   readonly recordArrivals?: boolean;
@@ -300,7 +302,7 @@ export class PingOneSandbox {
       return this.answer(res, 401, pingError('ACCESS_FAILED', 'The request could not be completed. You do not have access to this resource.', [{ code: 'INVALID_TOKEN', message: 'The access token is invalid or expired.' }]));
     }
     if (route.env !== this.environmentId) return this.answer(res, 404, pingError('NOT_FOUND', 'Unable to find environment.'));
-    if (this.options.forbidden) {
+    if (this.options.forbidden || (this.options.forbidInventory && route.kind.startsWith('oath'))) {
       return this.answer(res, 403, pingError('ACCESS_FAILED', 'The request could not be completed. You do not have access to this resource.', [{ code: 'INSUFFICIENT_PERMISSIONS', message: 'Actor does not have permissions to access the requested resource.' }]));
     }
 

@@ -179,6 +179,10 @@ test('a report a change board can read: environment, operator, version, command 
   expect(real.code).toBe(1);
   const done = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'));
   expect(done.outcomeSentence).toMatch(/^Done with problems: 8 of 10 rows in place \(8 devices created by this run, 8 tokens imported, 8 devices activated\); 2 rows not done \(/);
+  // The same plan after the real run: nothing more to import (the earlier run did), nothing to create.
+  expect((await runCli([...args, '--dry-run'], env)).code).toBe(1);
+  const replan = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'));
+  expect(replan.plan).toMatchObject({ willImport: 0, willCreate: 0, alreadyInPlace: 8, wouldFail: 2 });
   // A run with nothing left to fix ends with how to verify, as a block to copy.
   const clean = join(dir, 'clean.csv');
   writeFileSync(clean, 'userID,serialNumber\n' + tokens.map((t, i) => `${userId(200 + i)},${t.serial}`).join('\n') + '\n');
@@ -188,6 +192,11 @@ test('a report a change board can read: environment, operator, version, command 
   expect(cleanSummary.outcomeSentence).toBe('Done: all 8 rows in place (0 devices created by this run, 8 already held by their users).');
   expect(cleanSummary.next).toBe(`check what PingOne holds now, for the change record: oath-bulk verify ${cleanSummary.reports.results} --out-dir ${dir}`);
   expect(rerun.stdout).toContain(`  next: ${cleanSummary.next}`);
+  // A dry run with nothing left to do says so, with how to check PingOne.
+  const idle = await runCli(['run', clean, '--out-dir', dir, '--dry-run'], env);
+  expect(idle.code).toBe(0);
+  expect(idle.stdout).toMatch(/\n {2}next: nothing to do: every row is in place already \(a real run would send nothing\); to check PingOne: oath-bulk verify /);
+  expect(JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8')).next).toMatch(/^nothing to do: /);
   const cleanPage = await browser.newPage();
   await cleanPage.setViewport({ width: 420, height: 900 });
   await cleanPage.goto(pathToFileURL(cleanSummary.reports.report).href, { waitUntil: 'load' });

@@ -508,6 +508,15 @@ test('13. verify says why a token is MISSING, from the inventory: not in it (imp
   const next = /\n {2}next: (.*)/.exec(verify.stdout)?.[1] ?? '';
   expect(next).toMatch(/^1 missing tokens are not in the OATH token inventory: import their seeds first .*; then 1 missing tokens are free in the inventory: run the shipment again to assign them .*; then tokens on another user: unassign them there, or correct the shipment; then verify again: oath-bulk verify /);
 
+  // A worker app that may not read the inventory: the rows stay MISSING, unexplained, and verify
+  // ends as it did before it read the inventory (exit 1), not stopped.
+  box.sandbox.configure({ forbidInventory: true });
+  const unexplained = await runCli(['verify', check, '--out-dir', dir], env);
+  expect(unexplained.code).toBe(1);
+  expect(unexplained.stdout).not.toMatch(/STOPPED/);
+  expect(unexplained.stdout).toMatch(/missing tokens \(the inventory could not be read to say why\)/);
+  box.sandbox.configure({ forbidInventory: false });
+
   // A clean verify, and a rollback, each end with a next: too.
   const clean = await runCli(['verify', path, '--out-dir', dir], env);
   expect(clean.stdout).toMatch(/\n {2}next: nothing to do: every assignment is in place; to check again later: oath-bulk verify /);

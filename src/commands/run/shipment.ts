@@ -221,7 +221,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
       stopped,
       reports: paths,
       notes,
-      next: nextStep(tally, dryRun, stopped, args, paths.results),
+      next: nextStep(tally, dryRun, stopped, args, paths.results, input),
     }),
     { notes, activate },
   );
@@ -332,12 +332,16 @@ function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | 
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */
-export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | undefined, args: readonly string[], results?: string): string | undefined {
+export function nextStep(tally: Tally, dryRun: boolean, stopped: StopInfo | undefined, args: readonly string[], results?: string, input?: string): string | undefined {
   const again = commandLine(args);
   if (stopped) return `${stopAdvice(stopped)}: ${again}`;
   const o = tally.outcomes;
   if (dryRun) {
-    if (o.FAILED + o.INVALID + o.UNCONFIRMED === 0) return o.NOT_ATTEMPTED > 0 ? `run it for real: ${commandLine(args, ['--dry-run', '--preflight', '--no-preflight'])}` : undefined;
+    if (o.FAILED + o.INVALID + o.UNCONFIRMED === 0) {
+      return o.NOT_ATTEMPTED > 0
+        ? `run it for real: ${commandLine(args, ['--dry-run', '--preflight', '--no-preflight'])}`
+        : `nothing to do: every row is in place already (a real run would send nothing); to check PingOne: ${followUp(args, 'verify', input ?? '<input.csv>')}`;
+    }
     return `correct what the problems above name (the rows are in the results), then check again: ${again}`;
   }
   if ((tally.errorCodes['ACTIVATION_FAILED'] ?? 0) > 0 && o.FAILED + o.INVALID === 0) return `see why the devices were not activated (message column); run again to retry the activation (finished rows are not sent again): ${again}`;
