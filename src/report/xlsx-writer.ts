@@ -4,8 +4,8 @@
  *
  * Why not exceljs's "streaming" WorkbookWriter: it hands each part to JSZip, which keeps the
  * whole sheet in memory until the end (measured: 162 MB peak RSS for 100,000 result rows,
- * over the run's 150 MB budget; it grows with the rows). exceljs reads the workbooks back in
- * the tests and in verify/rollback.
+ * over the run's 150 MB budget; it grows with the rows). The tests read what this writes with
+ * exceljs and openpyxl; verify and rollback with input/workbook-rows.ts.
  *
  * What it writes is what Excel needs and no more: inline-string text cells (typed, never
  * guessed: `00412345678901` stays text, `=1+1` is text), number cells, one style for text
