@@ -187,7 +187,7 @@ export function renderReport(summary: ReportSummary, recorder: ReportRecorder, o
 <tr><th>Run by</th><td data-field="operator">${e(summary.operator ?? '')}</td></tr>
 <tr><th>When</th><td data-field="when">${e(summary.startedLocal ?? summary.startedAt)} to ${e(summary.finishedLocal ?? summary.finishedAt)} (${duration(summary.durationMs)})</td></tr>
 <tr><th>Status</th><td><span data-field="state">${e(state)}</span>: exit code <span data-field="exitCode">${summary.exitCode}</span>, ${e(EXIT_MEANING[summary.exitCode] ?? 'see the summary')}</td></tr>
-<tr><th>Command</th><td><code class="command" data-field="commandLine">${e(summary.commandLine ?? '')}</code></td></tr>
+<tr><th>Command</th><td><code class="command" data-field="commandLine">${copyable(summary.commandLine ?? '')}</code></td></tr>
 <tr><th>Tool</th><td data-field="version">oath-bulk ${e(summary.version ?? '')}</td></tr>
 <tr><th>Input</th><td class="path">${e(summary.input)}</td></tr>
 <tr><th>Run id</th><td>${e(summary.runId)}</td></tr>
@@ -296,7 +296,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px;border-bott
 .stopped{color:#cf222e;font-weight:600}
 .outcome{font-size:16px;font-weight:600;margin:8px 0 12px;padding:8px 12px;border-radius:6px}.outcome.good{background:#dafbe1;border-left:6px solid #1a7f37}.outcome.bad{background:#ffebe9;border-left:6px solid #cf222e}
 table.record{width:auto;max-width:100%;font-size:13px}table.record th{text-align:left;background:none;border:none;padding:1px 12px 1px 0;color:#57606a;font-weight:normal}table.record td{border:none;padding:1px 0}
-td.path,code.command{word-break:normal;overflow-wrap:anywhere}
+td.path{word-break:normal;overflow-wrap:anywhere}code.command .w{white-space:nowrap}
 /* A command to copy: wrapped only where it has spaces, never inside a word. */
 .next pre{white-space:pre-wrap;word-break:normal;overflow-wrap:normal;overflow-x:auto;background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace}.next pre .w{white-space:nowrap}
 .plan ul{margin:4px 0;padding-left:20px}.plan li{margin:2px 0}.plan li.bad{color:#cf222e}
@@ -309,7 +309,7 @@ circle.r429{fill:#cf222e}rect.retry{fill:#bf8700}
 .legend .key.req{background:#54aeff}.legend .key.cap{border-top:2px dashed #cf222e;height:0}.legend .key.r429{background:#cf222e;border-radius:50%}.legend .key.retry{background:#bf8700}
 footer{margin-top:24px;color:#57606a;font-size:12px;word-break:break-all}
 @page{size:A4;margin:14mm}
-@media print{body{margin:0;max-width:none;font-size:11px}h2{break-after:avoid}tr,.count,svg{break-inside:avoid}thead{display:table-header-group}table{font-size:9px}}
+@media print{body{margin:0;max-width:none;font-size:11px}.next pre{overflow:visible}.next pre .w,code.command .w{white-space:normal;overflow-wrap:anywhere}h2{break-after:avoid}tr,.count,svg{break-inside:avoid}thead{display:table-header-group}table{font-size:9px}}
 `;
 
 /** Written whole or not at all (temp file, then rename), mode 0600 like every report. */

@@ -9,7 +9,7 @@
  * A cell is typed, never escaped: a text cell beginning with `=` is text to Excel, not a
  * formula, so the CSV's `'` guard is not needed (nor added) here.
  */
-import { rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { XlsxWriter, type SheetColumn } from './xlsx-writer.js';
 
 export class ResultsWorkbook {
@@ -55,6 +55,13 @@ export class ResultsWorkbook {
       await this.book.sheet('summary', columns);
       for (const [field, value] of summary) await this.book.row([field, value]);
       await this.book.finish();
+      // Synced before it takes its name: a workbook that exists is whole, even after a power cut.
+      const handle = await open(this.temp, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await rename(this.temp, this.path);
     } catch (error) {
       await unlink(this.temp).catch(() => undefined);

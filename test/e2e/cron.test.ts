@@ -237,6 +237,8 @@ test('--metrics-file writes Prometheus text (checked as promtool would) whose nu
 test('--keep-reports n keeps the newest n report sets of an input and never its journal', async () => {
   const dir = tempDir();
   csvFile(join(dir, 'keep.csv'), [[userId(1), 'KEEP001']]);
+  // What a run killed while writing its workbook left: removed with its set.
+  writeFileSync(join(dir, 'keep.20200101T000000Z.results.xlsx.partial'), 'PK');
   const env = sandboxEnv(box.sandbox);
   for (let i = 0; i < 4; i++) expect((await runCli(['run', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '2'], env)).code).toBe(0);
   expect((await runCli(['verify', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '2'], env)).code).toBe(0);
@@ -247,6 +249,7 @@ test('--keep-reports n keeps the newest n report sets of an input and never its 
   // Sets removed whole: the workbook goes with its results.
   expect(files.filter((f) => f.endsWith('.results.xlsx') && f.startsWith('keep.2'))).toHaveLength(2);
   expect(files).toContain('keep.journal.jsonl');
+  expect(files).not.toContain('keep.20200101T000000Z.results.xlsx.partial');
   expect(files.filter((f) => f.startsWith('keep.verify.'))).toHaveLength(5);
   expect((await runCli(['run', join(dir, 'keep.csv'), '--out-dir', dir, '--keep-reports', '0'], env)).code).toBe(2);
 });

@@ -148,7 +148,8 @@ test('a report a change board can read: environment, operator, version, command 
   const dry = await runCli([...args, '--dry-run'], env);
   expect(dry.code).toBe(1);
   const plan = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8'));
-  expect(plan.environment).toEqual({ id: box.sandbox.environmentId, apiHost: new URL(box.sandbox.url).host, region: 'NA' });
+  // --api-url names the host: no region is claimed for it.
+  expect(plan.environment).toEqual({ id: box.sandbox.environmentId, apiHost: new URL(box.sandbox.url).host, region: null });
   expect(plan.operator).toBe(`${userInfo().username}@${hostname()}`);
   expect(plan.version).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
   expect(plan.commandLine).toContain('--dry-run');
@@ -223,5 +224,8 @@ test('a report a change board can read: environment, operator, version, command 
   const order = await cleanPage.evaluate(() => Array.from(document.querySelectorAll("section h2")).map((h) => h.textContent!.split(' (')[0]!.trim()));
   expect(order.indexOf('The run over time')).toBeGreaterThan(order.indexOf('Rows that need attention'));
   expect(order.indexOf('Rows that need attention')).toBeGreaterThan(order.indexOf('Problems and what to do'));
+  // On paper nothing of the command is cut off: a word longer than the line wraps there.
+  await cleanPage.emulateMediaType('print');
+  expect(await cleanPage.$eval('pre[data-field=next]', (pre) => pre.scrollWidth <= pre.clientWidth + 1)).toBe(true);
   await cleanPage.close();
 }, 90_000);

@@ -15,6 +15,7 @@ import { summaryPairs, writeSummary } from '../../report/summary.js';
 import { changeRecord } from '../../report/change-record.js';
 import { recordedCommandLine } from '../../report/command-line.js';
 import { toolVersion } from '../../report/version.js';
+import { REGIONS } from '../../pingone/regions.js';
 import { ResultsWriter, type CsvDialect } from '../../report/results-writer.js';
 import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
 import { pruneReports } from './retention.js';
@@ -110,7 +111,8 @@ export async function openCommand(command: string, input: string, config: Comman
         ...changeRecord(given as unknown as Parameters<typeof changeRecord>[0], {
           environmentId: connection.environmentId,
           apiUrl: connection.apiUrl,
-          region: connection.region ?? null,
+          // The region names the host only when the host is the region's: --api-url overrides it.
+          region: connection.apiUrl === REGIONS[connection.region]?.apiUrl ? connection.region : null,
           version: toolVersion(),
           commandLine: recordedCommandLine(deps.argv ?? [given.command]),
           next,
@@ -135,22 +137,22 @@ export async function openCommand(command: string, input: string, config: Comman
       log.logger.info({ event: `${summary.command}.end`, ...summary });
       await log.close();
       recorder.stop();
+      // The HTML report is a view of the summary and the results: one that cannot be written
+      // is a warning, its line says so, and the summary names none; the run's outcome stands.
+      let reportProblem: string | undefined;
+      try {
+        await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next: next || undefined, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
+      } catch (error) {
+        reportProblem = writeFault(paths.report, error).message;
+        warn(`the HTML report was not written: ${reportProblem}`);
+        const reports = (summary as { reports?: object }).reports;
+        if (reports) summary = { ...summary, reports: { ...reports, report: null } } as CommandSummary;
+      }
       let unwritten: StopError | undefined;
       try {
         await writeSummary(paths.summary, summary);
       } catch (error) {
         unwritten = writeFault(paths.summary, error);
-      }
-      // The HTML report is a view of the summary and the results: one that cannot be written
-      // is a warning, and its line says so; the run's outcome stands.
-      let reportProblem: string | undefined;
-      if (!unwritten) {
-        try {
-          await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next: next || undefined, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
-        } catch (error) {
-          reportProblem = writeFault(paths.report, error).message;
-          warn(`the HTML report was not written: ${reportProblem}`);
-        }
       }
       if (reportProblem !== undefined) human = human.replace(/\n {2}report {3}[^\n]*/, `\n  report   not written (${reportProblem.split(':')[0]})`);
       if (deps.keepReports && !unwritten) {
