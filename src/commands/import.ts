@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { RawOptions } from '../config.js';
 import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
-import { commandLine } from '../report/command-line.js';
+import { commandLine, followUp } from '../report/command-line.js';
 import { prepareOutDir, stem } from '../report/files.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
@@ -92,7 +92,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   if (stopped) next = `${stopAdvice(stopped)}: ${commandLine(args)}`;
   else if (dryRun) next = exitCode === 0 ? `import it for real: ${commandLine(args, ['--dry-run'])}` : `correct what the problems above name, then check again: ${commandLine(args)}`;
   else if (exitCode !== 0) next = `see the rows that are not IMPORTED in the results; run again to retry what failed (imported tokens are not sent again): ${commandLine(args)}`;
-  else next = 'assign the tokens: oath-bulk run <assignments.csv> --settings <file>; then delete the plaintext seed file';
+  else next = `assign the tokens: ${followUp(args, 'run', '<assignments.csv>')}; then delete the plaintext seed file`;
   await ctx.finish(summary, humanSummary({ title: `oath-bulk import ${seedsPath}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, next }));
   return exitCode;
 }
