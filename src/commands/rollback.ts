@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
-import { openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
+import { EnvironmentMismatchError, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
 import { openInput, readRows, RENAMED_RESULT_COLUMNS, RESULT_COLUMNS, type InputLayout, type RawRow } from '../input/reader.js';
@@ -141,8 +141,12 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
 
   await prepareOutDir(config.report.outDir);
   const environmentId = config.connection.environmentId;
-  const locked = journalPath && !dryRun ? await openLockedJournal(journalPath, environmentId, deps.warn) : undefined;
-  const journal: PairJournal | undefined = locked?.journal ?? (journalPath ? await readOnlyJournal(journalPath, environmentId) : undefined);
+  // A journal of another environment: said in rollback's terms (the devices are there).
+  const inRollbackTerms = (error: unknown): never => {
+    throw error instanceof EnvironmentMismatchError ? error.forRollback(resultsPath) : error;
+  };
+  const locked = journalPath && !dryRun ? await openLockedJournal(journalPath, environmentId, deps.warn).catch(inRollbackTerms) : undefined;
+  const journal: PairJournal | undefined = locked?.journal ?? (journalPath ? await readOnlyJournal(journalPath, environmentId).catch(inRollbackTerms) : undefined);
   const ctx = await openCommand('rollback', resultsPath, config, deps);
   const { logger, session, paths, startedAt } = ctx;
   const retry = { ...ctx.retryContext(journal), runJournal: journal, journalPath: journalPath ?? undefined, dryRun };

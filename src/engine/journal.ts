@@ -479,11 +479,31 @@ async function readJournal(path: string, environmentId: string, state: JournalSt
  * in the id suspected when the two are close. It is this shipment's record there: kept, never
  * to be deleted to make the run go.
  */
-function environmentMismatch(path: string, journalEnvironment: string, given: string, rows: number): UsageError {
+function environmentMismatch(path: string, journalEnvironment: string, given: string, rows: number): EnvironmentMismatchError {
   const close = editDistance(journalEnvironment.toLowerCase(), given.toLowerCase()) <= 4;
-  return new UsageError(
-    `journal ${path} records ${rows} row${rows === 1 ? '' : 's'} in environment ${journalEnvironment}; this run names environment ${given} and has 0 there.${close ? ` The two ids differ in a few characters only: a typo in --environment-id (or PINGONE_ENVIRONMENT_ID, or the settings file) is the likely cause; correct it and run again.` : ''} The journal is this shipment's record in ${journalEnvironment} and is kept as it is; to run this shipment against ${given} on purpose, give it a journal of its own (--journal <path>, or another --out-dir)`,
+  return new EnvironmentMismatchError(
+    `journal ${path} records ${rows} row${rows === 1 ? '' : 's'} in environment ${journalEnvironment}; this run names environment ${given} and has 0 there.${close ? ` ${TYPO}; correct it and run again.` : ''} The journal is this shipment's record in ${journalEnvironment} and is kept as it is; to run this shipment against ${given} on purpose, give it a journal of its own (--journal <path>, or another --out-dir)`,
+    { journalEnvironment, given, rows, close },
   );
+}
+
+const TYPO = 'The two ids differ in a few characters only: a typo in --environment-id (or PINGONE_ENVIRONMENT_ID, or the settings file) is the likely cause';
+
+/** A journal of another environment: what the message says, as facts a command can say otherwise. */
+export class EnvironmentMismatchError extends UsageError {
+  constructor(
+    message: string,
+    readonly facts: { readonly journalEnvironment: string; readonly given: string; readonly rows: number; readonly close: boolean },
+  ) {
+    super(message);
+    this.name = 'EnvironmentMismatchError';
+  }
+
+  /** For rollback: the devices to delete are in the run's environment; its journal is never to be replaced. */
+  forRollback(results: string): UsageError {
+    const { journalEnvironment, given, close } = this.facts;
+    return new UsageError(`the run that wrote ${results} worked in environment ${journalEnvironment} (its journal says so); this rollback names environment ${given}.${close ? ` ${TYPO}.` : ''} The devices to delete are in ${journalEnvironment}: roll back with that environment's settings (--environment-id ${journalEnvironment}, with its region and worker app)`);
+  }
 }
 
 /** Levenshtein distance (ids are short). */

@@ -4,7 +4,7 @@
  * given, with a note; one that recorded rows names both environments, what it holds, and a
  * likely typo — and never suggests deleting it.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useSandbox } from '../support/sandbox.js';
 import { runCli, sandboxEnv, shipment, tempDir } from '../support/cli.js';
@@ -50,4 +50,21 @@ test('a journal with rows in another environment: both named, with what it holds
   expect(result.stderr).toContain(wrong);
   expect(result.stderr).toMatch(/typo in --environment-id/);
   expect(result.stderr).not.toMatch(/delete|remove it|move it away/i);
+});
+
+test('rollback naming another environment than its run\'s: told to roll back with the run\'s environment, never to give the journal up', async () => {
+  const dir = tempDir();
+  const { path } = shipment(dir, 2, 'undo.csv', 'ENVU');
+  expect((await runCli(['run', path, '--out-dir', dir], sandboxEnv(box.sandbox))).code).toBe(0);
+  const results = join(dir, readdirSync(dir).find((f) => f.endsWith('.results.csv'))!);
+  const wrong = typo(box.sandbox.environmentId);
+  for (const extra of [['--yes'], ['--dry-run']]) {
+    const undo = await runCli(['rollback', results, '--out-dir', dir, ...extra], { ...sandboxEnv(box.sandbox), PINGONE_ENVIRONMENT_ID: wrong });
+    expect(undo.code).toBe(2);
+    expect(undo.stderr).toContain(`the run that wrote ${results} worked in environment ${box.sandbox.environmentId}`);
+    expect(undo.stderr).toMatch(/a typo in --environment-id .* is the likely cause/);
+    expect(undo.stderr).toMatch(/roll back with that environment's settings/);
+    expect(undo.stderr).not.toMatch(/journal of its own|another --out-dir/);
+  }
+  expect(box.sandbox.allDevices().filter((d) => d.serialNumber.startsWith('ENVU'))).toHaveLength(2);
 });
