@@ -17,7 +17,8 @@ test('the API host stops mid-run: exit 3 CONNECTION_LOST within the bound, said 
   const dir = tempDir();
   const { path } = shipment(dir, 200, 'gone.csv', 'GONE');
   const env = sandboxEnv(first);
-  const child = startCli(['run', path, '--out-dir', dir, '--rate', '20', '--max-unreachable', '5'], env);
+  // With the progress line drawn (as on a terminal): the warning must start a line of its own.
+  const child = startCli(['run', path, '--out-dir', dir, '--rate', '20', '--max-unreachable', '5', '--progress'], env);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = exited(child);
@@ -30,6 +31,8 @@ test('the API host stops mid-run: exit 3 CONNECTION_LOST within the bound, said 
   // Within the bound (5 s), with room for the requests in flight to finish and reports to be written.
   expect(afterGone).toBeLessThan(15_000);
   expect(stderr.match(/cannot be reached/g)).toHaveLength(1);
+  expect(stderr).toMatch(/(^|\n|\r\x1b\[2K)oath-bulk: warning: [^\n]*cannot be reached/);
+  expect(stderr).not.toMatch(/ETA [^\r\n]*oath-bulk: warning/);
   expect(stderr).toContain(`127.0.0.1:${port}`);
   const summary = JSON.parse(readFileSync(latest(dir, '.summary.json'), 'utf8')) as { stopped: { code: string }; rows: number };
   expect(summary.stopped.code).toBe('CONNECTION_LOST');

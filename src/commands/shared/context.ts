@@ -65,7 +65,9 @@ export async function openCommand(command: string, input: string, config: Comman
   const fault = (path: string) => (error: unknown) => deps.control.stop(writeFault(path, error));
   const log = await openRunLog(paths.log, report.logLevel, { runId: paths.runId, command }, fault(paths.log));
   const session = openSession(connection, engine, log.logger, deps.transport, deps.control.stopping, {
-    warn: (message) => deps.stderr.write(`oath-bulk: warning: ${message}\n`),
+    // While the progress line is drawn, a warning clears it first and takes a line of its
+    // own (the line is drawn again below it).
+    warn: (message) => deps.stderr.write(`${report.progress ? '\r\x1b[2K' : ''}oath-bulk: warning: ${message}\n`),
     stop: (error) => deps.control.stop(error),
   });
   const recorder = new ReportRecorder(() => session.stats);
