@@ -4,7 +4,6 @@
  * and yields one record at a time with its data-row number and file line, so that memory
  * stays flat however long the file is (SPEC "Input").
  */
-import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
@@ -12,6 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse, CsvError } from 'csv-parse';
 import { InputError, show } from './input-error.js';
+import { chunkDigester, DIGEST_CHUNK, type ChunkDigests } from './chunk-digests.js';
 import { workbookRecords } from './workbook-rows.js';
 
 /** `xlsx`: a workbook's first sheet (verify and rollback take the results workbook). */
@@ -193,17 +193,6 @@ export async function openCsv(path: string, expected = 'a header row "userID,ser
   throw new InputError(path, undefined, `holds only blank lines: expected ${expected}`);
 }
 
-/**
- * A digest of every 16 KB the first pass read, so that the second pass notices any byte that
- * changed in between (an edit in place keeps the size; a digest does not lie).
- */
-export interface ChunkDigests {
-  readonly list: string[];
-  readonly mode: 'record' | 'verify';
-  /** Verify mode: a chunk differs from what the first pass read (called once). */
-  readonly onMismatch?: () => void;
-}
-
 /** Every data record after the header of a CSV file, numbered (only the bytes that were checked). */
 export async function* readCsvRecords(file: Pick<CsvFile, 'path' | 'encoding' | 'delimiter' | 'fingerprint'>, digests?: ChunkDigests): AsyncGenerator<RawRow> {
   let row = 0;
@@ -299,22 +288,13 @@ export function detectDelimiter(text: string): Delimiter {
 }
 
 async function* decoded(path: string, encoding: Exclude<Encoding, 'xlsx'>, size?: number, digests?: ChunkDigests): AsyncGenerator<string> {
-  let chunkNo = 0;
-  let mismatch = false;
+  const digest = chunkDigester(digests);
   const decoder = new TextDecoder(encoding, { fatal: true });
   let line = 1;
   // Only the bytes that were checked: rows appended later are never read.
   const range = size === undefined ? {} : { end: Math.max(0, size - 1) };
-  for await (const chunk of createReadStream(path, { highWaterMark: 16 * 1024, ...range })) {
-    if (digests) {
-      const digest = createHash('sha1').update(chunk as Buffer).digest('base64');
-      if (digests.mode === 'record') digests.list.push(digest);
-      else if (!mismatch && digests.list[chunkNo] !== digest) {
-        mismatch = true;
-        digests.onMismatch?.();
-      }
-      chunkNo++;
-    }
+  for await (const chunk of createReadStream(path, { highWaterMark: DIGEST_CHUNK, ...range })) {
+    digest(chunk as Buffer);
     let text: string;
     try {
       text = decoder.decode(chunk as Buffer, { stream: true });

@@ -13,12 +13,12 @@
  * than a CSV row may be is refused, as is a sheet that inflates past MAX_SHEET_BYTES (a ZIP
  * bomb). Line numbers are the sheet's row numbers.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
 import { SaxesParser } from 'saxes';
+import { chunkDigester, DIGEST_CHUNK, type ChunkDigests } from './chunk-digests.js';
 import { InputError } from './input-error.js';
 
 /** The largest workbook read (bytes on disk): a 100,000-row results workbook is about 5 MB. */
@@ -177,22 +177,13 @@ function columnOf(ref: string | undefined): number | undefined {
  * Every non-blank row of the first sheet. `digests` as for a CSV: a digest of every 16 KB of
  * the file, recorded or compared, so that a second pass notices a changed file.
  */
-export async function* workbookRecords(path: string, size: number, digests?: { list: string[]; mode: 'record' | 'verify'; onMismatch?: () => void }): AsyncGenerator<WorkbookRecord> {
+export async function* workbookRecords(path: string, size: number, digests?: ChunkDigests): AsyncGenerator<WorkbookRecord> {
   if (size > MAX_WORKBOOK_BYTES) {
     throw new InputError(path, undefined, `is a workbook of ${Math.round(size / 1_000_000)} MB, more than the ${MAX_WORKBOOK_BYTES / 1024 / 1024} MB read: give the results CSV instead`);
   }
   const zip = (await readFile(path)).subarray(0, size);
-  if (digests) {
-    let mismatch = false;
-    for (let at = 0, n = 0; at < zip.length; at += 16 * 1024, n++) {
-      const digest = createHash('sha1').update(zip.subarray(at, at + 16 * 1024)).digest('base64');
-      if (digests.mode === 'record') digests.list.push(digest);
-      else if (!mismatch && digests.list[n] !== digest) {
-        mismatch = true;
-        digests.onMismatch?.();
-      }
-    }
-  }
+  const digest = chunkDigester(digests);
+  for (let at = 0; digests && at < zip.length; at += DIGEST_CHUNK) digest(zip.subarray(at, at + DIGEST_CHUNK));
   let sheet: ZipEntry;
   let strings: string[];
   try {
