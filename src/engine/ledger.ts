@@ -16,7 +16,7 @@ import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import { acquireLock, LockHeldError, type HeldLock } from './lock.js';
+import { acquireLockWithin } from './lock.js';
 
 export const LEDGER_VERSION = 1;
 
@@ -180,18 +180,13 @@ export class Ledger {
     return this.lives.get(serial)?.revoked;
   }
 
-  /** Every serial the ledger knows, with its life. */
-  entries(): IterableIterator<[string, TokenLife]> {
-    return this.lives.entries();
-  }
-
   /**
    * Appends facts, synced, under the ledger's lock (waiting for another process's append);
    * what others appended meanwhile is read first, and the new facts apply once written.
    */
   async append(facts: readonly LedgerFact[]): Promise<void> {
     if (facts.length === 0) return;
-    const lock = await lockFor(`${this.path}.lock`);
+    const lock = await acquireLockWithin(`${this.path}.lock`, LOCK_WAIT_MS, 20);
     try {
       await this.refresh();
       const now = new Date().toISOString();
@@ -220,16 +215,4 @@ function withoutUndefined(fact: LedgerFact): Record<string, unknown> {
 async function writeSynced(handle: FileHandle, text: string): Promise<void> {
   await handle.write(text);
   await handle.sync();
-}
-
-async function lockFor(path: string): Promise<HeldLock> {
-  const until = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      return await acquireLock(path);
-    } catch (error) {
-      if (!(error instanceof LockHeldError) || Date.now() > until) throw error;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
 }

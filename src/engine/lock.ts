@@ -181,3 +181,16 @@ export async function acquireLock(path: string): Promise<HeldLock> {
     await unlink(temp).catch(() => undefined);
   }
 }
+
+/** acquireLock, waiting up to `waitMs` for a live holder to let go; then its LockHeldError. */
+export async function acquireLockWithin(path: string, waitMs: number, pollMs = 250): Promise<HeldLock> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await acquireLock(path);
+    } catch (error) {
+      if (!(error instanceof LockHeldError) || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))));
+    }
+  }
+}

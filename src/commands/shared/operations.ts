@@ -12,7 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../../config.js';
 import { isLoopbackHost } from '../../pingone/regions.js';
 import { exitCodeFor, UsageError } from '../../errors.js';
-import { acquireLock, LockHeldError, type HeldLock } from '../../engine/lock.js';
+import { acquireLockWithin, LockHeldError, type HeldLock } from '../../engine/lock.js';
 import { isFolder, prepareOutDir, stem } from '../../report/files.js';
 import { resolveCommandConfig } from './command-config.js';
 import { countsLine } from '../../report/tally.js';
@@ -202,18 +202,12 @@ async function folderLock(folder: string, raw: RawOptions, deps: CommandDeps, wa
   const { report } = resolveCommandConfig(raw, deps);
   await prepareOutDir(report.outDir);
   const path = folderLockPath(folder, report.outDir);
-  const deadline = Date.now() + waitS * 1000;
-  for (;;) {
-    try {
-      return await acquireLock(path);
-    } catch (error) {
-      if (!(error instanceof LockHeldError)) throw error;
-      if (Date.now() >= deadline) {
-        const { pid, host, startedAt } = error.owner;
-        throw new UsageError(`another run of ${folder} holds its lock ${path} (pid ${pid ?? 'unknown'}${host ? ` on ${host}` : ''}, started ${startedAt ?? 'at an unknown time'}): it is doing this folder's work, so this run attempted nothing${waitS > 0 ? ` after waiting ${waitS} s` : ''}; --lock-wait <seconds> waits for it`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(250, Math.max(0, deadline - Date.now()))));
-    }
+  try {
+    return await acquireLockWithin(path, waitS * 1000);
+  } catch (error) {
+    if (!(error instanceof LockHeldError)) throw error;
+    const { pid, host, startedAt } = error.owner;
+    throw new UsageError(`another run of ${folder} holds its lock ${path} (pid ${pid ?? 'unknown'}${host ? ` on ${host}` : ''}, started ${startedAt ?? 'at an unknown time'}): it is doing this folder's work, so this run attempted nothing${waitS > 0 ? ` after waiting ${waitS} s` : ''}; --lock-wait <seconds> waits for it`);
   }
 }
 
