@@ -54,9 +54,13 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
   const userIds = new Map<string, string | { status: 'USER_NOT_FOUND' | 'UNKNOWN'; message: string }>();
   const holder = new Map<string, string>();
   const seen = new Set<string>();
+  // Every row that can be checked, as judge() needs it: the MISSING ones are known once the
+  // devices are read, without reading the file once more.
+  const checkable: Judged[] = [];
   async function* distinctUsers(): AsyncGenerator<CheckedRow> {
     for await (const row of finalRows(scan)) {
       if (!row.user || (row.problem && row.problem.code !== 'DUPLICATE_ROW')) continue;
+      checkable.push({ row: row.row, line: row.line, user: row.user, problem: row.problem, serialNumber: row.serialNumber });
       const key = userKey(row.user);
       if (seen.has(key)) continue;
       seen.add(key);
@@ -94,9 +98,8 @@ export async function verifyCommand(input: string, raw: RawOptions, deps: Comman
 
   // Why a token is missing decides what to do: the inventory is read for those serials.
   const missing = new Set<string>();
-  if (!deps.control.stopped) {
-    for await (const row of finalRows(scan)) if (judge(row, userIds, listings, holder, false).status === 'MISSING') missing.add(row.serialNumber);
-  }
+  if (!deps.control.stopped) for (const row of checkable) if (judge(row, userIds, listings, holder, false).status === 'MISSING') missing.add(row.serialNumber);
+  checkable.length = 0;
   let inventory: Map<string, InventoryEntry> | undefined;
   if (missing.size > 0 && !deps.control.stopped) {
     try {
@@ -185,8 +188,11 @@ function verifyNext(tally: Tally<VerifyStatus>, why: { notInInventory: number; f
   return steps.join('; then ') + `; then verify again: ${commandLine(args)}`;
 }
 
+/** What judge() reads of a row. */
+type Judged = Pick<CheckedRow, 'row' | 'line' | 'user' | 'problem' | 'serialNumber'>;
+
 function judge(
-  row: CheckedRow,
+  row: Judged,
   userIds: Map<string, string | { status: 'USER_NOT_FOUND' | 'UNKNOWN'; message: string }>,
   listings: Map<string, Listing>,
   holder: Map<string, string>,
