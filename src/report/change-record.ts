@@ -78,7 +78,6 @@ interface SummaryFacts {
   readonly rows: number;
   readonly outcomes: Record<string, number>;
   readonly errorCodes: Record<string, number>;
-  readonly finishedEarlier?: number;
   readonly stopped: { readonly code: string; readonly message: string } | null;
   readonly exitCode: number;
   readonly activated?: number;
@@ -101,7 +100,7 @@ export function planOf(s: SummaryFacts, activate: boolean): Plan {
   const o = s.outcomes;
   const failures: Record<string, number> = {};
   for (const [code, n] of Object.entries(s.errorCodes)) if (code !== 'PAIRING_UNKNOWN') failures[code] = n;
-  const willCreate = (o['NOT_ATTEMPTED'] ?? 0);
+  const willCreate = o['NOT_ATTEMPTED'] ?? 0;
   const alreadyInPlace = (o['EXISTING'] ?? 0) + (o['CREATED'] ?? 0);
   return {
     // A dry run's import outcomes: NOT_ATTEMPTED is what it would import; IMPORTED is what an earlier run did.
@@ -154,7 +153,7 @@ export function outcomeSentence(s: SummaryFacts, plan: Plan | null): string {
       const deleted = n('DELETED');
       const problems = n('FAILED') + n('CHANGED') + n('NOT_ATTEMPTED');
       const lead = s.stopped ? stoppedLead : problems > 0 ? 'Rolled back with problems: ' : 'Rolled back: ';
-      return `${lead}${plural(deleted, 'device')} the run created deleted${n('ALREADY_GONE') ? `, ${n('ALREADY_GONE')} gone already` : ''}${problems > 0 ? `; ${plural(problems, 'row')} not deleted (${codes({ ...Object.fromEntries(['FAILED', 'CHANGED', 'NOT_ATTEMPTED'].filter((k) => n(k) > 0).map((k) => [k, n(k)])) })})` : ''}.`;
+      return `${lead}${plural(deleted, 'device')} the run created deleted${n('ALREADY_GONE') ? `, ${n('ALREADY_GONE')} gone already` : ''}${problems > 0 ? `; ${plural(problems, 'row')} not deleted (${codes(Object.fromEntries(['FAILED', 'CHANGED', 'NOT_ATTEMPTED'].filter((k) => n(k) > 0).map((k) => [k, n(k)])))})` : ''}.`;
     }
     case 'import': {
       if (s.dryRun) return `${stoppedLead}Plan, nothing changed yet: will import ${plural(n('NOT_ATTEMPTED'), 'token')}${n('ALREADY_PRESENT') ? `; ${n('ALREADY_PRESENT')} are in the inventory already` : ''}${n('INVALID') + n('FAILED') ? `; ${plural(n('INVALID') + n('FAILED'), 'token')} would fail (${codes(s.errorCodes)})` : ''}.`;

@@ -21,7 +21,7 @@ const CRON_ONLY = ['--healthcheck-url', '--metrics-file'];
  * A flag as yargs reads it, whatever its spelling: `--dryRun`, `--dry-run` and
  * `--dry-run=true` are one flag, `--dry-run` (yargs takes camelCase too).
  */
-export function flagName(arg: string): string | undefined {
+function flagName(arg: string): string | undefined {
   const m = /^--([^=]+)/.exec(arg);
   return m ? `--${m[1]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : undefined;
 }

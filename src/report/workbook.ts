@@ -38,7 +38,7 @@ export class ResultsWorkbook {
   async write(cells: readonly unknown[]): Promise<void> {
     if (this.failed) return;
     try {
-      await this.book.row(cells.map((v) => (v === undefined || v === null ? undefined : typeof v === 'number' ? v : String(v))));
+      await this.book.row(cells);
     } catch (error) {
       this.failed = error;
     }
@@ -64,14 +64,14 @@ export class ResultsWorkbook {
       }
       await rename(this.temp, this.path);
     } catch (error) {
-      await unlink(this.temp).catch(() => undefined);
+      await this.abandon();
       throw error;
     }
   }
 
   /** Gives up the workbook (the command failed before its summary): no partial file is left. */
   async abandon(): Promise<void> {
-    await this.book.finish().catch(() => undefined);
+    this.book.abandon();
     await unlink(this.temp).catch(() => undefined);
   }
 }

@@ -17,7 +17,6 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { crc32, createDeflateRaw, type DeflateRaw } from 'node:zlib';
 
-export type CellValue = string | number | null | undefined;
 
 interface Entry {
   readonly name: Buffer;
@@ -76,8 +75,9 @@ class ZipOut {
     out.on('error', (error) => (this.failure ??= error));
   }
 
-  get failed(): Error | undefined {
-    return this.failure;
+  /** Gives the file up: nothing more is written to it. */
+  destroy(): void {
+    this.out.destroy();
   }
 
   private async raw(chunk: Buffer): Promise<void> {
@@ -242,8 +242,9 @@ export class XlsxWriter {
     return new XlsxWriter(new ZipOut(createWriteStream(path, { mode: 0o600 })));
   }
 
-  get failed(): Error | undefined {
-    return this.zip.failed;
+  /** Gives the file up unfinished (the caller removes it). */
+  abandon(): void {
+    this.zip.destroy();
   }
 
   /** Starts a sheet: the header row (bold, frozen, filterable) is its first row. */
@@ -257,8 +258,11 @@ export class XlsxWriter {
     await this.row(columns.map((c) => c.name), true);
   }
 
-  /** One row, in column order; a value is written as a number only in a numeric column. */
-  async row(values: readonly CellValue[], header = false): Promise<void> {
+  /**
+   * One row, in column order: a finite number in a numeric column is a number cell, any other
+   * value its text; undefined, null and '' leave the cell empty.
+   */
+  async row(values: readonly unknown[], header = false): Promise<void> {
     const sheet = this.current;
     if (!sheet) throw new Error('no sheet open');
     const r = ++sheet.rows;

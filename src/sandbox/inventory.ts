@@ -158,11 +158,10 @@ export class OathInventory {
    * sandbox computes codes itself (RFC 4226 §5.3), independently of oath-bulk's own.
    */
   checkCode(token: InventoryToken, otp: string, now = Date.now()): boolean {
-    const code = (counter: bigint): string => this.codeAt(token, counter);
     if (token.type === 'HOTP') {
       const from = token.counter ?? 0n;
       for (let c = from; c < from + BigInt(ACTIVATION_HOTP_WINDOW); c++) {
-        if (code(c) === otp) {
+        if (this.codeAt(token, c) === otp) {
           token.counter = c + 1n;
           return true;
         }
@@ -170,7 +169,7 @@ export class OathInventory {
       return false;
     }
     const step = Math.floor(now / 1000 / (token.timeStep ?? 30)) + (token.driftSteps ?? 0);
-    return [step - 1, step, step + 1].some((s) => code(BigInt(s)) === otp);
+    return [step - 1, step, step + 1].some((s) => this.codeAt(token, BigInt(s)) === otp);
   }
 
   /** Checks one token body; returns the token or PingOne's 400. */

@@ -133,9 +133,9 @@ export async function openCommand(command: string, input: string, config: Comman
           const problem = writeFault(paths.workbook, error).message;
           warn(`the workbook was not written: ${problem}`);
           human = human.replace(/\n {2}workbook [^\n]*/, `\n  workbook not written (${problem.split(':')[0]})`);
-          summary = withoutWorkbook(summary);
+          summary = notWritten(summary, 'workbook');
         }
-      } else summary = withoutWorkbook(summary);
+      } else summary = notWritten(summary, 'workbook');
       log.logger.info({ event: `${summary.command}.end`, ...summary });
       await log.close();
       recorder.stop();
@@ -147,8 +147,7 @@ export async function openCommand(command: string, input: string, config: Comman
       } catch (error) {
         reportProblem = writeFault(paths.report, error).message;
         warn(`the HTML report was not written: ${reportProblem}`);
-        const reports = (summary as { reports?: object }).reports;
-        if (reports) summary = { ...summary, reports: { ...reports, report: null } } as CommandSummary;
+        summary = notWritten(summary, 'report');
       }
       let unwritten: StopError | undefined;
       try {
@@ -173,10 +172,10 @@ export async function openCommand(command: string, input: string, config: Comman
   };
 }
 
-/** The summary with no workbook named (none was written). */
-function withoutWorkbook<S extends CommandSummary>(summary: S): S {
-  const reports = (summary as { reports?: { workbook?: string | null } }).reports;
-  return reports && reports.workbook ? { ...summary, reports: { ...reports, workbook: null } } : summary;
+/** The summary naming no file of that kind (none was written). */
+function notWritten<S extends CommandSummary>(summary: S, kind: 'workbook' | 'report'): S {
+  const reports = (summary as { reports?: Record<string, string | null> }).reports;
+  return reports?.[kind] ? { ...summary, reports: { ...reports, [kind]: null } } : summary;
 }
 
 /** Gets the first access token: refused credentials stop the command (exit 3) with nothing sent. */
