@@ -110,10 +110,10 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   const results = await ctx.openResults(extraNames, undefined, scan.layout);
   ctx.recorder.extraNames = extraNames;
   const { control } = deps;
+  // Every row counted as it finishes, before it waits its turn in the results' input order:
+  // the progress line and the progress events count what is done, and, once every row has
+  // been written, the summary counts the same rows as the results CSV.
   const tally = new Tally();
-  // Rows as they finish, before they wait their turn in the results' input order: what the
-  // progress line and the progress events count. At the end it equals `tally`.
-  const finished = new Tally();
 
   logger.info({
     event: 'run.start',
@@ -147,14 +147,13 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     throw new UsageError(control.reason.message);
   }
 
-  const progress = report.progress ? new ProgressLine(deps.stderr, { tally: finished, total: scan.rows, rate: () => session.pacer.currentRate, retries: () => session.stats.retries }) : undefined;
+  const progress = report.progress ? new ProgressLine(deps.stderr, { tally, total: scan.rows, rate: () => session.pacer.currentRate, retries: () => session.stats.retries }) : undefined;
   progress?.start();
-  const heartbeat = setInterval(() => logger.info({ event: 'progress', done: finished.done, total: scan.rows, outcomes: finished.outcomes, requests: session.stats.total }), 30_000);
+  const heartbeat = setInterval(() => logger.info({ event: 'progress', done: tally.done, total: scan.rows, outcomes: tally.outcomes, requests: session.stats.total }), 30_000);
   heartbeat.unref();
 
   let activationHalted: string | undefined;
   const emit = async (result: RowResult): Promise<void> => {
-    tally.add(result);
     const done = result.outcome === 'CREATED' || result.outcome === 'EXISTING';
     if (!(done || (dryRun && result.outcome === 'NOT_ATTEMPTED')) || result.errorCode) ctx.recorder.attention(result);
     // The log carries the results' columns, without what the results file adds or keeps inside.
@@ -170,7 +169,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   try {
     seedsSummary = await sendRows(input, plan, deps, ctx, journal, emit, {
       restart: () => progress?.restart(),
-      finished: (result) => finished.add(result),
+      finished: (result) => tally.add(result),
       halted: (why) => {
         activationHalted = why;
       },
