@@ -5,7 +5,7 @@
  */
 import { stringify, type Stringifier } from 'csv-stringify';
 import { stringify as stringifySync } from 'csv-stringify/sync';
-import { RESULT_COLUMNS } from '../input/reader.js';
+import { RESULT_COLUMNS, type Delimiter } from '../input/reader.js';
 import { safeCell } from './csv-safe.js';
 import { openPrivate } from './files.js';
 import { LineFile } from './line-file.js';
@@ -14,7 +14,7 @@ import { ResultsWorkbook } from './workbook.js';
 
 /** How the CSV is written: SPEC's contract (comma, no BOM), or the input's dialect (--csv-dialect input). */
 export interface CsvDialect {
-  readonly delimiter: ',' | ';' | '\t';
+  readonly delimiter: Delimiter;
   readonly bom: boolean;
 }
 

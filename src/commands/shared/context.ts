@@ -16,7 +16,8 @@ import { changeRecord } from '../../report/change-record.js';
 import { recordedCommandLine } from '../../report/command-line.js';
 import { toolVersion } from '../../report/version.js';
 import { REGIONS } from '../../pingone/regions.js';
-import { ResultsWriter, type CsvDialect } from '../../report/results-writer.js';
+import { ResultsWriter } from '../../report/results-writer.js';
+import type { InputLayout } from '../../input/reader.js';
 import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
 import { pruneReports } from './retention.js';
 import type { CommandDeps } from './deps.js';
@@ -45,7 +46,7 @@ export interface CommandContext {
    * The results CSV (and the workbook beside it, completed by finish()): SPEC's columns or
    * `columns`, then `extraColumns`; `input` gives the dialect --csv-dialect input copies.
    */
-  openResults(extraColumns: readonly string[], columns?: readonly string[], input?: { readonly delimiter: CsvDialect['delimiter']; readonly bom: boolean; readonly encoding: string }): Promise<ResultsWriter>;
+  openResults(extraColumns: readonly string[], columns?: readonly string[], input?: Pick<InputLayout, 'delimiter' | 'bom' | 'encoding'>): Promise<ResultsWriter>;
 }
 
 export interface CommandSummary {
