@@ -26,6 +26,8 @@ async function demo(): Promise<number> {
   sandbox.seedDevice('3f2b8c1e-6a4d-4e8b-9c2a-1d5e7f9a0b3c', '00412345678901').status = 'ACTIVE';
   // The sandbox starts empty each time: a journal from an earlier demo would not match it.
   await rm(join(OUT_DIR, 'shipment-sample.journal.jsonl'), { force: true });
+  // Nor would its ledger: the demo's is its own, under its reports, never the operator's.
+  await rm(join(OUT_DIR, 'state'), { recursive: true, force: true });
   process.stdout.write(`demo: PingOne sandbox listening on ${sandbox.url}\n`);
   const settings = {
     'environment-id': sandbox.environmentId,
@@ -33,6 +35,7 @@ async function demo(): Promise<number> {
     'api-url': `${sandbox.url}/v1`,
     'auth-url': sandbox.url,
     'out-dir': OUT_DIR,
+    'state-dir': join(OUT_DIR, 'state'),
     rate: 20,
     concurrency: 8,
     'backoff-base': 200,

@@ -6,6 +6,7 @@
  * any output (SEEDS.md "Handling seeds safely").
  */
 import { join } from 'node:path';
+import { Ledger, LedgerNotes } from '../engine/ledger.js';
 import type { RawOptions } from '../config.js';
 import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
@@ -14,7 +15,7 @@ import { prepareOutDir, stem } from '../report/files.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { readSeeds, seedOptions } from './shared/seed-input.js';
-import { IMPORT_COLUMNS, writeImportResults } from './shared/import-results.js';
+import { IMPORT_COLUMNS, shippedFacts, writeImportResults } from './shared/import-results.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
@@ -25,6 +26,8 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const config = resolveCommandConfig(raw, deps);
   const { connection, engine, report } = config;
 
+  // The ledger: a damaged one stops the import here (exit 2), before the file is decrypted.
+  const ledger = await Ledger.open(config.stateDir, connection.environmentId);
   // Read, decrypt and check the whole file before anything is sent.
   const { tokens } = await readSeeds(seedsPath, raw, deps, defaults);
 
@@ -42,6 +45,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   for (const t of tokens) for (const w of t.warnings) logger.warn({ event: 'token.warning', row: t.index, serialNumber: t.serialNumber, message: w });
 
   const results = await ctx.openResults([], IMPORT_COLUMNS);
+  const notes = new LedgerNotes(ledger, deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`)));
   let failure: unknown;
   try {
     await proveCredentials(session, deps.control);
@@ -52,8 +56,11 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
     const drawing = report.progress ? setInterval(() => deps.stderr.write(`\r\x1b[2K${line()}`), 250) : undefined;
     heartbeat.unref();
     drawing?.unref();
+    // The ledger, right before the import: a revoked token is never imported again.
+    await ledger.refresh();
     const outcomes = await importTokens(tokens, {
       ...retry,
+      revoked: (serial) => ledger.revoked(serial),
       inventory: session.client,
       jobSize,
       dryRun,
@@ -70,11 +77,13 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
     });
     ctx.recorder.extraNames = ['manufacturer', 'model'];
     await writeImportResults(outcomes, results, logger, tally, ctx.recorder, dryRun);
+    if (!dryRun) for (const fact of shippedFacts(outcomes, seedsPath, `import ${paths.runId}`)) notes.note(fact);
   } catch (error) {
     failure = error;
   } finally {
     for (const t of tokens) t.secret?.wipe();
     await results.close();
+    await notes.flush();
     failure ??= await closeJournal(locked ?? journal, deps.control);
   }
   if (failure) {
@@ -87,6 +96,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const exitCode = decideExit(tally, { stopped: stopped !== undefined, good });
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({ command: 'import', runId: paths.runId, input: seedsPath, dryRun, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: raw['journal'] === false ? null : journalPath } });
+  Object.assign(summary, { ledger: { path: ledger.path, tokenRevoked: tally.errorCodes['TOKEN_REVOKED'] ?? 0 } });
   const args = deps.argv ?? ['import', seedsPath, ...(dryRun ? ['--dry-run'] : [])];
   let next: string | undefined;
   if (stopped) next = `${stopAdvice(stopped)}: ${commandLine(args)}`;

@@ -34,7 +34,7 @@ export function activation(seeds: ShipmentSeeds, ctx: ActivateContext, journal: 
   let proven = false;
   const oneAtATime = pLimit(1);
   return async (row, result) => {
-    if ((result.outcome !== 'CREATED' && result.outcome !== 'EXISTING') || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
+    if ((result.outcome !== 'CREATED' && result.outcome !== 'EXISTING') || result.revokedSince || result.deviceStatus !== 'ACTIVATION_REQUIRED' || !result.deviceId) return result;
     const note = (text: string): string => (result.message ? `${result.message}; ${text}` : text);
     if (dryRun) return { ...result, message: note('would be activated with a code computed from its seed') };
     if (ctx.stopping.aborted) return { ...result, errorCode: 'ACTIVATION_NOT_ATTEMPTED', message: note(NOT_ATTEMPTED_MESSAGE) };

@@ -12,6 +12,7 @@ import { assignRow, earlierEntry, fromJournal, journalEntry, notAttempted, type 
 import type { RunControl } from './control.js';
 import { orderedPool } from './ordered-pool.js';
 import { UserResolver } from './user-resolver.js';
+import { revokedMessage, type TokenLife } from './ledger.js';
 
 export interface BatchOptions {
   readonly concurrency: number;
@@ -31,6 +32,24 @@ export interface BatchHooks {
   readonly gate?: (row: ResolvedRow) => RowResult | undefined;
   /** A row's result before it is emitted (activation of a device created ACTIVATION_REQUIRED). */
   readonly after?: (row: CheckedRow, result: RowResult) => Promise<RowResult>;
+  /** The ledger: whether the row's token is revoked (never assigned again), read right before the row is sent. */
+  readonly revoked?: (serial: string) => Promise<TokenLife['revoked']>;
+}
+
+/** A row whose token the ledger has revoked: FAILED TOKEN_REVOKED, nothing sent. */
+function revokedRow(row: CheckedRow & { userId?: string }, revoked: NonNullable<TokenLife['revoked']>): RowResult {
+  return { ...notAttempted(row), outcome: 'FAILED', errorCode: 'TOKEN_REVOKED', message: revokedMessage(row.serialNumber, revoked) };
+}
+
+/** A row an earlier run finished whose token was revoked since: final, not a failure; the device went with the revoke. */
+function revokedSince(result: RowResult, revoked: NonNullable<TokenLife['revoked']>): RowResult {
+  const day = revoked.at.slice(0, 10);
+  const { deviceStatus: _gone, ...rest } = result;
+  return {
+    ...rest,
+    revokedSince: revoked.at,
+    message: `finished by an earlier run; revoked since ${day} (${revoked.reason ? `${revoked.reason}, ` : ''}${revoked.by ?? 'oath-bulk revoke'}): the token is out of service and its device gone; nothing sent`,
+  };
 }
 
 function invalid(row: CheckedRow): RowResult {
@@ -56,6 +75,8 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
   const judge = (result: RowResult): void => {
     // A dry run's failures are predictions, each row's own: it judges every row.
     if (options.dryRun) return;
+    // Decided by the ledger with nothing sent: says nothing of PingOne or the settings.
+    if (result.errorCode === 'TOKEN_REVOKED' && result.attempts === 0) return;
     if (uniform && (result.outcome === 'CREATED' || result.outcome === 'EXISTING')) uniform = undefined;
     if (uniform && result.outcome === 'FAILED' && result.errorCode && ROW_SPECIFIC_CODES.has(result.errorCode)) {
       uniform = uniform.code === '' || uniform.code === result.errorCode ? { code: result.errorCode, count: uniform.count + 1 } : undefined;
@@ -95,9 +116,12 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
   const process = after ? async (row: CheckedRow): Promise<RowResult> => after(row, await decide(row)) : (row: CheckedRow): Promise<RowResult> => decide(row);
   const decide = async (row: CheckedRow): Promise<RowResult> => {
     if (row.problem || !row.user) return invalid(row);
+    // The ledger, right before the row is sent: a revoked token is never assigned again.
+    const revoked = await hooks.revoked?.(row.serialNumber);
     // What an earlier run finished is reported as such, whether or not this run goes on.
     const { key: idKey, prior: earlier } = earlierEntry(row, ctx.journal);
-    if (earlier?.outcome) return fromJournal(row, earlier);
+    if (earlier?.outcome) return revoked ? revokedSince(fromJournal(row, earlier), revoked) : fromJournal(row, earlier);
+    if (revoked) return revokedRow(row, revoked);
     if (control.stopped) return notAttempted(row);
     let userId: string;
     try {
@@ -120,7 +144,7 @@ export async function runBatch(rows: AsyncIterable<CheckedRow>, ctx: AssignConte
     // A row that names its user by id was looked up above under its pair; an email or username
     // row's pair is known only now.
     const entry = idKey !== undefined ? { key: idKey, prior: earlier } : journalEntry(resolved, ctx.journal);
-    if (entry.prior?.outcome) return fromJournal(resolved, entry.prior);
+    if (entry.prior?.outcome) return revoked ? revokedSince(fromJournal(resolved, entry.prior), revoked) : fromJournal(resolved, entry.prior);
     if (options.dryRun) {
       if (entry.prior?.windows) {
         return notAttempted(resolved, "dry run: an earlier run's create went unanswered; the real run reads the user's devices first, then creates the device if it is not there");

@@ -15,6 +15,7 @@ import { StopError } from '../errors.js';
 import { ApiError } from '../pingone/errors.js';
 import { RequestAborted } from '../pingone/http.js';
 import type { CallOptions, InventoryEntry, OathJob, OathTokenBody } from '../pingone/client.js';
+import { revokedMessage, type TokenLife } from './ledger.js';
 import type { SeedToken } from '../seeds/token.js';
 import { unanswered, withRetries, type AssignContext } from './assign-row.js';
 
@@ -61,6 +62,8 @@ export interface ImportContext extends Omit<AssignContext, 'api'> {
   readonly keepSecrets?: boolean;
   /** Hears of each token settled (progress). */
   readonly onSettled?: (result: ImportResult) => void;
+  /** The ledger (read right before the import): a revoked token is never imported again. */
+  readonly revoked?: (serial: string) => TokenLife['revoked'];
 }
 
 /** The context of one import: serials sent in a job whose answer never came. */
@@ -124,7 +127,12 @@ export async function importTokens(tokens: readonly SeedToken[], ctx: ImportCont
       continue;
     }
     const earlier = ctx.journal.lookupImport(t.serialNumber);
-    if (earlier?.outcome === 'IMPORTED' || earlier?.outcome === 'ALREADY_PRESENT') {
+    const revoked = ctx.revoked?.(t.serialNumber);
+    if (revoked && (earlier?.outcome === 'IMPORTED' || earlier?.outcome === 'ALREADY_PRESENT')) {
+      settle({ token: t, outcome: earlier.outcome, tokenId: earlier.tokenId, finishedEarlier: true, message: `finished by an earlier run; revoked since ${revoked.at.slice(0, 10)} (${revoked.reason ?? 'revoked'}): nothing sent` });
+    } else if (revoked) {
+      settle({ token: t, outcome: 'FAILED', errorCode: 'TOKEN_REVOKED', message: revokedMessage(t.serialNumber, revoked) });
+    } else if (earlier?.outcome === 'IMPORTED' || earlier?.outcome === 'ALREADY_PRESENT') {
       settle({ token: t, outcome: earlier.outcome, tokenId: earlier.tokenId, finishedEarlier: true, message: 'finished by an earlier run; nothing sent' });
     } else if (earlier?.windows) {
       started.push(t);
@@ -223,7 +231,7 @@ function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
  * read per serial for a few, else the whole inventory paged (1,000 a page) — at most 100
  * requests for a full environment.
  */
-export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'inventory' | 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'>): Promise<Map<string, InventoryEntry>> {
+export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'> & { readonly inventory: Pick<InventoryApi, 'oathTokens'> }): Promise<Map<string, InventoryEntry>> {
   const found = new Map<string, InventoryEntry>();
   const wanted = new Set(serials);
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };

@@ -38,6 +38,11 @@ export interface LedgerFact {
   readonly by?: string;
   /** handed-out/returned: the user. */
   readonly user?: string;
+  /** handed-out: the input file of the run; revoked: the device taken off its user. */
+  readonly file?: string;
+  readonly device?: string;
+  /** revoking: the revoke job the token was sent in (a rerun follows it to its end first). */
+  readonly job?: string;
   /** shipped: the seed file (its name) the token came in; its vendor validity dates. */
   readonly shipment?: string;
   readonly validFrom?: string;
@@ -47,7 +52,7 @@ export interface LedgerFact {
 /** What the ledger says of a serial now. */
 export interface TokenLife {
   /** Set while the serial is out of service: `revoking` (written before the revoke was sent) or `revoked`. */
-  revoked?: { readonly state: 'revoking' | 'revoked'; readonly reason?: RevokeReason; readonly at: string; readonly by?: string };
+  revoked?: { readonly state: 'revoking' | 'revoked'; readonly reason?: RevokeReason; readonly at: string; readonly by?: string; readonly user?: string; readonly device?: string; readonly job?: string };
   /** The last hand-out not followed by a return or a revoke. */
   handedOut?: { readonly user?: string; readonly at: string; readonly by?: string };
   shipment?: { readonly name?: string; readonly validFrom?: string; readonly validUntil?: string };
@@ -151,7 +156,7 @@ export class Ledger {
     switch (fact.e) {
       case 'revoking':
       case 'revoked':
-        life.revoked = { state: fact.e, reason: fact.reason, at: fact.at, by: fact.by };
+        life.revoked = { state: fact.e, reason: fact.reason, at: fact.at, by: fact.by, user: fact.user ?? life.revoked?.user, device: fact.device ?? life.revoked?.device, job: fact.e === 'revoking' ? (fact.job ?? life.revoked?.job) : undefined };
         life.handedOut = undefined;
         break;
       case 'reinstated':
@@ -215,4 +220,77 @@ function withoutUndefined(fact: LedgerFact): Record<string, unknown> {
 async function writeSynced(handle: FileHandle, text: string): Promise<void> {
   await handle.write(text);
   await handle.sync();
+}
+
+/** How a revoked serial is named in a row: when, why, by what, and how to undo a mistake. */
+export function revokedMessage(serial: string, revoked: NonNullable<TokenLife['revoked']>): string {
+  const day = revoked.at.slice(0, 10);
+  const why = `${revoked.reason ? `${revoked.reason}, ` : ''}${revoked.by ?? 'oath-bulk revoke'}`;
+  const state = revoked.state === 'revoking' ? `is being revoked since ${day} (${why})` : `was revoked on ${day} (${why})`;
+  return `token ${JSON.stringify(serial)} ${state}: a revoked token is never imported or assigned again; take it out of the file (if it was revoked by mistake: oath-bulk reinstate ${serial} --yes)`;
+}
+
+/**
+ * The ledger as a command that imports or assigns reads it: what it says of a serial, read
+ * again at most once a second (a revoke typed during a long cron run is seen within a second).
+ */
+export class LedgerCheck {
+  private readAt = Date.now();
+  private reading: Promise<void> | undefined;
+
+  constructor(
+    readonly ledger: Ledger,
+    private readonly everyMs = 1000,
+  ) {}
+
+  async revoked(serial: string): Promise<TokenLife['revoked']> {
+    if (Date.now() - this.readAt >= this.everyMs) {
+      this.reading ??= this.ledger.refresh().finally(() => {
+        this.readAt = Date.now();
+        this.reading = undefined;
+      });
+      await this.reading;
+    }
+    return this.ledger.revoked(serial);
+  }
+}
+
+/**
+ * Facts a long command adds as it goes (handed out, shipped): appended in batches — when a
+ * thousand wait, a second after the first, and at close — so that a 100,000-row run appends a
+ * few hundred times, not a hundred thousand. A fact that cannot be written is a warning (the
+ * ledger then lacks it; PingOne state is untouched).
+ */
+export class LedgerNotes {
+  private pending: LedgerFact[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  private failed = false;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly warn: (message: string) => void,
+    private readonly batch = 1000,
+    private readonly everyMs = 1000,
+  ) {}
+
+  note(fact: LedgerFact): void {
+    this.pending.push({ at: new Date().toISOString(), ...fact });
+    if (this.pending.length >= this.batch) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.everyMs);
+  }
+
+  flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const facts = this.pending;
+    this.pending = [];
+    if (facts.length === 0) return this.writing;
+    this.writing = this.writing.then(() => this.ledger.append(facts)).catch((error: unknown) => {
+      if (this.failed) return;
+      this.failed = true;
+      this.warn(`the ledger ${this.ledger.path} could not record what this command did (${error instanceof Error ? error.message : String(error)}): PingOne holds it; the ledger lacks it`);
+    });
+    return this.writing;
+  }
 }

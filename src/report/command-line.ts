@@ -54,7 +54,7 @@ export function commandLine(args: readonly string[], drop: readonly string[] = [
 }
 
 /** The flags that say where and how to connect and where reports go: a follow-up command keeps them. */
-const CARRIED = ['--env-file', '--settings', '--environment-id', '--region', '--api-url', '--auth-url', '--client-id', '--token-auth', '--out-dir', '--rate'];
+const CARRIED = ['--env-file', '--settings', '--environment-id', '--region', '--api-url', '--auth-url', '--client-id', '--token-auth', '--out-dir', '--rate', '--state-dir'];
 
 /**
  * Another command on another file, with the connection and report flags of `args` (the ones

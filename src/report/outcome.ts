@@ -24,6 +24,8 @@ export interface RowResult {
    * its code, `read` when the answer was unclear and the device, read back, was ACTIVE.
    */
   readonly activation?: 'code' | 'read';
+  /** An earlier run finished the row and the ledger says its token was revoked since (when). */
+  readonly revokedSince?: string;
   /** An earlier run's activation codes for the device were refused (journal). */
   readonly activationRefused?: boolean;
 }

@@ -11,6 +11,8 @@ export class Tally<O extends string = Outcome> {
   readonly earlier: Partial<Record<O, number>> = {};
   /** The rows' devices by deviceStatus (rows that hold a device: CREATED, EXISTING). */
   readonly deviceStatus: Record<string, number> = {};
+  /** Rows an earlier run finished whose token the ledger says was revoked since. */
+  revokedSince = 0;
   /** Rows whose device this run brought to ACTIVE; of them, those confirmed by reading the device back. */
   readonly activation = { activated: 0, confirmedByRead: 0 };
 
@@ -22,8 +24,9 @@ export class Tally<O extends string = Outcome> {
     this.outcomes = Object.fromEntries(names.map((n) => [n, 0])) as Record<O, number>;
   }
 
-  add(result: { outcome: O; errorCode?: string; finishedEarlier?: boolean; deviceStatus?: string; activation?: 'code' | 'read' }): void {
+  add(result: { outcome: O; errorCode?: string; finishedEarlier?: boolean; deviceStatus?: string; activation?: 'code' | 'read'; revokedSince?: string }): void {
     this.rows++;
+    if (result.revokedSince) this.revokedSince++;
     this.outcomes[result.outcome]++;
     if (result.deviceStatus && (result.outcome === 'CREATED' || result.outcome === 'EXISTING')) this.deviceStatus[result.deviceStatus] = (this.deviceStatus[result.deviceStatus] ?? 0) + 1;
     if (result.activation) {
@@ -79,6 +82,9 @@ export const ADVICE: Record<string, string> = {
   SERIAL_INVALID: 'serials are letters and digits only: correct the rows',
   SERIAL_TOO_LONG: 'serials are at most 50 characters: correct the rows',
   SERIAL_MISSING: 'fill in the serial number',
+  TOKEN_REVOKED: 'the ledger says the token was revoked: it is never imported or assigned again; take it out of the file (reinstate it only if revoked by mistake)',
+  REVOKE_NOT_CONFIRMED: 'the token is still in the inventory after its revoke jobs: run the same revoke again (the ledger keeps it out meanwhile)',
+  REVOKE_JOB_FAILED: 'PingOne failed the revoke job: run the same revoke again; if it keeps failing, revoke the token in the PingOne console',
   USER_ID_INVALID: 'userID must be the PingOne user id (a UUID)',
   USER_ID_MISSING: 'fill in the userID',
   EMAIL_INVALID: 'correct the email address',

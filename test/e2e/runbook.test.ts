@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { base32 } from '@scure/base';
 import { parse } from 'csv-parse/sync';
 import { useSandbox } from '../support/sandbox.js';
-import { BIN, tempDir, userId } from '../support/cli.js';
+import { BIN, stateDirOf, tempDir, userId } from '../support/cli.js';
 import { encryptedPskc } from '../support/pskc-writer.js';
 
 const box = useSandbox();
@@ -30,7 +30,7 @@ function runbook(start: string): string[][] {
 
 function cli(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--', BIN, ...args], { cwd, env: { PATH: process.env['PATH'] ?? '' }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--', BIN, ...args], { cwd, env: { PATH: process.env['PATH'] ?? '', OATH_BULK_STATE_DIR: stateDirOf(box.sandbox) }, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });

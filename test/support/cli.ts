@@ -22,10 +22,20 @@ export function tempDir(prefix = 'oath-bulk-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** Each sandbox's ledger folder: a test's revokes never reach another test's sandbox, nor the machine's own state. */
+const STATE_DIRS = new WeakMap<PingOneSandbox, string>();
+
+export function stateDirOf(sandbox: PingOneSandbox): string {
+  let dir = STATE_DIRS.get(sandbox);
+  if (!dir) STATE_DIRS.set(sandbox, (dir = join(tempDir('oath-bulk-state-'), 'state')));
+  return dir;
+}
+
 /** Environment for a CLI child that talks to `sandbox`. */
 export function sandboxEnv(sandbox: PingOneSandbox): Record<string, string> {
   return {
     PATH: process.env['PATH'] ?? '',
+    OATH_BULK_STATE_DIR: stateDirOf(sandbox),
     PINGONE_ENVIRONMENT_ID: sandbox.environmentId,
     PINGONE_CLIENT_ID: sandbox.clientId,
     PINGONE_CLIENT_SECRET: sandbox.clientSecret,

@@ -15,6 +15,7 @@ import { exitCodeFor, UsageError } from '../../errors.js';
 import { earlierEntry } from '../../engine/earlier.js';
 import { isFinal } from '../../engine/journal-state.js';
 import { readOnlyJournal } from '../../engine/journal.js';
+import { Ledger } from '../../engine/ledger.js';
 import { finalRows, scanInput, type Scan } from '../../input/scan.js';
 import { stem } from '../../report/files.js';
 import { countsLine } from '../../report/tally.js';
@@ -106,6 +107,8 @@ interface Finished {
   readonly rows: number;
   readonly outcomes: Record<string, number>;
   readonly invalid: number;
+  /** Finished rows whose token the ledger says was revoked since: serial, day, reason. */
+  readonly revokedSince: string[];
 }
 
 /**
@@ -116,10 +119,13 @@ interface Finished {
 async function finishedAlready(path: string, scan: Scan, raw: RawOptions, deps: CommandDeps, activate: boolean): Promise<Finished | undefined> {
   // Without a journal nothing can be known finished.
   if (raw['journal'] === false) return undefined;
-  const { connection, report } = resolveCommandConfig(raw, deps);
+  const { connection, report, stateDir } = resolveCommandConfig(raw, deps);
   const journalPath = join(report.outDir, `${stem(path)}.journal.jsonl`);
   if (!existsSync(journalPath)) return undefined;
   const journal = await readOnlyJournal(journalPath, connection.environmentId);
+  // The ledger as a run would read it: a damaged one stops the file here (exit 2).
+  const ledger = await Ledger.open(stateDir, connection.environmentId);
+  const revokedSince: string[] = [];
   const outcomes: Record<string, number> = {};
   let rows = 0;
   let invalid = 0;
@@ -133,11 +139,14 @@ async function finishedAlready(path: string, scan: Scan, raw: RawOptions, deps: 
     // --activate: a device still waiting for a code (the job's, or one the user held) is work
     // left; so is one whose codes PingOne refused: the run reads it (no code) and exits 1 until
     // the user has activated it.
-    if (!isFinal(state, activate)) return undefined;
+    const revoked = ledger.revoked(row.serialNumber);
+    // A token revoked since its row finished has no device left to activate: final.
+    if (!isFinal(state, activate) && !(revoked && state?.outcome)) return undefined;
+    if (revoked) revokedSince.push(`${row.serialNumber} ${revoked.at.slice(0, 10)}${revoked.reason ? ` ${revoked.reason}` : ''}`);
     outcomes[state!.outcome!] = (outcomes[state!.outcome!] ?? 0) + 1;
   }
   if (invalid > 0) outcomes['INVALID'] = invalid;
-  return { rows, outcomes, invalid };
+  return { rows, outcomes, invalid, revokedSince };
 }
 
 const counts = (outcomes: Record<string, number>): string => countsLine(outcomes) || 'no rows';
@@ -208,7 +217,8 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
         code = decideExit({ rows: done.rows, outcomes: done.outcomes, errorCodes: {} }, { good: runGood(false) });
         nothing++;
         add(done.outcomes);
-        out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}) · exit ${code}\n`);
+        const since = done.revokedSince.length > 0 ? `; ${done.revokedSince.length} revoked since (${done.revokedSince.slice(0, 5).join(', ')}${done.revokedSince.length > 5 ? ', …' : ''}): out of service, not assigned again` : '';
+        out(`  ${file}: nothing to do (${done.rows - done.invalid} rows finished earlier${since}${done.invalid ? `; ${done.invalid} invalid rows wait for a fix in the file` : ''}) · exit ${code}\n`);
         deps.onSummary?.({ command: 'run', input: path, outcomes: done.outcomes, errorCodes: {}, requests: { total: 0, rateLimited: 0, retries: 0 }, durationMs: 0, exitCode: code, finishedAt: now() });
         worst = Math.max(worst, code);
         continue;

@@ -2,7 +2,8 @@
  * `oath-bulk run <input.csv>`: validate the whole file, take the journal's lock, prove the
  * credentials, then assign every row and write the results, log and summary.
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { Ledger, LedgerCheck, LedgerNotes } from '../../engine/ledger.js';
 import type { RawOptions } from '../../config.js';
 import { StopError, UsageError } from '../../errors.js';
 import { runBatch } from '../../engine/batch.js';
@@ -28,7 +29,7 @@ import { ApiError } from '../../pingone/errors.js';
 import { readSeeds, seedOptions } from '../shared/seed-input.js';
 import type { Scan } from '../../input/scan.js';
 import type { SeedsSummary } from '../../report/summary.js';
-import { IMPORT_COLUMNS, writeImportResults } from '../shared/import-results.js';
+import { IMPORT_COLUMNS, shippedFacts, writeImportResults } from '../shared/import-results.js';
 import type { CommandDeps } from '../shared/deps.js';
 import { exitCode as decideExit, runGood } from '../shared/exit-code.js';
 import { SEED_FLAGS } from '../shared/flags.js';
@@ -70,6 +71,8 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
     const stray = SEED_FLAGS.find((flag) => raw[flag] !== undefined);
     if (stray) throw new UsageError(`--${stray}: goes with --seeds <seed file> (or an input that carries its seeds); this run reads no seeds`);
   }
+  // The ledger: a damaged one stops the run here (exit 2), before anything is read or sent.
+  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId);
   // The serials of the valid rows (conflicts included): what the seeds must cover, and what a
   // preflight looks up. One more read of the file, only when they are needed.
   const serials = new Set<string>();
@@ -79,7 +82,7 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
   const seeds = seedsPath === undefined ? undefined : new ShipmentSeeds(seedsPath, (await readSeeds(seedsPath, raw, deps, defaults)).tokens);
   seeds?.wipeExcept(seeds.needed(serials));
   try {
-    return await assign(input, raw, deps, { dryRun, preflight: preflightOn, activate, jobSize, config, scan, serials, seeds });
+    return await assign(input, raw, deps, { dryRun, preflight: preflightOn, activate, jobSize, config, scan, serials, seeds, ledger });
   } finally {
     seeds?.wipe();
   }
@@ -95,6 +98,8 @@ interface Plan {
   readonly scan: Scan;
   readonly serials: ReadonlySet<string>;
   readonly seeds?: ShipmentSeeds;
+  /** The environment's ledger: revoked tokens are never imported or assigned; hand-outs and shipments are recorded. */
+  readonly ledger: Ledger;
 }
 
 async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: Plan): Promise<number> {
@@ -153,6 +158,9 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
   heartbeat.unref();
 
   let activationHalted: string | undefined;
+  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`${report.progress ? '\r\x1b[2K' : ''}oath-bulk: warning: ${m}\n`));
+  const notes = new LedgerNotes(plan.ledger, warn);
+  const by = `run ${paths.runId}`;
   const emit = async (result: RowResult): Promise<void> => {
     const done = result.outcome === 'CREATED' || result.outcome === 'EXISTING';
     if (!(done || (dryRun && result.outcome === 'NOT_ATTEMPTED')) || result.errorCode) ctx.recorder.attention(result);
@@ -162,12 +170,16 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     // The log cannot push back on pino: rows wait here when it falls behind the disk.
     if (log.backlog > 4 << 20) await log.flush();
     await results.write(result);
+    // The ledger: who holds the token now (once per holder: a rerun adds nothing).
+    if (done && !dryRun && !result.revokedSince && plan.ledger.life(result.serialNumber)?.handedOut?.user !== result.userID) {
+      notes.note({ e: 'handed-out', sn: result.serialNumber, user: result.userID, by, file: basename(input), device: result.deviceId });
+    }
   };
 
   let failure: unknown;
   let seedsSummary: SeedsSummary | null = null;
   try {
-    seedsSummary = await sendRows(input, plan, deps, ctx, journal, emit, {
+    seedsSummary = await sendRows(input, plan, deps, ctx, journal, emit, notes, {
       restart: () => progress?.restart(),
       finished: (result) => tally.add(result),
       halted: (why) => {
@@ -181,6 +193,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     progress?.stop();
     control.dispose();
     await results.close();
+    await notes.flush();
     failure ??= await closeJournal(locked ?? journal, control);
   }
   if (failure) {
@@ -207,7 +220,8 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     exitCode,
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
-  const notes = runNotes(seedsSummary, activationHalted, tally, activate);
+  Object.assign(summary, { ledger: { path: plan.ledger.path, tokenRevoked: tally.errorCodes['TOKEN_REVOKED'] ?? 0, revokedSince: tally.revokedSince } });
+  const lines = runNotes(seedsSummary, activationHalted, tally, activate);
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(
     summary,
@@ -219,10 +233,10 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
       requests: session.stats,
       stopped,
       reports: paths,
-      notes,
+      notes: lines,
       next: nextStep(tally, dryRun, stopped, args, paths.results, input),
     }),
-    { notes, activate },
+    { notes: lines, activate },
   );
   return exitCode;
 }
@@ -255,7 +269,7 @@ interface SendHooks {
  * the run's seeds imported, then every row through the batch — gated by what the import came
  * to, explained, and activated. Returns what the seeds' import came to.
  */
-async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: CommandContext, journal: PairJournal, emit: (result: RowResult) => Promise<void>, hooks: SendHooks): Promise<SeedsSummary | null> {
+async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: CommandContext, journal: PairJournal, emit: (result: RowResult) => Promise<void>, notes: LedgerNotes, hooks: SendHooks): Promise<SeedsSummary | null> {
   const { dryRun, activate, scan, seeds } = plan;
   const { engine } = plan.config;
   const { session, logger } = ctx;
@@ -274,7 +288,7 @@ async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: Comma
   // A dry run without the preflight reads nothing of the inventory.
   let imports: readonly ImportResult[] = [];
   if (seeds && !control.stopped && (!dryRun || plan.preflight)) {
-    ({ summary: seedsSummary, outcomes: imports } = await importSeeds(seeds, plan, ctx, retry, present, logger));
+    ({ summary: seedsSummary, outcomes: imports } = await importSeeds(seeds, plan, ctx, retry, present, logger, notes));
   }
   const seedGate = seeds ? new SeedGate(seeds, imports) : undefined;
   hooks.restart();
@@ -291,8 +305,10 @@ async function sendRows(input: string, plan: Plan, deps: CommandDeps, ctx: Comma
       },
     })
     : undefined;
+  const ledger = new LedgerCheck(plan.ledger);
   await runBatch(finalRows(scan, changed), retry, control, { concurrency: engine.concurrency, maxConsecutiveFailures: engine.maxConsecutiveFailures, dryRun }, {
     emit,
+    revoked: (serial) => ledger.revoked(serial),
     finished: hooks.finished,
     predict: preflight ? (row, plain) => preflight.predict(row, plain) : undefined,
     gate: seedGate ? (row) => seedGate.gate(row) : undefined,
@@ -367,7 +383,7 @@ async function readInventory(serials: string[], ctx: Parameters<typeof inInvento
  * those) through the same code as `import`, journaled in the run's journal; their outcomes go
  * to `<name>.<runId>.seeds.csv`, the log and the summary. A dry run reads, imports nothing.
  */
-async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext, retry: AssignContext, present: Map<string, InventoryEntry> | undefined, logger: Logger): Promise<{ summary: SeedsSummary; outcomes: readonly ImportResult[] }> {
+async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext, retry: AssignContext, present: Map<string, InventoryEntry> | undefined, logger: Logger, notes: LedgerNotes): Promise<{ summary: SeedsSummary; outcomes: readonly ImportResult[] }> {
   const needed = seeds.needed(plan.serials);
   const path = ctx.paths.results.replace(/\.results\.csv$/, '.seeds.csv');
   const tally = new Tally<ImportOutcome>(IMPORT_OUTCOMES, ['NOT_ATTEMPTED']);
@@ -375,8 +391,11 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
   for (const t of needed) for (const w of t.warnings) logger.warn({ event: 'token.warning', row: t.index, serialNumber: t.serialNumber, message: w });
   const results = await ResultsWriter.open(path, [], IMPORT_COLUMNS, ctx.faultHandler(path));
   let outcomes: ImportResult[];
+  // The ledger, right before the import: a revoked token is never imported again.
+  await plan.ledger.refresh();
   try {
     outcomes = await importTokens(needed, {
+      revoked: (serial) => plan.ledger.revoked(serial),
       ...retry,
       inventory: ctx.session.client,
       jobSize: plan.jobSize,
@@ -389,6 +408,7 @@ async function importSeeds(seeds: ShipmentSeeds, plan: Plan, ctx: CommandContext
       jobsInFlight: ctx.engine.concurrency,
     });
     await writeImportResults(outcomes, results, logger, tally, undefined, plan.dryRun);
+    if (!plan.dryRun) for (const fact of shippedFacts(outcomes, seeds.path, `run ${ctx.paths.runId}`)) notes.note(fact);
   } finally {
     await results.close();
   }

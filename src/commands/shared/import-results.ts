@@ -1,5 +1,7 @@
 /** The results of importing seeds (`import`, and the seeds report of `run --seeds`): one row per token, never a seed. */
+import { basename } from 'node:path';
 import type { Logger } from 'pino';
+import type { LedgerFact } from '../../engine/ledger.js';
 import type { ImportOutcome, ImportResult } from '../../engine/import-batch.js';
 import type { ReportRecorder } from '../../report/html-report.js';
 import type { ResultsWriter } from '../../report/results-writer.js';
@@ -19,4 +21,11 @@ export async function writeImportResults(outcomes: readonly ImportResult[], resu
     logger[r.outcome === 'FAILED' || r.outcome === 'INVALID' || r.outcome === 'UNCONFIRMED' ? 'warn' : 'info']({ event: 'row', row: t.index, serialNumber: t.serialNumber, outcome: r.outcome, tokenId: r.tokenId, errorCode: r.errorCode });
     await results.writeCells([t.index, t.serialNumber, t.type, t.otpLength, r.outcome, r.tokenId, r.errorCode, r.message, t.manufacturer, t.model, t.validFrom, t.validUntil]);
   }
+}
+
+/** The ledger's "shipped" facts: each token this import put in the inventory, the file it came in, its vendor validity. */
+export function shippedFacts(outcomes: readonly ImportResult[], file: string, by: string): LedgerFact[] {
+  return outcomes
+    .filter((r) => r.outcome === 'IMPORTED' && !r.finishedEarlier && r.token.copyOf === undefined)
+    .map((r) => ({ e: 'shipped' as const, sn: r.token.serialNumber, shipment: basename(file), validFrom: r.token.validFrom, validUntil: r.token.validUntil, by }));
 }
