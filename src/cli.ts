@@ -7,6 +7,7 @@ import { UsageError } from './errors.js';
 import { FAULT_HELP } from './sandbox/faults.js';
 import type { CommandDeps } from './commands/shared/deps.js';
 import { SWITCHES } from './commands/shared/flags.js';
+import { REVOKE_REASONS } from './engine/ledger.js';
 
 export interface Commands {
   run(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
@@ -14,6 +15,8 @@ export interface Commands {
   rollback(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   sandbox(raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   import(seeds: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  revoke(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  reinstate(serials: string[], raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
 }
 
 const CONNECTION = 'PingOne connection (flags win over the environment; --settings is read first):';
@@ -35,6 +38,13 @@ function connectionOptions(y: Argv): Argv {
     .option('api-url', { type: 'string', group: CONNECTION, describe: 'API base, overrides --region [PINGONE_API_URL]' })
     .option('auth-url', { type: 'string', group: CONNECTION, describe: 'auth host, overrides --region [PINGONE_AUTH_URL]' })
     .option('token-auth', { type: 'string', group: CONNECTION, describe: 'basic|post: how the worker app authenticates [PINGONE_TOKEN_AUTH] (default basic)' });
+}
+
+const LEDGER = 'The ledger (what PingOne does not keep: revoked tokens, hand-outs, shipments):';
+
+/** Where the environment's ledger lives: every command that imports, assigns or revokes reads it. */
+function ledgerOptions(y: Argv): Argv {
+  return y.option('state-dir', { type: 'string', group: LEDGER, describe: "the ledger's folder: one file per environment; shared by hand-typed commands and cron [OATH_BULK_STATE_DIR]", defaultDescription: '$XDG_STATE_HOME/oath-bulk (~/.local/state/oath-bulk)' });
 }
 
 function engineOptions(y: Argv): Argv {
@@ -108,7 +118,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
   let exitCode = 0;
   let helpShown = true;
   /** A PingOne command's handler: its positional and the parsed flags to the command. */
-  const handle = (command: 'run' | 'verify' | 'rollback' | 'import', positional: string) => async (a: Record<string, unknown>): Promise<void> => {
+  const handle = (command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke', positional: string) => async (a: Record<string, unknown>): Promise<void> => {
     helpShown = false;
     refuseSecretFlag(a);
     exitCode = await commands[command](String(a[positional]), a, deps);
@@ -120,7 +130,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       'run <input>',
       'assign the tokens in the CSV file (with --seeds: import the missing seeds first)',
       (y) =>
-        seedFileOptions(reportOptions(engineOptions(connectionOptions(y))))
+        ledgerOptions(seedFileOptions(reportOptions(engineOptions(connectionOptions(y)))))
           .positional('input', { type: 'string', describe: 'CSV with userID (or email/username) and serialNumber columns; or a folder: every *.csv in it, each as if run alone' })
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'a preflight: the file, the credentials, each serial in the inventory and each user, read only; writes nothing to PingOne' })
           .option('preflight', { type: 'boolean', group: RUN, describe: 'with --dry-run: read the inventory and the users (--no-preflight: only the file and the credentials)', defaultDescription: 'on' })
@@ -153,14 +163,46 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'list what would be deleted; delete nothing' })
           .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation' })
           .option('journal', { type: 'string', group: REPORTS, describe: "the journal of the run that created the devices, where the deletions are recorded", defaultDescription: "the one the run's summary names" })
-          .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --settings pingone.env --dry-run', 'see what would be undone'),
+          .example('$0 rollback reports/shipment.20261128T170802Z.results.csv --settings pingone.env --dry-run', 'see what would be undone')
+          .epilog('rollback undoes a run: the next run of the same input assigns its tokens again. For a token that is lost or stolen, use `oath-bulk revoke` (it stays out of service, even for cron).'),
       handle('rollback', 'results'),
+    )
+    .command(
+      'revoke <input>',
+      'take tokens out of service for good: their devices off their users, the tokens out of the inventory, and the ledger keeping them out of every later import and run',
+      (y) =>
+        ledgerOptions(reportOptions(engineOptions(connectionOptions(y))))
+          .positional('input', { type: 'string', describe: 'a CSV with a serialNumber column; a results file of oath-bulk run (only its CREATED and EXISTING rows); or the seed file of a box (read for its serials only: no key needed)' })
+          .option('reason', { type: 'string', group: RUN, describe: `why, kept in the ledger: ${REVOKE_REASONS.join('|')} (required)` })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'read the inventory and the users: list every user who would lose a device, and those left with no MFA device; change nothing' })
+          .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation (required off a terminal)' })
+          .option('max-users', { type: 'number', group: RUN, describe: 'refuse (exit 2, nothing sent) if more users than this would lose a device' })
+          .option('job-size', { type: 'number', group: RUN, describe: 'tokens per revoke job (1-1000)', defaultDescription: '500' })
+          .example('$0 revoke --dry-run lost.csv --reason lost --settings pingone.env', 'see who would lose a device')
+          .example('$0 revoke lost.csv --reason lost --settings pingone.env --yes', 'a user lost a token')
+          .example('$0 revoke box-7.pskc.xml --reason stolen --settings pingone.env --yes --max-users 50', 'a box went missing'),
+      handle('revoke', 'input'),
+    )
+    .command(
+      'reinstate <serials..>',
+      'undo a revoke made by mistake in the ledger (the tokens may then be imported and assigned again)',
+      (y) =>
+        ledgerOptions(y)
+          .positional('serials', { type: 'string', array: true, describe: 'the serials to reinstate' })
+          .option('settings', { type: 'string', alias: 'env-file', group: CONNECTION, describe: 'read KEY=value lines (PINGONE_…) from this file' })
+          .option('environment-id', { type: 'string', group: CONNECTION, describe: 'PingOne environment id [PINGONE_ENVIRONMENT_ID]' })
+          .option('yes', { type: 'boolean', describe: 'confirm the reversal (required)' })
+          .example('$0 reinstate 00412345678901 --settings pingone.env --yes', 'a token revoked by mistake'),
+      async (a) => {
+        helpShown = false;
+        exitCode = await commands.reinstate((a['serials'] as unknown[]).map(String), a, deps);
+      },
     )
     .command(
       'import <seeds>',
       "put a vendor's token seeds into the environment's OATH token inventory",
       (y) =>
-        seedFileOptions(reportOptions(engineOptions(connectionOptions(y))))
+        ledgerOptions(seedFileOptions(reportOptions(engineOptions(connectionOptions(y)))))
           .positional('seeds', { type: 'string', describe: 'the seed file: PSKC (RFC 6030) XML, or a seed CSV (serial and secret columns; the Entra layout too)' })
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'read, decrypt and check the file, read which serials the inventory holds; import nothing' })
           .option('journal', { type: 'string', group: REPORTS, describe: 'journal file (--no-journal: keep none)', defaultDescription: '<out-dir>/<name>.import.journal.jsonl' })
@@ -199,7 +241,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
         exitCode = await commands.sandbox(a, deps);
       },
     )
-    .demandCommand(1, 'name a command: run, verify, rollback, import or sandbox')
+    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, reinstate or sandbox')
     .strict()
     .recommendCommands()
     .help()

@@ -21,6 +21,8 @@ const COMMANDS: Commands = {
   rollback: (input, raw, deps) => withOperations('rollback', input, raw, deps, async (d) => (await import('./commands/rollback.js')).rollbackCommand(input, raw, d)),
   sandbox: async (...args) => (await import('./commands/sandbox.js')).sandboxCommand(...args),
   import: (input, raw, deps) => withOperations('import', input, raw, deps, async (d) => (await import('./commands/import.js')).importCommand(input, raw, d)),
+  revoke: (input, raw, deps) => withOperations('revoke', input, raw, deps, async (d) => (await import('./commands/revoke.js')).revokeCommand(input, raw, d)),
+  reinstate: async (serials, raw, deps) => (await import('./commands/reinstate.js')).reinstateCommand(serials, raw, deps),
 };
 
 export async function main(argv: string[]): Promise<void> {

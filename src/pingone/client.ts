@@ -176,16 +176,29 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     throw this.failure(answer);
   }
 
+  /**
+   * POST /oathJobs (…oathtokens.revoke+json): revokes the tokens by id, unpairing those paired
+   * (forceUnpair: what PingOne does without it is unconfirmed). Resolves with the job's id.
+   */
+  async createRevokeJob(tokenIds: readonly string[], options: CallOptions = {}): Promise<string> {
+    const body = JSON.stringify({ type: 'REVOKE_OATH_TOKENS', async: true, forceUnpair: true, tokenIds });
+    const answer = await this.call('job', 'POST', `${this.envBase}/oathJobs`, options, body, 'application/vnd.pingidentity.job.oathtokens.revoke+json');
+    const id = (answer.body as { id?: unknown } | undefined)?.id;
+    if (answer.status >= 200 && answer.status < 300 && typeof id === 'string' && DEVICE_ID_RE.test(id)) return id;
+    throw this.failure(answer);
+  }
+
   /** GET /oathJobs/{id}: its status, and when DONE the count created and the duplicates. */
   async getOathJob(id: string, options: CallOptions = {}): Promise<OathJob> {
     if (!DEVICE_ID_RE.test(id)) throw new TypeError('not a job id');
     const answer = await this.call('poll', 'GET', `${this.envBase}/oathJobs/${encodeURIComponent(id)}`, options);
     if (answer.status === 200 && typeof answer.body === 'object' && answer.body !== null) {
-      const b = answer.body as { status?: unknown; reason?: unknown; result?: { created?: unknown; duplicates?: unknown } };
+      const b = answer.body as { status?: unknown; reason?: unknown; result?: { created?: unknown; duplicates?: unknown; revoked?: unknown } };
       return {
         status: typeof b.status === 'string' ? b.status : 'UNKNOWN',
         reason: typeof b.reason === 'string' ? b.reason.slice(0, 500) : undefined,
         created: typeof b.result?.created === 'number' ? b.result.created : undefined,
+        revoked: typeof b.result?.revoked === 'number' ? b.result.revoked : undefined,
         duplicates: Array.isArray(b.result?.duplicates) ? b.result.duplicates.filter((d): d is string => typeof d === 'string') : [],
       };
     }
@@ -303,6 +316,8 @@ export interface OathJob {
   readonly status: string;
   readonly reason?: string;
   readonly created?: number;
+  /** A revoke job: how many tokens it revoked. */
+  readonly revoked?: number;
   readonly duplicates: readonly string[];
 }
 

@@ -161,6 +161,13 @@ export function outcomeSentence(s: SummaryFacts, plan: Plan | null): string {
       const lead = s.stopped ? stoppedLead : bad > 0 ? 'Imported with problems: ' : 'Imported: ';
       return `${lead}${plural(n('IMPORTED'), 'token')} in the OATH token inventory${n('ALREADY_PRESENT') ? `, ${n('ALREADY_PRESENT')} there already` : ''}${bad > 0 ? `; ${plural(bad, 'token')} not imported (${codes(s.errorCodes)})` : ''}.`;
     }
+    case 'revoke': {
+      const marked = n('NOT_IN_INVENTORY') ? `; ${plural(n('NOT_IN_INVENTORY'), 'serial')} not in the inventory marked revoked` : '';
+      if (s.dryRun) return `${stoppedLead}Plan, nothing changed yet: would revoke ${plural(n('WOULD_REVOKE'), 'token')}${marked.replace('marked', 'would be marked')}${n('REVOKED') ? `; ${n('REVOKED')} revoked already` : ''}${n('INVALID') ? `; ${plural(n('INVALID'), 'row')} invalid` : ''}.`;
+      const bad = n('FAILED') + n('INVALID') + n('UNCONFIRMED') + n('NOT_ATTEMPTED');
+      const lead = s.stopped ? stoppedLead : bad > 0 ? 'Revoked with problems: ' : 'Revoked: ';
+      return `${lead}${plural(n('REVOKED'), 'token')} out of service for good${marked}${bad > 0 ? `; ${plural(bad, 'row')} not done (${codes(s.errorCodes)})` : ''}.`;
+    }
     default:
       return `${stoppedLead}exit ${s.exitCode}.`;
   }

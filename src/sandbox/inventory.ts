@@ -81,6 +81,8 @@ export class OathInventory {
   private readonly jobs = new Map<string, Job>();
   /** Tokens created, one by one or in jobs (for assertions). */
   created = 0;
+  /** Serials named in revoke jobs, and how many jobs named each (for assertions: nothing revoked twice). */
+  readonly revokesSent = new Map<string, number>();
 
   /** Called when a revoke unpairs a token: the user's device goes (set by the server). */
   onUnpair: (device: { readonly id: string; readonly userId: string }) => void = () => undefined;
@@ -253,6 +255,10 @@ export class OathInventory {
     const ids = b['tokenIds'];
     if (b['type'] !== 'REVOKE_OATH_TOKENS' || !Array.isArray(ids) || !ids.every((i) => typeof i === 'string')) return invalid('expected {"type":"REVOKE_OATH_TOKENS","tokenIds":[…]}', 'type');
     if (ids.length === 0 || ids.length > this.options.jobSizeLimit) return invalid(`a job holds 1 to ${this.options.jobSizeLimit} tokens`, 'tokenIds', 'SIZE_LIMIT_EXCEEDED');
+    for (const tokenId of ids as string[]) {
+      const serial = this.byId.get(tokenId)?.serialNumber ?? `id:${tokenId}`;
+      this.revokesSent.set(serial, (this.revokesSent.get(serial) ?? 0) + 1);
+    }
     const id = randomUUID();
     this.jobs.set(id, { id, type: 'REVOKE_OATH_TOKENS', doneAt: Date.now() + this.options.jobDelayMs, tokens: [], tokenIds: ids as string[], forceUnpair: b['forceUnpair'] === true, status: 'IN_PROGRESS', created: 0, duplicates: [] });
     return [202, this.jobBody(this.jobs.get(id)!, base)];

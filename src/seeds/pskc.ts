@@ -155,7 +155,7 @@ export function readPskc(file: string, input: string | Buffer, keys: PskcKeys = 
   return { tokens: settled.tokens, warnings: [...warnings, ...settled.warnings] };
 }
 
-function keysOf(pkg: XmlElement): XmlElement[] {
+export function keysOf(pkg: XmlElement): XmlElement[] {
   const keys = [...children(pkg, 'Key'), ...children(pkg, 'Secret')];
   return keys.length > 0 ? keys : [{ name: 'Key', ns: '', attrs: new Map(), children: [], text: '', line: pkg.line }];
 }
@@ -192,11 +192,17 @@ interface Place {
   readonly key: XmlElement;
 }
 
+/** A token's serial: the package's SerialNo, else (the drafts, some vendors) the key's id. */
+export function serialOf(pkg: XmlElement, key: XmlElement): string {
+  const device = child(pkg, 'DeviceInfo') ?? child(pkg, 'DeviceId');
+  return childText(device, 'SerialNo') || key.attrs.get('Id') || key.attrs.get('KeyId') || key.attrs.get('SecretId') || '';
+}
+
 /** One token: its identity and parameters, its values opened and checked. */
 function readKey(file: string, place: Place, crypt: ContainerKey, protection: Protection): SeedToken {
   const { pkg, key } = place;
   const device = child(pkg, 'DeviceInfo') ?? child(pkg, 'DeviceId');
-  const serialNumber = childText(device, 'SerialNo') || key.attrs.get('Id') || key.attrs.get('KeyId') || key.attrs.get('SecretId') || '';
+  const serialNumber = serialOf(pkg, key);
   const where = `package ${place.packageNo} (line ${place.line}${serialNumber ? `, serial ${JSON.stringify(serialNumber.slice(0, 50))}` : ''})`;
   const policy = child(key, 'Policy');
   const validity = validityOf([childText(device, 'StartDate'), childText(policy, 'StartDate'), childText(key, 'StartDate')], [childText(device, 'ExpiryDate'), childText(device, 'Expiry'), childText(policy, 'ExpiryDate'), childText(key, 'ExpiryDate')]);

@@ -1,0 +1,209 @@
+/**
+ * A token's life after the rollout (#21), end to end: the real CLI against the sandbox over
+ * loopback, the ledger on disk. A lost token stays lost through the next morning's cron run and
+ * any later shipment; a stolen box is revoked from its seed file; a revoke killed mid-job
+ * neither lets its tokens back in nor revokes anything twice.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parse } from 'csv-parse/sync';
+import { useSandbox } from '../support/sandbox.js';
+import { exited, runCli, sandboxEnv, startCli, stateDirOf, tempDir, userId } from '../support/cli.js';
+import { encryptedPskc, SHIPMENT_KEY, type PskcToken } from '../support/pskc-writer.js';
+
+const box = useSandbox();
+
+const FAST = ['--rate', '200', '--backoff-base', '20', '--no-progress'];
+
+/** The newest results file of `prefix` in `out` (a folder run prints no results line). */
+function newest(out: string, prefix: string): Array<Record<string, string>> {
+  const name = readdirSync(out).filter((f) => f.startsWith(prefix) && f.endsWith('.results.csv')).sort().pop()!;
+  return parse(readFileSync(join(out, name), 'utf8'), { columns: true }) as Array<Record<string, string>>;
+}
+
+/** The results a command wrote, from the path its summary prints. */
+function resultsOf(stdout: string): Array<Record<string, string>> {
+  const path = /\n {2}results {2}(\S+)/.exec(stdout)?.[1];
+  if (!path) throw new Error(`no results line in: ${stdout}`);
+  return parse(readFileSync(path, 'utf8'), { columns: true }) as Array<Record<string, string>>;
+}
+
+function tokens(prefix: string, n: number): PskcToken[] {
+  return Array.from({ length: n }, (_, i) => ({ serial: `${prefix}${String(i + 1).padStart(4, '0')}`, type: 'HOTP' as const, secretHex: randomBytes(20).toString('hex'), counter: 0 }));
+}
+
+/** A shipment in `folder`: `<name>.csv` giving token i to user firstUser+i, and `<name>.pskc.xml` beside it. */
+function dropShipment(folder: string, name: string, list: readonly PskcToken[], firstUser: number, assign = list.length): void {
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, `${name}.pskc.xml`), encryptedPskc(list, SHIPMENT_KEY), { mode: 0o600 });
+  writeFileSync(join(folder, `${name}.csv`), 'userID,serialNumber\n' + list.slice(0, assign).map((t, i) => `${userId(firstUser + i)},${t.serial}`).join('\n') + '\n');
+}
+
+function ledgerLines(): Array<Record<string, unknown>> {
+  const path = join(stateDirOf(box.sandbox), `${box.sandbox.environmentId}.ledger.jsonl`);
+  return existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').slice(1).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+}
+
+function setUp(): { dir: string; folder: string; out: string; key: string; env: Record<string, string> } {
+  box.sandbox.configure({ inventory: 'imported', jobDelayMs: 20 });
+  const dir = tempDir('oath-bulk-life-');
+  const key = join(dir, 'vendor.key');
+  writeFileSync(key, SHIPMENT_KEY.toString('hex') + '\n', { mode: 0o600 });
+  return { dir, folder: join(dir, 'drop'), out: join(dir, 'reports'), key, env: sandboxEnv(box.sandbox) };
+}
+
+test('a lost token stays lost: revoked, then the next morning\'s folder run creates and imports nothing, and a new shipment naming it fails TOKEN_REVOKED', async () => {
+  const { dir, folder, out, key, env } = setUp();
+  const box1 = tokens('LOST', 3);
+  dropShipment(folder, 'box1', box1, 1);
+  const cron = ['run', folder, '--psk-file', key, '--out-dir', out, ...FAST];
+  expect((await runCli(cron, env)).code).toBe(0);
+  expect(box.sandbox.allDevices()).toHaveLength(3);
+  // The ledger knows where each token went, and which box it came in.
+  expect(ledgerLines().filter((f) => f['e'] === 'handed-out').map((f) => [f['sn'], f['user']])).toEqual(box1.map((t, i) => [t.serial, userId(1 + i)]));
+  expect(ledgerLines().filter((f) => f['e'] === 'shipped').map((f) => f['shipment'])).toEqual(['box1.pskc.xml', 'box1.pskc.xml', 'box1.pskc.xml']);
+
+  // User 2 lost LOST0002.
+  const lost = join(dir, 'lost.csv');
+  writeFileSync(lost, 'serialNumber\nLOST0002\n');
+  const revoke = await runCli(['revoke', lost, '--reason', 'lost', '--yes', '--out-dir', out, ...FAST], env);
+  expect({ code: revoke.code, stderr: revoke.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(resultsOf(revoke.stdout)).toEqual([expect.objectContaining({ serialNumber: 'LOST0002', outcome: 'REVOKED', userID: userId(2), reason: 'lost' })]);
+  expect(box.sandbox.devicesOf(userId(2))).toHaveLength(0);
+  expect(box.sandbox.inventory.has('LOST0002')).toBe(false);
+  expect(ledgerLines().filter((f) => f['sn'] === 'LOST0002').map((f) => f['e'])).toEqual(['shipped', 'handed-out', 'revoking', 'revoking', 'revoked']);
+  expect(revoke.stdout).toMatch(/next: the tokens are out of service for good/);
+
+  // The next morning: nothing created, nothing imported, and the line says why.
+  const created = box.sandbox.inventory.created;
+  const morning = await runCli(cron, env);
+  expect(morning.code).toBe(0);
+  expect(morning.stdout).toMatch(/box1\.csv: nothing to do \(3 rows finished earlier; 1 revoked since \(LOST0002 \d{4}-\d\d-\d\d lost\)/);
+  expect(box.sandbox.inventory.created).toBe(created);
+  expect(box.sandbox.allDevices()).toHaveLength(2);
+
+  // The same file by hand, seeds and all: the row is final, "revoked since", not a failure.
+  const byHand = await runCli(['run', join(folder, 'box1.csv'), '--seeds', join(folder, 'box1.pskc.xml'), '--psk-file', key, '--out-dir', out, ...FAST], env);
+  expect(byHand.code).toBe(0);
+  const row = resultsOf(byHand.stdout).find((r) => r['serialNumber'] === 'LOST0002')!;
+  expect(row).toMatchObject({ outcome: 'CREATED', deviceStatus: '', message: expect.stringMatching(/revoked since \d{4}-\d\d-\d\d \(lost, revoke \d{8}T\d{6}Z\)/) });
+  expect(JSON.parse(readFileSync(/\n {2}summary {2}(\S+)/.exec(byHand.stdout)![1]!, 'utf8'))).toMatchObject({ ledger: { revokedSince: 1, tokenRevoked: 0 }, thisRun: { created: 0, imported: 0 } });
+
+  // A new box whose file names the lost serial again, for another user: refused, nothing imported.
+  dropShipment(folder, 'box2', [...tokens('NEW', 1), box1[1]!], 7);
+  const later = await runCli(cron, env);
+  expect(later.code).toBe(1);
+  expect(later.stdout).toMatch(/box2\.csv: CREATED 1 · FAILED 1 · exit 1/);
+  const refused = newest(out, 'box2.').find((r) => r['serialNumber'] === 'LOST0002')!;
+  expect(refused).toMatchObject({ outcome: 'FAILED', errorCode: 'TOKEN_REVOKED', userID: userId(8), attempts: '0', message: expect.stringMatching(/was revoked on \d{4}-\d\d-\d\d \(lost, revoke .*never imported or assigned again.*reinstate LOST0002 --yes/) });
+  const seeds = readFileSync(join(out, readdirSync(out).filter((f) => f.startsWith('box2.') && f.endsWith('.seeds.csv')).sort().pop()!), 'utf8');
+  expect(seeds).toMatch(/LOST0002,HOTP,6,FAILED,,TOKEN_REVOKED/);
+  expect(box.sandbox.inventory.has('LOST0002')).toBe(false);
+  expect(box.sandbox.inventory.created).toBe(created + 1);
+  expect(box.sandbox.devicesOf(userId(8))).toHaveLength(0);
+});
+
+test('a stolen box revoked from its seed file: the dry run names the users and writes nothing; then paired and free tokens go, and a later import imports none', async () => {
+  const { folder, out, key, env } = setUp();
+  const stolen = tokens('BOX', 4);
+  // Two of the four were handed out before the box went missing; user 21 has another device too.
+  dropShipment(folder, 'box3', stolen, 20, 2);
+  expect((await runCli(['run', join(folder, 'box3.csv'), '--seeds', join(folder, 'box3.pskc.xml'), '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  expect((await runCli(['import', join(folder, 'box3.pskc.xml'), '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  box.sandbox.seedDevice(userId(21), 'OTHER1');
+  const seedFile = join(folder, 'box3.pskc.xml');
+  const before = { devices: box.sandbox.allDevices().length, ledger: ledgerLines().length, creates: box.sandbox.stats.createsReceived };
+
+  // No key is needed to revoke a box: its serials are enough.
+  const dry = await runCli(['revoke', seedFile, '--reason', 'stolen', '--dry-run', '--out-dir', out, ...FAST], env);
+  expect(dry.code).toBe(0);
+  const plan = resultsOf(dry.stdout);
+  expect(plan.map((r) => [r['serialNumber'], r['outcome'], r['userID']])).toEqual([
+    ['BOX0001', 'WOULD_REVOKE', userId(20)],
+    ['BOX0002', 'WOULD_REVOKE', userId(21)],
+    ['BOX0003', 'WOULD_REVOKE', ''],
+    ['BOX0004', 'WOULD_REVOKE', ''],
+  ]);
+  expect(plan[0]!['message']).toMatch(/left with NO MFA device/);
+  expect(plan[1]!['message']).not.toMatch(/NO MFA device/);
+  expect(dry.stdout).toMatch(/would take a device from 2 users/);
+  expect(dry.stdout).toMatch(new RegExp(`LEFT WITH NO MFA DEVICE: 1 user \\(${userId(20)}\\)`));
+  expect(dry.stdout).toMatch(/next: to revoke them: oath-bulk revoke .* --yes/);
+  // Zero writes: only reads were sent, nothing changed in PingOne or the ledger.
+  expect(box.sandbox.allDevices()).toHaveLength(before.devices);
+  expect(ledgerLines()).toHaveLength(before.ledger);
+  expect(box.sandbox.stats.createsReceived).toBe(before.creates);
+  expect(box.sandbox.inventory.revokesSent.size).toBe(0);
+
+  // --max-users refuses a run that would touch more users, before anything is sent.
+  const capped = await runCli(['revoke', seedFile, '--reason', 'stolen', '--yes', '--max-users', '1', '--out-dir', out, ...FAST], env);
+  expect(capped.code).toBe(2);
+  expect(capped.stderr).toMatch(/would take devices from 2 users, more than --max-users 1: nothing was sent/);
+  expect(box.sandbox.inventory.revokesSent.size).toBe(0);
+  // Off a terminal, --yes is required.
+  const unconfirmed = await runCli(['revoke', seedFile, '--reason', 'stolen', '--out-dir', out, ...FAST], env);
+  expect(unconfirmed.code).toBe(2);
+  expect(unconfirmed.stderr).toMatch(/pass --yes to confirm when not at a terminal/);
+
+  const real = await runCli(['revoke', seedFile, '--reason', 'stolen', '--yes', '--max-users', '2', '--out-dir', out, ...FAST], env);
+  expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(resultsOf(real.stdout).map((r) => r['outcome'])).toEqual(['REVOKED', 'REVOKED', 'REVOKED', 'REVOKED']);
+  expect(stolen.every((t) => !box.sandbox.inventory.has(t.serial))).toBe(true);
+  expect(box.sandbox.allDevices().map((d) => d.serialNumber)).toEqual(['OTHER1']);
+
+  // The same import again: its rows finished earlier, revoked since; nothing sent.
+  const again = await runCli(['import', seedFile, '--psk-file', key, '--out-dir', out, ...FAST], env);
+  expect(again.code).toBe(0);
+  expect(resultsOf(again.stdout).every((r) => /revoked since/.test(r['message']!))).toBe(true);
+  // Imported anew, by a journal that never saw them: refused, every one.
+  const fresh = await runCli(['import', seedFile, '--psk-file', key, '--out-dir', join(out, 'elsewhere'), ...FAST], env);
+  expect(fresh.code).toBe(1);
+  expect(resultsOf(fresh.stdout).map((r) => [r['outcome'], r['errorCode']])).toEqual(Array(4).fill(['FAILED', 'TOKEN_REVOKED']));
+  expect(stolen.every((t) => !box.sandbox.inventory.has(t.serial))).toBe(true);
+  // Nothing of the seeds reached the ledger.
+  const ledgerText = readFileSync(join(stateDirOf(box.sandbox), `${box.sandbox.environmentId}.ledger.jsonl`), 'utf8');
+  for (const t of stolen) expect(ledgerText).not.toContain(t.secretHex);
+});
+
+test('a revoke killed mid-job: the serials stay out of a folder run at once; the rerun follows the job, revokes nothing twice and reports every serial', async () => {
+  const { dir, folder, out, key, env } = setUp();
+  const list = tokens('KILL', 5);
+  dropShipment(folder, 'box4', list, 30);
+  expect((await runCli(['run', folder, '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  // Revoke jobs that take their time: the kill comes while they run, before any read-back.
+  box.sandbox.configure({ jobDelayMs: 1500 });
+  const file = join(dir, 'gone.csv');
+  writeFileSync(file, 'serialNumber\n' + list.map((t) => t.serial).join('\n') + '\n');
+  const child = startCli(['revoke', file, '--reason', 'lost', '--yes', '--job-size', '2', '--concurrency', '1', '--out-dir', out, ...FAST], env);
+  const deadline = Date.now() + 20_000;
+  // Killed once the first job is sent (its id in the ledger), before it ends.
+  while (!ledgerLines().some((f) => typeof f['job'] === 'string') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGKILL');
+  await exited(child);
+  const marked = ledgerLines().filter((f) => f['e'] === 'revoking').map((f) => f['sn']);
+  expect(marked).toEqual(expect.arrayContaining(['KILL0001', 'KILL0002']));
+  expect(ledgerLines().some((f) => f['e'] === 'revoked')).toBe(false);
+
+  // A new shipment giving a marked serial to someone else, run at once: refused.
+  dropShipment(folder, 'box5', [list[0]!], 40);
+  const cron = await runCli(['run', folder, '--psk-file', key, '--out-dir', out, ...FAST], env);
+  expect(cron.code).toBe(1);
+  expect(cron.stdout).toMatch(/box5\.csv: FAILED 1 · exit 1/);
+  expect(box.sandbox.devicesOf(userId(40))).toHaveLength(0);
+
+  // The rerun, while the killed run's job may still run: followed first, nothing sent twice.
+  const rerun = await runCli(['revoke', file, '--reason', 'lost', '--yes', '--job-size', '2', '--out-dir', out, ...FAST], env);
+  expect({ code: rerun.code, stderr: rerun.stderr }).toEqual({ code: 0, stderr: '' });
+  const rows = resultsOf(rerun.stdout);
+  expect(rows.map((r) => [r['serialNumber'], r['outcome'], r['userID']])).toEqual(list.map((t, i) => [t.serial, 'REVOKED', userId(30 + i)]));
+  expect(rows[0]!['message']).toMatch(/revoked by an earlier run/);
+  expect([...box.sandbox.inventory.revokesSent.values()].every((n) => n === 1)).toBe(true);
+  expect(box.sandbox.inventory.revokesSent.size).toBe(5);
+  expect(list.every((t) => !box.sandbox.inventory.has(t.serial))).toBe(true);
+  // A third run sends nothing at all.
+  const third = await runCli(['revoke', file, '--reason', 'lost', '--yes', '--out-dir', out, ...FAST], env);
+  expect(third.code).toBe(0);
+  expect(resultsOf(third.stdout).every((r) => r['outcome'] === 'REVOKED' && r['attempts'] === '0')).toBe(true);
+  expect([...box.sandbox.inventory.revokesSent.values()].every((n) => n === 1)).toBe(true);
+});
