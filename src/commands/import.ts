@@ -95,8 +95,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const good: ImportOutcome[] = dryRun ? ['IMPORTED', 'ALREADY_PRESENT', 'NOT_ATTEMPTED'] : ['IMPORTED', 'ALREADY_PRESENT'];
   const exitCode = decideExit(tally, { stopped: stopped !== undefined, good });
   const durationMs = Math.round(performance.now() - t0);
-  const summary = buildSummary({ command: 'import', runId: paths.runId, input: seedsPath, dryRun, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: raw['journal'] === false ? null : journalPath } });
-  Object.assign(summary, { ledger: { path: ledger.path, tokenRevoked: tally.errorCodes['TOKEN_REVOKED'] ?? 0 } });
+  const summary = buildSummary({ command: 'import', runId: paths.runId, input: seedsPath, dryRun, startedAt, durationMs, tally, requests: session.stats, ledger: { path: ledger.path, tokenRevoked: tally.errorCodes['TOKEN_REVOKED'] ?? 0 }, stopped, exitCode, reports: { ...paths, journal: raw['journal'] === false ? null : journalPath } });
   const args = deps.argv ?? ['import', seedsPath, ...(dryRun ? ['--dry-run'] : [])];
   let next: string | undefined;
   if (stopped) next = `${stopAdvice(stopped)}: ${commandLine(args)}`;

@@ -10,24 +10,21 @@ import pLimit from 'p-limit';
 import type { RawOptions } from '../config.js';
 import { StopError, UsageError } from '../errors.js';
 import { inInventory, IMPORT_POLLING } from '../engine/import-batch.js';
-import { Ledger, REVOKE_REASONS, type RevokeReason } from '../engine/ledger.js';
-import { acquireLock } from '../engine/lock.js';
+import { REVOKE_REASONS, type RevokeReason } from '../engine/ledger.js';
 import { followEarlierJobs, REVOKE_OUTCOMES, revokeTokens, type RevokeOutcome, type RevokeResult } from '../engine/revoke.js';
 import { withRetries } from '../engine/assign-row.js';
-import { RESULT_COLUMNS } from '../input/reader.js';
 import type { InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import { commandLine, followUp } from '../report/command-line.js';
-import { prepareOutDir } from '../report/files.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { confirmed, maxUsers, overMaxUsers, type Consequences } from './shared/confirm.js';
-import { openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
+import { confirmed, overMaxUsers, type Consequences } from './shared/confirm.js';
+import type { CommandContext } from './shared/context.js';
+import { openLifecycle } from './shared/lifecycle.js';
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
 import { DEFAULT_JOB_SIZE } from './shared/seed-input.js';
 import { readTokenList, type TokenRow } from './shared/token-list.js';
-import { join } from 'node:path';
 
 export { REVOKE_OUTCOMES, type RevokeOutcome };
 
@@ -50,28 +47,17 @@ function jobSizeOf(raw: RawOptions): number {
 export async function revokeCommand(path: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   const reason = reasonOf(raw);
-  const limit = maxUsers(raw);
   const jobSize = jobSizeOf(raw);
   const list = await readTokenList(path, 'the serials to revoke, a results file of oath-bulk run, or the seed file of the box');
-  const config = resolveCommandConfig(raw, deps);
-  const { connection, engine, report } = config;
-  if (!dryRun && raw['yes'] !== true && !(process.stdin.isTTY && deps.isTTY)) {
-    throw new UsageError('revoke takes tokens out of service for good and their devices off their users: pass --yes to confirm when not at a terminal (or --dry-run to see what it would do)');
-  }
-  const ledger = await Ledger.open(config.stateDir, connection.environmentId);
-  await prepareOutDir(report.outDir);
-  // One revoke at a time per environment: two would race on the same tokens.
-  const lock = dryRun ? undefined : await acquireLock(join(config.stateDir, `${connection.environmentId}.revoke.lock`));
-
-  const ctx = await openCommand('revoke', path, config, deps);
+  const life = await openLifecycle('revoke', path, raw, deps, list, 'revoke takes tokens out of service for good and their devices off their users', ['reason']);
+  const { ctx, ledger, limit, results } = life;
+  const { connection, engine } = ctx;
   const { paths, logger, session, startedAt } = ctx;
   const t0 = performance.now();
   const valid = list.rows.filter((r) => !r.problem && !r.skip);
   const serials = valid.map((r) => r.serialNumber);
   logger.info({ event: 'revoke.start', input: path, kind: list.kind, dryRun, reason, rows: list.rows.length, serials: serials.length, ledger: ledger.path });
   const tally = new Tally<RevokeOutcome>(REVOKE_OUTCOMES, ['NOT_ATTEMPTED']);
-  ctx.recorder.extraNames = [...list.extraNames];
-  const results = await ctx.openResults(list.extraNames, [...RESULT_COLUMNS, 'reason'], list.file);
   const retry = ctx.retryContext();
   const control = deps.control;
   let outcomes = new Map<string, RevokeResult>();
@@ -79,7 +65,7 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
   let consequences: Consequences | undefined;
   let failure: unknown;
   try {
-    await proveCredentials(session, control);
+    await life.prove();
     // The inventory for the file's serials: who holds each token now.
     let present: Map<string, InventoryEntry> | undefined;
     if (!control.stopped && serials.length > 0) {
@@ -134,22 +120,17 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
   } catch (error) {
     failure = error;
   } finally {
-    await results.close();
-    await lock?.release();
+    failure = await life.close(failure);
   }
-  if (failure) {
-    await results.abandonWorkbook();
-    await ctx.log.close();
-    throw failure;
-  }
+  if (failure) throw failure;
 
   const stopped = control.reason ?? (refused ? { code: 'REFUSED', message: refused } : undefined);
   const good: RevokeOutcome[] = dryRun ? ['REVOKED', 'NOT_IN_INVENTORY', 'WOULD_REVOKE', 'SKIPPED'] : ['REVOKED', 'NOT_IN_INVENTORY', 'SKIPPED'];
   const exitCode = refused ? 2 : decideExit(tally, { stopped: stopped !== undefined, good });
   const durationMs = Math.round(performance.now() - t0);
-  const summary = buildSummary({ command: 'revoke', runId: paths.runId, input: path, dryRun, startedAt, durationMs, tally, requests: session.stats, stopped, exitCode, reports: { ...paths, journal: null } });
+  const summary = buildSummary({ command: 'revoke', runId: paths.runId, input: path, dryRun, startedAt, durationMs, tally, requests: session.stats, ledger: { path: ledger.path }, stopped, exitCode, reports: { ...paths, journal: null } });
   const usersLosing = consequences?.users ?? 0;
-  Object.assign(summary, { reason, kind: list.kind, ledger: { path: ledger.path }, usersLosingDevice: usersLosing, usersLeftWithNoDevice: consequences?.leftWithNone ?? null });
+  Object.assign(summary, { reason, kind: list.kind, usersLosingDevice: usersLosing, usersLeftWithNoDevice: consequences?.leftWithNone ?? null });
   const args = deps.argv ?? ['revoke', path, '--reason', reason, ...(dryRun ? ['--dry-run'] : [])];
   let next: string;
   if (refused) next = `${refused.startsWith('revoke: not confirmed') ? 'nothing was revoked; to revoke them' : 'check the file, then'}: ${commandLine(args)}`;
@@ -175,7 +156,7 @@ function resultOf(row: TokenRow, r: RevokeResult | undefined, refused: string | 
 }
 
 /** The users of `losing` who hold no MFA device besides the tokens being revoked (one read each). */
-async function usersLeftWithNone(losing: ReadonlySet<string>, serials: ReadonlySet<string>, ctx: Awaited<ReturnType<typeof openCommand>>, retry: ReturnType<Awaited<ReturnType<typeof openCommand>>['retryContext']>): Promise<string[]> {
+async function usersLeftWithNone(losing: ReadonlySet<string>, serials: ReadonlySet<string>, ctx: CommandContext, retry: ReturnType<CommandContext['retryContext']>): Promise<string[]> {
   const limit = pLimit(ctx.engine.concurrency);
   const none: string[] = [];
   await Promise.all([...losing].map((user) => limit(async () => {

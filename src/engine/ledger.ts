@@ -55,6 +55,8 @@ export interface TokenLife {
   revoked?: { readonly state: 'revoking' | 'revoked'; readonly reason?: RevokeReason; readonly at: string; readonly by?: string; readonly user?: string; readonly device?: string; readonly job?: string };
   /** The last hand-out not followed by a return or a revoke. */
   handedOut?: { readonly user?: string; readonly at: string; readonly by?: string };
+  /** The last return (unassign, replace), while no hand-out came after it. */
+  returned?: { readonly user?: string; readonly at: string; readonly by?: string };
   shipment?: { readonly name?: string; readonly validFrom?: string; readonly validUntil?: string };
 }
 
@@ -164,9 +166,11 @@ export class Ledger {
         break;
       case 'handed-out':
         life.handedOut = { user: fact.user, at: fact.at, by: fact.by };
+        life.returned = undefined;
         break;
       case 'returned':
         life.handedOut = undefined;
+        life.returned = { user: fact.user, at: fact.at, by: fact.by };
         break;
       case 'shipped':
         life.shipment = { name: fact.shipment, validFrom: fact.validFrom, validUntil: fact.validUntil };

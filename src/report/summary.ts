@@ -25,7 +25,7 @@ export interface ReportSet {
 
 /** The summary JSON: the same keys for every command. */
 export interface CommandSummary {
-  readonly command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke';
+  readonly command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke' | 'unassign' | 'replace' | 'resync';
   readonly runId: string;
   readonly input: string;
   readonly dryRun: boolean;
@@ -46,6 +46,8 @@ export interface CommandSummary {
   readonly deviceStatus: Record<string, number>;
   /** `run` with seeds: the seed file and what importing the tokens the run needed came to; else null. */
   readonly seeds: SeedsSummary | null;
+  /** The ledger the command read and wrote, and what it decided; null for commands that do not use it. */
+  readonly ledger: { readonly path: string; readonly [fact: string]: unknown } | null;
   /** What this run itself did, apart from what earlier runs had finished (`outcomes` counts both). */
   readonly thisRun: ThisRun;
   readonly requests: object;
@@ -86,6 +88,8 @@ export function buildSummary(fields: {
   tally: Tally<string>;
   requests: object;
   seeds?: SeedsSummary | null;
+  /** The ledger the command read and wrote (commands that import, assign or revoke), and what it decided. */
+  ledger?: { path: string; [fact: string]: unknown } | null;
   stopped: StopInfo | undefined | null;
   exitCode: number;
   reports: Omit<ReportSet, 'journal' | 'workbook'> & { journal?: string | null; workbook?: string | null };
@@ -113,6 +117,7 @@ export function buildSummary(fields: {
       imported: fields.dryRun ? 0 : fields.command === 'import' ? tally.countNow('IMPORTED') : (fields.seeds?.importedNow ?? 0),
       activated: tally.activation.activated,
     },
+    ledger: fields.ledger ?? null,
     requests: fields.requests,
     rowsPerSecond: durationMs > 0 ? Math.round((tally.done / durationMs) * 100_000) / 100 : null,
     stopped: fields.stopped ? { code: fields.stopped.code, message: fields.stopped.message } : null,

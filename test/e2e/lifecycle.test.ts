@@ -207,3 +207,49 @@ test('a revoke killed mid-job: the serials stay out of a folder run at once; the
   expect(resultsOf(third.stdout).every((r) => r['outcome'] === 'REVOKED' && r['attempts'] === '0')).toBe(true);
   expect([...box.sandbox.inventory.revokesSent.values()].every((n) => n === 1)).toBe(true);
 });
+
+test('unassign: the returned token goes back to the pool and a run gives it to another user; a serial held by someone else is refused; a last device needs --allow-last-device', async () => {
+  const { dir, folder, out, key, env } = setUp();
+  const list = tokens('BACK', 2);
+  dropShipment(folder, 'box6', list, 50);
+  expect((await runCli(['run', join(folder, 'box6.csv'), '--seeds', join(folder, 'box6.pskc.xml'), '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  // User 50 has a phone too; user 51 has only the token.
+  box.sandbox.seedDevice(userId(50), 'PHONE50');
+  const returned = join(dir, 'returned.csv');
+  // User 50 returned BACK0001; the second row names BACK0002 with the wrong user (it is user 51's).
+  writeFileSync(returned, `userID,serialNumber,ticket\n${userId(50)},BACK0001,INC-1\n${userId(50)},BACK0002,INC-2\n`);
+  const dry = await runCli(['unassign', returned, '--dry-run', '--out-dir', out, ...FAST], env);
+  expect(resultsOf(dry.stdout).map((r) => [r['outcome'], r['errorCode'], r['ticket']])).toEqual([['WOULD_UNASSIGN', '', 'INC-1'], ['FAILED', 'SERIAL_ASSIGNED_ELSEWHERE', 'INC-2']]);
+  expect(box.sandbox.allDevices()).toHaveLength(3);
+
+  const done = await runCli(['unassign', returned, '--yes', '--out-dir', out, ...FAST], env);
+  expect(done.code).toBe(1);
+  expect(resultsOf(done.stdout).map((r) => [r['outcome'], r['errorCode']])).toEqual([['UNASSIGNED', ''], ['FAILED', 'SERIAL_ASSIGNED_ELSEWHERE']]);
+  expect(box.sandbox.devicesOf(userId(50)).map((d) => d.serialNumber)).toEqual(['PHONE50']);
+  expect(box.sandbox.devicesOf(userId(51)).map((d) => d.serialNumber)).toEqual(['BACK0002']);
+  expect(box.sandbox.inventory.has('BACK0001')).toBe(true);
+  expect(ledgerLines().filter((f) => f['sn'] === 'BACK0001').map((f) => f['e'])).toEqual(['shipped', 'handed-out', 'returned']);
+  // A rerun sends no delete: the ledger says the token came back.
+  const rerun = await runCli(['unassign', returned, '--yes', '--out-dir', out, ...FAST], env);
+  expect(resultsOf(rerun.stdout)[0]).toMatchObject({ outcome: 'UNASSIGNED', attempts: '0', message: expect.stringMatching(/returned by an earlier run/) });
+
+  // The returned token goes to user 60.
+  const next = join(dir, 'next.csv');
+  writeFileSync(next, `userID,serialNumber\n${userId(60)},BACK0001\n`);
+  const assigned = await runCli(['run', next, '--out-dir', out, ...FAST], env);
+  expect(assigned.code).toBe(0);
+  expect(box.sandbox.devicesOf(userId(60)).map((d) => d.serialNumber)).toEqual(['BACK0001']);
+
+  // User 51's only device: refused without --allow-last-device, deleted with it.
+  const last = join(dir, 'last.csv');
+  writeFileSync(last, `userID,serialNumber\n${userId(51)},BACK0002\n`);
+  const refused = await runCli(['unassign', last, '--yes', '--out-dir', out, ...FAST], env);
+  expect(refused.code).toBe(1);
+  expect(resultsOf(refused.stdout)[0]).toMatchObject({ outcome: 'FAILED', errorCode: 'LAST_DEVICE' });
+  expect(refused.stdout).toMatch(/next: 1 row would leave a user with no MFA device: .*--allow-last-device/);
+  expect(box.sandbox.devicesOf(userId(51))).toHaveLength(1);
+  const allowed = await runCli(['unassign', last, '--yes', '--allow-last-device', '--out-dir', out, ...FAST], env);
+  expect(allowed.code).toBe(0);
+  expect(resultsOf(allowed.stdout)[0]).toMatchObject({ outcome: 'UNASSIGNED', message: expect.stringMatching(/last MFA device/) });
+  expect(box.sandbox.devicesOf(userId(51))).toHaveLength(0);
+});

@@ -216,11 +216,11 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     tally,
     requests: session.stats,
     seeds: seedsSummary,
+    ledger: { path: plan.ledger.path, tokenRevoked: tally.errorCodes['TOKEN_REVOKED'] ?? 0, revokedSince: tally.revokedSince },
     stopped,
     exitCode,
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
-  Object.assign(summary, { ledger: { path: plan.ledger.path, tokenRevoked: tally.errorCodes['TOKEN_REVOKED'] ?? 0, revokedSince: tally.revokedSince } });
   const lines = runNotes(seedsSummary, activationHalted, tally, activate);
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(

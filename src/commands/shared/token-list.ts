@@ -62,17 +62,21 @@ function firstBytes(path: string): Buffer {
 }
 
 /** Reads the whole list; file-level problems throw (exit 2) before anything is sent. */
-export async function readTokenList(path: string, what: string): Promise<TokenList> {
-  const expected = `a header row with a serialNumber column (${what})`;
-  if (looksLikeXml(firstBytes(path))) return seedList(path);
+export async function readTokenList(path: string, what: string, options: { readonly users?: boolean } = {}): Promise<TokenList> {
+  const expected = `a header row with ${options.users ? 'userID and serialNumber columns' : 'a serialNumber column'} (${what})`;
+  const noSeeds = (): never => {
+    throw new InputError(path, undefined, `is a seed file: ${what} is a CSV with userID and serialNumber columns, or a results file of oath-bulk run`);
+  };
+  if (looksLikeXml(firstBytes(path))) return options.users ? noSeeds() : seedList(path);
   const file = await openCsv(path, expected, { workbook: true });
   const names = file.header.map(normaliseHeader);
-  if (names.some((n) => SECRET_NAMES.has(n))) return seedList(path);
+  if (names.some((n) => SECRET_NAMES.has(n))) return options.users ? noSeeds() : seedList(path);
   const where = `line ${file.headerLine}`;
   const isResults = RESULT_NAMES.every((n) => file.header.includes(n));
   const serialAt = isResults ? file.header.indexOf('serialNumber') : names.findIndex((n) => SERIAL_NAMES.has(n));
   if (serialAt < 0) throw new InputError(path, where, `no serialNumber column (the header has ${file.header.slice(0, 10).map((h) => JSON.stringify(h.slice(0, 30))).join(', ')}): name it serialNumber, or give a results file of oath-bulk run, or the seed file of the box`);
-  const userAt = isResults ? file.header.indexOf('userID') : names.findIndex((n) => n === 'userid' || n === 'user_id');
+  const userAt = isResults ? file.header.indexOf('userID') : names.findIndex((n) => n === 'userid');
+  if (options.users && userAt < 0) throw new InputError(path, where, `no userID column: ${what} names the user of each token (a userID column, the PingOne user id), or give a results file of oath-bulk run`);
   const outcomeAt = isResults ? file.header.indexOf('outcome') : -1;
   const own = new Set([serialAt, userAt, outcomeAt]);
   // A results file's own columns are not carried (the command writes its own); a list's other columns are.
@@ -89,7 +93,7 @@ export async function readTokenList(path: string, what: string): Promise<TokenLi
       rows.push({ ...base, skip: `the run's outcome for this row was ${runOutcome || 'empty'}: the run gave this user no token here, so the serial may be someone else's; not acted on` });
       continue;
     }
-    rows.push(checked(base, seen, userAt >= 0 && isResults));
+    rows.push(checked(base, seen, options.users === true || (userAt >= 0 && isResults)));
   }
   if (rows.length === 0) throw new InputError(path, undefined, `has a header but no rows: expected ${expected}`);
   return { kind: isResults ? 'results' : 'serials', path, rows, extraNames: extras.map((e) => e.name), file };

@@ -1,0 +1,77 @@
+/**
+ * What the commands after the rollout (`revoke`, `unassign`, `replace`) share before and after
+ * their own work: the settings, the confirmation they will need (refused off a terminal without
+ * --yes, before anything is read), the ledger (a damaged one stops them, exit 2), one such
+ * command at a time per environment (a lock beside the ledger), the command's reports, and
+ * closing them whatever happened.
+ */
+import { join } from 'node:path';
+import type { RawOptions } from '../../config.js';
+import { UsageError } from '../../errors.js';
+import { Ledger } from '../../engine/ledger.js';
+import { acquireLock, type HeldLock } from '../../engine/lock.js';
+import { RESULT_COLUMNS } from '../../input/reader.js';
+import { prepareOutDir } from '../../report/files.js';
+import type { ResultsWriter } from '../../report/results-writer.js';
+import { maxUsers } from './confirm.js';
+import { openCommand, proveCredentials, resolveCommandConfig, type CommandContext } from './context.js';
+import type { CommandDeps } from './deps.js';
+import type { TokenList } from './token-list.js';
+
+export interface Lifecycle {
+  readonly ctx: CommandContext;
+  readonly ledger: Ledger;
+  /** --max-users. */
+  readonly limit: number | undefined;
+  readonly results: ResultsWriter;
+  readonly warn: (message: string) => void;
+  /** The credentials proved: refused ones stop the command (exit 3) with nothing sent. */
+  prove(): Promise<void>;
+  /** The results closed and the lock released; a failure closes the log too and is handed back. */
+  close(failure: unknown): Promise<unknown>;
+}
+
+export async function openLifecycle(command: 'revoke' | 'unassign' | 'replace', path: string, raw: RawOptions, deps: CommandDeps, list: Pick<TokenList, 'extraNames' | 'file'>, what: string, extraColumns: readonly string[] = []): Promise<Lifecycle> {
+  const dryRun = raw['dry-run'] === true;
+  const limit = maxUsers(raw);
+  const config = resolveCommandConfig(raw, deps);
+  if (!dryRun && raw['yes'] !== true && !(process.stdin.isTTY && deps.isTTY)) {
+    throw new UsageError(`${what}: pass --yes to confirm when not at a terminal (or --dry-run to see what it would do)`);
+  }
+  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId);
+  await prepareOutDir(config.report.outDir);
+  // One of these commands at a time per environment: two would race on the same tokens and users.
+  const lock: HeldLock | undefined = dryRun ? undefined : await acquireLock(join(config.stateDir, `${config.connection.environmentId}.lifecycle.lock`));
+  let ctx: CommandContext;
+  let results: ResultsWriter;
+  try {
+    ctx = await openCommand(command, path, config, deps);
+    ctx.recorder.extraNames = [...list.extraNames];
+    results = await ctx.openResults(list.extraNames, [...RESULT_COLUMNS, ...extraColumns], list.file);
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
+  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  return {
+    ctx,
+    ledger,
+    limit,
+    results,
+    warn,
+    prove: () => proveCredentials(ctx.session, deps.control),
+    close: async (failure) => {
+      try {
+        await results.close();
+      } catch (error) {
+        failure ??= error;
+      }
+      await lock?.release();
+      if (failure) {
+        await results.abandonWorkbook();
+        await ctx.log.close();
+      }
+      return failure;
+    },
+  };
+}
