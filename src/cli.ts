@@ -17,6 +17,8 @@ export interface Commands {
   import(seeds: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   revoke(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   reinstate(serials: string[], raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  unassign(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  replace(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
 }
 
 const CONNECTION = 'PingOne connection (flags win over the environment; --settings is read first):';
@@ -118,7 +120,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
   let exitCode = 0;
   let helpShown = true;
   /** A PingOne command's handler: its positional and the parsed flags to the command. */
-  const handle = (command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke', positional: string) => async (a: Record<string, unknown>): Promise<void> => {
+  const handle = (command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke' | 'unassign' | 'replace', positional: string) => async (a: Record<string, unknown>): Promise<void> => {
     helpShown = false;
     refuseSecretFlag(a);
     exitCode = await commands[command](String(a[positional]), a, deps);
@@ -184,6 +186,35 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       handle('revoke', 'input'),
     )
     .command(
+      'unassign <input>',
+      "the hardware came back: delete each user's device for that serial; the token stays in the inventory, free for the next user",
+      (y) =>
+        ledgerOptions(reportOptions(engineOptions(connectionOptions(y))))
+          .positional('input', { type: 'string', describe: 'a CSV with userID and serialNumber columns, or a results file of oath-bulk run (only its CREATED and EXISTING rows)' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: "read each user's devices: list what would be deleted, and who would be left with no MFA device; change nothing" })
+          .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation (required off a terminal)' })
+          .option('max-users', { type: 'number', group: RUN, describe: 'refuse (exit 2, nothing deleted) if more users than this would lose a device' })
+          .option('allow-last-device', { type: 'boolean', group: RUN, describe: "delete a user's device even when it is their only MFA device (they can then no longer sign in with MFA)" })
+          .example('$0 unassign --dry-run returned.csv --settings pingone.env', 'see what would be deleted')
+          .example('$0 unassign returned.csv --settings pingone.env --yes', 'a user left and returned the token'),
+      handle('unassign', 'input'),
+    )
+    .command(
+      'replace <input>',
+      'each user gets the new token before losing the old one: (block the old device,) create and activate the new device, then delete the old one; the old token back in the pool, or revoked with a reason',
+      (y) =>
+        ledgerOptions(seedFileOptions(reportOptions(engineOptions(connectionOptions(y)))))
+          .positional('input', { type: 'string', describe: 'a CSV with userID, oldSerial and newSerial columns (and reason: lost|stolen|defective|retired, which wins over --reason)' })
+          .option('reason', { type: 'string', group: RUN, describe: `${REVOKE_REASONS.join('|')}: the old tokens are revoked and marked (lost|stolen: their devices are blocked first); without one they return to the pool` })
+          .option('seeds', { type: 'string', group: SEEDS, describe: 'the seed file of the new tokens: those the inventory lacks are imported first' })
+          .option('activate', { type: 'boolean', group: SEEDS, describe: 'activate the new devices with codes computed from --seeds before the old ones go' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: "read each user's devices and say what would be done; change nothing" })
+          .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation (required off a terminal)' })
+          .option('max-users', { type: 'number', group: RUN, describe: 'refuse (exit 2, nothing changed) if more users than this would be touched' })
+          .example('$0 replace swap.csv --reason lost --seeds new-box.pskc.xml --psk-file vendor.key --activate --settings pingone.env --yes', 'a user lost a token: the new one replaces it'),
+      handle('replace', 'input'),
+    )
+    .command(
       'reinstate <serials..>',
       'undo a revoke made by mistake in the ledger (the tokens may then be imported and assigned again)',
       (y) =>
@@ -241,7 +272,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
         exitCode = await commands.sandbox(a, deps);
       },
     )
-    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, reinstate or sandbox')
+    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, unassign, replace, reinstate or sandbox')
     .strict()
     .recommendCommands()
     .help()

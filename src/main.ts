@@ -22,6 +22,8 @@ const COMMANDS: Commands = {
   sandbox: async (...args) => (await import('./commands/sandbox.js')).sandboxCommand(...args),
   import: (input, raw, deps) => withOperations('import', input, raw, deps, async (d) => (await import('./commands/import.js')).importCommand(input, raw, d)),
   revoke: (input, raw, deps) => withOperations('revoke', input, raw, deps, async (d) => (await import('./commands/revoke.js')).revokeCommand(input, raw, d)),
+  unassign: (input, raw, deps) => withOperations('unassign', input, raw, deps, async (d) => (await import('./commands/unassign.js')).unassignCommand(input, raw, d)),
+  replace: (input, raw, deps) => withOperations('replace', input, raw, deps, async (d) => (await import('./commands/replace.js')).replaceCommand(input, raw, d)),
   reinstate: async (serials, raw, deps) => (await import('./commands/reinstate.js')).reinstateCommand(serials, raw, deps),
 };
 

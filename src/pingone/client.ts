@@ -119,6 +119,16 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     throw this.failure(answer);
   }
 
+  /**
+   * Blocks a device (POST …/devices/{id}, device.block+json, empty body): it can no longer be
+   * used to sign in, and stays on the user (a lost token's device, before its replacement is in place).
+   */
+  async blockDevice(userId: string, deviceId: string, options: CallOptions = {}): Promise<void> {
+    const answer = await this.call('activate', 'POST', this.devicesUrl(userId, deviceId), options, '', 'application/vnd.pingidentity.device.block+json');
+    if (answer.status >= 200 && answer.status < 300) return;
+    throw this.failure(answer);
+  }
+
   async findUsers(attribute: 'email' | 'username', value: string, options: CallOptions = {}): Promise<User[]> {
     const filter = `${attribute} eq ${scimString(value)}`;
     const url = `${this.envBase}/users?filter=${encodeURIComponent(filter)}&limit=2`;

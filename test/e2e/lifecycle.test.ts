@@ -253,3 +253,84 @@ test('unassign: the returned token goes back to the pool and a run gives it to a
   expect(resultsOf(allowed.stdout)[0]).toMatchObject({ outcome: 'UNASSIGNED', message: expect.stringMatching(/last MFA device/) });
   expect(box.sandbox.devicesOf(userId(51))).toHaveLength(0);
 });
+
+/** A user holds `oldSerial` (imported and assigned from its own box); `new.pskc.xml` holds `newList`, not imported yet. */
+async function swapSetUp(oldList: readonly PskcToken[], newList: readonly PskcToken[], firstUser: number): Promise<ReturnType<typeof setUp> & { newSeeds: string }> {
+  const s = setUp();
+  dropShipment(s.folder, 'old', oldList, firstUser);
+  expect((await runCli(['run', join(s.folder, 'old.csv'), '--seeds', join(s.folder, 'old.pskc.xml'), '--psk-file', s.key, '--out-dir', s.out, ...FAST], s.env)).code).toBe(0);
+  const newSeeds = join(s.dir, 'new.pskc.xml');
+  writeFileSync(newSeeds, encryptedPskc(newList, SHIPMENT_KEY), { mode: 0o600 });
+  return { ...s, newSeeds };
+}
+
+test('replace killed at every step never leaves the user without a device; the rerun finishes: new token active, old device gone, old token revoked as lost', async () => {
+  const { dir, out, key, env, newSeeds } = await swapSetUp(tokens('OLD', 1), tokens('REP', 1), 70);
+  box.sandbox.configure({ activationRequired: true, latencyMs: 15 });
+  const swap = join(dir, 'swap.csv');
+  writeFileSync(swap, `userID,oldSerial,newSerial,reason\n${userId(70)},OLD0001,REP0001,lost\n`);
+  const args = ['replace', swap, '--seeds', newSeeds, '--psk-file', key, '--activate', '--yes', '--out-dir', out, ...FAST];
+  const holds = (): string[] => box.sandbox.devicesOf(userId(70)).map((d) => d.serialNumber!).sort();
+  let finished: number | null = null;
+  let kills = 0;
+  const seen = new Set<string>();
+  // Killed after its 1st request, then (a rerun) after its 2nd, … until a run gets to its end.
+  for (let k = 1; k <= 30 && finished === null; k++) {
+    const start = box.sandbox.stats.requests;
+    const child = startCli(args, env);
+    const end = exited(child);
+    let done = false;
+    void end.then(() => (done = true));
+    while (!done && box.sandbox.stats.requests < start + k) await new Promise((r) => setTimeout(r, 2));
+    if (!done) {
+      child.kill('SIGKILL');
+      kills++;
+    }
+    const { code } = await end;
+    if (done && code !== null) finished = code;
+    // Whatever step it died at: the user holds the old token, the new one, or both.
+    expect(holds().length).toBeGreaterThan(0);
+    expect(holds().every((s) => s === 'OLD0001' || s === 'REP0001')).toBe(true);
+    seen.add(box.sandbox.devicesOf(userId(70)).map((d) => `${d.serialNumber} ${d.status}`).sort().join(' + ') + (box.sandbox.inventory.has('OLD0001') ? '' : ' (OLD0001 revoked)'));
+  }
+  // The kills fell between the steps: after the block, with both devices, after the delete.
+  expect([...seen]).toContain('OLD0001 BLOCKED');
+  expect([...seen].some((state) => state.startsWith('REP0001 ACTIVE'))).toBe(true);
+  expect([...seen].some((state) => state.startsWith('OLD0001 BLOCKED + REP0001'))).toBe(true);
+  expect(finished).toBe(0);
+  // Read, import (job, poll), read, block, create, activate, delete, revoke (read, job, poll, read back): each a kill point.
+  expect(kills).toBeGreaterThanOrEqual(5);
+  const rerun = await runCli(args, env);
+  expect({ code: rerun.code, stderr: rerun.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(resultsOf(rerun.stdout)[0]).toMatchObject({ outcome: 'REPLACED', serialNumber: 'REP0001', oldSerial: 'OLD0001', deviceStatus: 'ACTIVE', reason: 'lost' });
+  expect(box.sandbox.devicesOf(userId(70)).map((d) => [d.serialNumber, d.status])).toEqual([['REP0001', 'ACTIVE']]);
+  expect(box.sandbox.inventory.has('OLD0001')).toBe(false);
+  expect(ledgerLines().filter((f) => f['sn'] === 'OLD0001').pop()).toMatchObject({ e: 'revoked', reason: 'lost' });
+  expect(ledgerLines().some((f) => f['sn'] === 'REP0001' && f['e'] === 'handed-out' && f['user'] === userId(70))).toBe(true);
+  // Nothing was created, imported or revoked twice across the kills.
+  expect(box.sandbox.inventory.revokesSent.get('OLD0001') ?? 0).toBeLessThanOrEqual(2);
+  expect(box.sandbox.allDevices().filter((d) => d.serialNumber === 'REP0001')).toHaveLength(1);
+}, 120_000);
+
+test('replace: a device cap or a refused code stops the row at its step and the old device stays', async () => {
+  const good = tokens('CAPN', 1);
+  // The seed file's secret for WRONG0001 is not the one imported: its codes are refused.
+  const { dir, out, key, env, newSeeds } = await swapSetUp(tokens('CAPO', 2), [...good, ...tokens('WRONG', 1)], 80);
+  const other = join(dir, 'other.pskc.xml');
+  writeFileSync(other, encryptedPskc(tokens('WRONG', 1), SHIPMENT_KEY), { mode: 0o600 });
+  expect((await runCli(['import', other, '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  box.sandbox.configure({ activationRequired: true, maxDevicesPerUser: 1 });
+  const swap = join(dir, 'swap.csv');
+  writeFileSync(swap, `userID,oldSerial,newSerial\n${userId(80)},CAPO0001,CAPN0001\n`);
+  const capped = await runCli(['replace', swap, '--seeds', newSeeds, '--psk-file', key, '--activate', '--yes', '--out-dir', out, ...FAST], env);
+  expect(capped.code).toBe(1);
+  expect(resultsOf(capped.stdout)[0]).toMatchObject({ outcome: 'FAILED', step: 'create', errorCode: 'MAX_DEVICES_REACHED', message: expect.stringMatching(/the old device stays/) });
+  expect(box.sandbox.devicesOf(userId(80)).map((d) => d.serialNumber)).toEqual(['CAPO0001']);
+
+  box.sandbox.configure({ maxDevicesPerUser: 5 });
+  writeFileSync(swap, `userID,oldSerial,newSerial\n${userId(81)},CAPO0002,WRONG0001\n`);
+  const refused = await runCli(['replace', swap, '--seeds', newSeeds, '--psk-file', key, '--activate', '--yes', '--out-dir', out, ...FAST], env);
+  expect(refused.code).toBe(1);
+  expect(resultsOf(refused.stdout)[0]).toMatchObject({ outcome: 'FAILED', step: 'activate', errorCode: 'ACTIVATION_FAILED' });
+  expect(box.sandbox.devicesOf(userId(81)).map((d) => d.serialNumber).sort()).toEqual(['CAPO0002', 'WRONG0001']);
+});
