@@ -19,6 +19,7 @@ export interface Commands {
   reinstate(serials: string[], raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   unassign(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   replace(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  resync(input: string | undefined, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
 }
 
 const CONNECTION = 'PingOne connection (flags win over the environment; --settings is read first):';
@@ -215,6 +216,22 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       handle('replace', 'input'),
     )
     .command(
+      'resync [input]',
+      'bring drifted tokens back in step with two consecutive codes read off each: HOTP from a file, TOTP typed at a terminal',
+      (y) =>
+        ledgerOptions(reportOptions(engineOptions(connectionOptions(y))))
+          .positional('input', { type: 'string', describe: 'a CSV: serialNumber,otp1,otp2 (HOTP; keep the code columns as Text: leading zeros count)' })
+          .option('totp', { type: 'string', array: true, group: RUN, describe: 'TOTP serials: at a terminal, type each token\'s two codes as you read them (codes in a file go stale)' })
+          .option('dry-run', { type: 'boolean', group: RUN, describe: 'check the file and find each token; send no code (the codes stay unspent)' })
+          .example('$0 resync drawer.csv --settings pingone.env', 'tokens drifted in storage (HOTP)')
+          .example('$0 resync --totp 00412345678901 --settings pingone.env', 'a TOTP token whose clock drifted'),
+      async (a) => {
+        helpShown = false;
+        refuseSecretFlag(a);
+        exitCode = await commands.resync(typeof a['input'] === 'string' ? a['input'] : undefined, a, deps);
+      },
+    )
+    .command(
       'reinstate <serials..>',
       'undo a revoke made by mistake in the ledger (the tokens may then be imported and assigned again)',
       (y) =>
@@ -272,7 +289,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
         exitCode = await commands.sandbox(a, deps);
       },
     )
-    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, unassign, replace, reinstate or sandbox')
+    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, unassign, replace, resync, reinstate or sandbox')
     .strict()
     .recommendCommands()
     .help()

@@ -20,7 +20,7 @@ import { acquireLockWithin } from './lock.js';
 
 export const LEDGER_VERSION = 1;
 
-export const LEDGER_EVENTS = ['revoking', 'revoked', 'reinstated', 'returned', 'handed-out', 'shipped'] as const;
+export const LEDGER_EVENTS = ['revoking', 'revoked', 'reinstated', 'returned', 'handed-out', 'shipped', 'resyncing', 'resynced'] as const;
 export type LedgerEvent = (typeof LEDGER_EVENTS)[number];
 
 export const REVOKE_REASONS = ['lost', 'stolen', 'defective', 'retired'] as const;
@@ -43,6 +43,9 @@ export interface LedgerFact {
   readonly device?: string;
   /** revoking: the revoke job the token was sent in (a rerun follows it to its end first). */
   readonly job?: string;
+  /** resyncing/resynced: which file and row sent the codes (never the codes), and what came of it. */
+  readonly input?: string;
+  readonly outcome?: string;
   /** shipped: the seed file (its name) the token came in; its vendor validity dates. */
   readonly shipment?: string;
   readonly validFrom?: string;
@@ -58,6 +61,8 @@ export interface TokenLife {
   /** The last return (unassign, replace), while no hand-out came after it. */
   returned?: { readonly user?: string; readonly at: string; readonly by?: string };
   shipment?: { readonly name?: string; readonly validFrom?: string; readonly validUntil?: string };
+  /** The last resync: `resyncing` written before the codes were sent, `resynced` with PingOne's answer. */
+  resync?: { readonly state: 'resyncing' | 'resynced'; readonly input?: string; readonly outcome?: string; readonly at: string; readonly by?: string };
 }
 
 export class LedgerDamagedError extends UsageError {
@@ -171,6 +176,10 @@ export class Ledger {
       case 'returned':
         life.handedOut = undefined;
         life.returned = { user: fact.user, at: fact.at, by: fact.by };
+        break;
+      case 'resyncing':
+      case 'resynced':
+        life.resync = { state: fact.e, input: fact.input, outcome: fact.outcome, at: fact.at, by: fact.by };
         break;
       case 'shipped':
         life.shipment = { name: fact.shipment, validFrom: fact.validFrom, validUntil: fact.validUntil };

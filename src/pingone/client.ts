@@ -198,6 +198,17 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     throw this.failure(answer);
   }
 
+  /**
+   * POST /oathTokens/{id} (device.resync+json): two consecutive codes read off a drifted token.
+   * The codes travel in the body and nowhere else; a 400 is a wrong pair.
+   */
+  async resyncToken(tokenId: string, otps: readonly [string, string], options: CallOptions = {}): Promise<void> {
+    if (!DEVICE_ID_RE.test(tokenId)) throw new TypeError('not a token id');
+    const answer = await this.call('activate', 'POST', `${this.envBase}/oathTokens/${encodeURIComponent(tokenId)}`, options, JSON.stringify({ otps }), 'application/vnd.pingidentity.device.resync+json');
+    if (answer.status >= 200 && answer.status < 300) return;
+    throw this.failure(answer);
+  }
+
   /** GET /oathJobs/{id}: its status, and when DONE the count created and the duplicates. */
   async getOathJob(id: string, options: CallOptions = {}): Promise<OathJob> {
     if (!DEVICE_ID_RE.test(id)) throw new TypeError('not a job id');
@@ -318,6 +329,9 @@ export interface OathTokenBody {
 export interface InventoryEntry {
   readonly id: string;
   readonly serialNumber: string;
+  /** HOTP or TOTP, and the code length, when PingOne says. */
+  readonly type?: string;
+  readonly otpLength?: number;
   /** The device the token is paired to, and its user. */
   readonly device?: { readonly id: string; readonly userId?: string };
 }
@@ -354,7 +368,7 @@ function toInventoryEntry(value: unknown): InventoryEntry | undefined {
   const devices = Array.isArray(embedded) ? embedded : Array.isArray(v['devices']) ? v['devices'] : undefined;
   const d = devices?.find((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
   const userId = (d?.['user'] as { id?: unknown } | undefined)?.id;
-  return { id: v['id'], serialNumber: v['serialNumber'], device: d && typeof d['id'] === 'string' ? { id: d['id'], userId: typeof userId === 'string' ? userId : undefined } : undefined };
+  return { id: v['id'], serialNumber: v['serialNumber'], type: typeof v['type'] === 'string' ? v['type'] : undefined, otpLength: typeof v['otpLength'] === 'number' ? v['otpLength'] : undefined, device: d && typeof d['id'] === 'string' ? { id: d['id'], userId: typeof userId === 'string' ? userId : undefined } : undefined };
 }
 
 function toDevice(value: unknown): Device | undefined {

@@ -6,10 +6,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { parse } from 'csv-parse/sync';
 import { useSandbox } from '../support/sandbox.js';
-import { exited, runCli, sandboxEnv, startCli, stateDirOf, tempDir, userId } from '../support/cli.js';
+import { BIN, exited, runCli, sandboxEnv, startCli, stateDirOf, tempDir, userId } from '../support/cli.js';
+import { spawn } from 'node:child_process';
 import { encryptedPskc, SHIPMENT_KEY, type PskcToken } from '../support/pskc-writer.js';
 
 const box = useSandbox();
@@ -333,4 +334,70 @@ test('replace: a device cap or a refused code stops the row at its step and the 
   expect(refused.code).toBe(1);
   expect(resultsOf(refused.stdout)[0]).toMatchObject({ outcome: 'FAILED', step: 'activate', errorCode: 'ACTIVATION_FAILED' });
   expect(box.sandbox.devicesOf(userId(81)).map((d) => d.serialNumber).sort()).toEqual(['CAPO0002', 'WRONG0001']);
+});
+
+/** RFC 4226 §5.3, computed here, apart from the sandbox's and oath-bulk's own. */
+function hotp(secretHex: string, counter: number): string {
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac('sha1', Buffer.from(secretHex, 'hex')).update(message).digest();
+  const o = mac[mac.length - 1]! & 0x0f;
+  return String((((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!) % 1_000_000).padStart(6, '0');
+}
+
+test('resync: a right pair resyncs, a wrong pair is INVALID_OTP, a TOTP row is sent to the terminal; the codes appear nowhere and a rerun sends nothing', async () => {
+  const { dir, folder, out, key, env } = setUp();
+  const drawer = tokens('DRIFT', 2);
+  dropShipment(folder, 'drawer', drawer, 90, 0);
+  expect((await runCli(['import', join(folder, 'drawer.pskc.xml'), '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  const clock = { serial: 'TOTPONE', type: 'TOTP' as const, secretHex: randomBytes(20).toString('hex') };
+  dropShipment(folder, 'clock', [clock], 99, 0);
+  expect((await runCli(['import', join(folder, 'clock.pskc.xml'), '--psk-file', key, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  const right = [hotp(drawer[0]!.secretHex, 40), hotp(drawer[0]!.secretHex, 41)];
+  const wrong = [hotp(drawer[1]!.secretHex, 500), hotp(drawer[1]!.secretHex, 501)];
+  const file = join(dir, 'drawer-codes.csv');
+  writeFileSync(file, `serialNumber,otp1,otp2,shelf\nDRIFT0001,${right[0]},${right[1]},A\nDRIFT0002,${wrong[0]},${wrong[1]},B\nTOTPONE,123456,654321,C\n`);
+  const first = await runCli(['resync', file, '--out-dir', out, '--log-level', 'trace', ...FAST], env);
+  expect(first.code).toBe(1);
+  expect(resultsOf(first.stdout).map((r) => [r['serialNumber'], r['outcome'], r['errorCode'], r['shelf']])).toEqual([
+    ['DRIFT0001', 'RESYNCED', '', 'A'],
+    ['DRIFT0002', 'FAILED', 'INVALID_OTP', 'B'],
+    ['TOTPONE', 'FAILED', 'TOTP_AT_TERMINAL', 'C'],
+  ]);
+  expect(box.sandbox.inventory.counterText('DRIFT0001')).toBe('42');
+  expect(box.sandbox.inventory.counterText('DRIFT0002')).toBe('0');
+  // The codes are in PingOne's hands only: no report, log, summary, ledger or terminal line has them.
+  const written = readdirSync(out).filter((f) => f.startsWith('drawer-codes.')).map((f) => readFileSync(join(out, f)).toString('latin1')).join('\n');
+  const ledgerText = ledgerLines().map((l) => JSON.stringify(l)).join('\n');
+  for (const code of [...right, ...wrong]) for (const text of [written, ledgerText, first.stdout, first.stderr]) expect(text).not.toContain(code);
+  // The same file again: the codes are spent; nothing is sent.
+  const before = box.sandbox.stats.requests;
+  const again = await runCli(['resync', file, '--out-dir', out, ...FAST], env);
+  expect(resultsOf(again.stdout).slice(0, 2).map((r) => [r['outcome'], r['attempts'], /spent/.test(r['message']!)])).toEqual([['RESYNCED', '0', true], ['FAILED', '0', true]]);
+  expect(box.sandbox.stats.requests - before).toBeLessThanOrEqual(3);
+  // TOTP codes are typed at a terminal, never read from a file; off a terminal it says so.
+  const totp = await runCli(['resync', '--totp', 'TOTPONE', '--out-dir', out, ...FAST], env);
+  expect(totp.code).toBe(2);
+  expect(totp.stderr).toMatch(/TOTP codes go stale in a file.*run it at a terminal/);
+
+  // At a terminal (script(1) gives it one): each code typed as it is read, the pair sent at once.
+  const step = Math.floor(Date.now() / 30_000);
+  const typed = [hotp(clock.secretHex, step + 3), hotp(clock.secretHex, step + 4)];
+  const command = [process.execPath, '--', BIN, 'resync', '--totp', 'TOTPONE', '--out-dir', out, ...FAST].map((a) => `'${a}'`).join(' ');
+  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...env, TERM: 'dumb' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let screen = '';
+  terminal.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+  const waitFor = async (text: RegExp): Promise<void> => {
+    for (let i = 0; i < 500 && !text.test(screen); i++) await new Promise((r) => setTimeout(r, 20));
+  };
+  await waitFor(/the code it shows now: /);
+  terminal.stdin.write(`${typed[0]}\n`);
+  await waitFor(/the next code, once it changes: /);
+  terminal.stdin.write(`${typed[1]}\n`);
+  const { code } = await exited(terminal);
+  expect({ code, screen: /TOTPONE: RESYNCED/.test(screen) }).toEqual({ code: 0, screen: true });
+  // Typed three and four steps ahead (a step may pass meanwhile): the drift is learnt.
+  expect([3, 4]).toContain(box.sandbox.inventory.get('TOTPONE')!.driftSteps);
+  const results = /\n {2}results {2}(\S+)/.exec(screen.replace(/\r/g, ''))![1]!;
+  for (const c of typed) expect(readFileSync(results, 'utf8') + ledgerLines().map((l) => JSON.stringify(l)).join('')).not.toContain(c);
 });
