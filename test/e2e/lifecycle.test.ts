@@ -103,6 +103,17 @@ test('a lost token stays lost: revoked, then the next morning\'s folder run crea
   expect(box.sandbox.inventory.has('LOST0002')).toBe(false);
   expect(box.sandbox.inventory.created).toBe(created + 1);
   expect(box.sandbox.devicesOf(userId(8))).toHaveLength(0);
+
+  // Revoked by mistake: reinstate takes --yes, records the reversal, and the serial may be imported again.
+  const unsure = await runCli(['reinstate', 'LOST0002'], env);
+  expect(unsure.code).toBe(2);
+  const reinstated = await runCli(['reinstate', 'LOST0002', '--yes'], env);
+  expect(reinstated.code).toBe(0);
+  expect(reinstated.stdout).toMatch(/LOST0002: reinstated \(it was revoked since \d{4}-\d\d-\d\d, lost/);
+  expect(ledgerLines().pop()).toMatchObject({ e: 'reinstated', sn: 'LOST0002' });
+  const back = await runCli(['run', folder, '--psk-file', key, '--out-dir', out, ...FAST], env);
+  expect(back.code).toBe(0);
+  expect(box.sandbox.devicesOf(userId(8)).map((d) => d.serialNumber)).toEqual(['LOST0002']);
 });
 
 test('a stolen box revoked from its seed file: the dry run names the users and writes nothing; then paired and free tokens go, and a later import imports none', async () => {
