@@ -42,6 +42,8 @@ export function benchKit(work, { bin = BIN } = {}) {
       PINGONE_CLIENT_SECRET: sandbox.clientSecret,
       PINGONE_API_URL: `${sandbox.url}/v1`,
       PINGONE_AUTH_URL: sandbox.url,
+      // The bench's own ledger: never the machine's.
+      OATH_BULK_STATE_DIR: join(work, 'state'),
     };
   }
 

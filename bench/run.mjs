@@ -1,7 +1,8 @@
 // npm run bench: oath-bulk measured against the sandbox over loopback. Writes
 // bench/results/<date>.json, <date>.md and <date>-rates.svg, and prints the table.
 // Sections: 1 vs one-at-a-time · 2 rate fidelity · 3 overhead (+ journal on/off) ·
-// 4 memory · 5 chart · 6 under faults · 7 import of a 100,000-token PSKC file · 8 startup.
+// 4 memory · 5 chart · 6 under faults · 7 import of a 100,000-token PSKC file · 8 startup ·
+// 9 revoking a box of 10,000 tokens.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { newmanRun, newmanVersion } from './newman.mjs';
 import { benchKit } from './kit.mjs';
 import { importBench } from './import.mjs';
 import { startupBench } from './startup.mjs';
+import { revokeBench } from './revoke.mjs';
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -233,6 +235,14 @@ function svg() {
   const startup = await startupBench('dist/bin.js', log);
   results.startup = startup.results;
   table.push(...startup.rows.map(([name, result]) => [name, result, '', 'commands load what they use']));
+}
+
+// 9. Revoke -------------------------------------------------------------------------------
+{
+  mark('9. revoke');
+  const revoked = await revokeBench(work, QUICK ? 2_000 : 10_000, log);
+  results.revoke = revoked.runs;
+  table.push(...revoked.rows);
 }
 
 // Write ---------------------------------------------------------------------------------

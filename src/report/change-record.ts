@@ -168,6 +168,24 @@ export function outcomeSentence(s: SummaryFacts, plan: Plan | null): string {
       const lead = s.stopped ? stoppedLead : bad > 0 ? 'Revoked with problems: ' : 'Revoked: ';
       return `${lead}${plural(n('REVOKED'), 'token')} out of service for good${marked}${bad > 0 ? `; ${plural(bad, 'row')} not done (${codes(s.errorCodes)})` : ''}.`;
     }
+    case 'unassign': {
+      if (s.dryRun) return `${stoppedLead}Plan, nothing changed yet: would unassign ${plural(n('WOULD_UNASSIGN'), 'token')} (their devices deleted, the tokens back in the pool)${n('FAILED') ? `; ${plural(n('FAILED'), 'row')} would be refused (${codes(s.errorCodes)})` : ''}.`;
+      const bad = n('FAILED') + n('INVALID') + n('UNCONFIRMED') + n('NOT_ATTEMPTED');
+      const lead = s.stopped ? stoppedLead : bad > 0 ? 'Unassigned with problems: ' : 'Unassigned: ';
+      return `${lead}${plural(n('UNASSIGNED'), 'token')} back in the pool${n('NOT_ASSIGNED') ? `, ${n('NOT_ASSIGNED')} were not assigned` : ''}${bad > 0 ? `; ${plural(bad, 'row')} not done (${codes(s.errorCodes)})` : ''}.`;
+    }
+    case 'replace': {
+      if (s.dryRun) return `${stoppedLead}Plan, nothing changed yet: would replace ${plural(n('WOULD_REPLACE'), 'token')}${n('FAILED') + n('INVALID') ? `; ${plural(n('FAILED') + n('INVALID'), 'row')} would fail (${codes(s.errorCodes)})` : ''}.`;
+      const bad = n('FAILED') + n('INVALID') + n('UNCONFIRMED') + n('NOT_ATTEMPTED');
+      const lead = s.stopped ? stoppedLead : bad > 0 ? 'Replaced with problems: ' : 'Replaced: ';
+      return `${lead}${plural(n('REPLACED'), 'user')} hold${n('REPLACED') === 1 ? 's' : ''} the new token and no longer the old one${bad > 0 ? `; ${plural(bad, 'row')} not done, their old devices in place (${codes(s.errorCodes)})` : ''}.`;
+    }
+    case 'resync': {
+      if (s.dryRun) return `${stoppedLead}Plan, nothing sent: would resync ${plural(n('WOULD_RESYNC'), 'token')}.`;
+      const bad = n('FAILED') + n('INVALID') + n('UNCONFIRMED') + n('NOT_ATTEMPTED');
+      const lead = s.stopped ? stoppedLead : bad > 0 ? 'Resynced with problems: ' : 'Resynced: ';
+      return `${lead}${plural(n('RESYNCED'), 'token')} back in step${bad > 0 ? `; ${plural(bad, 'token')} not (${codes(s.errorCodes)})` : ''}.`;
+    }
     default:
       return `${stoppedLead}exit ${s.exitCode}.`;
   }

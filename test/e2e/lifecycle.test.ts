@@ -176,6 +176,15 @@ test('a stolen box revoked from its seed file: the dry run names the users and w
   // Nothing of the seeds reached the ledger.
   const ledgerText = readFileSync(join(stateDirOf(box.sandbox), `${box.sandbox.environmentId}.ledger.jsonl`), 'utf8');
   for (const t of stolen) expect(ledgerText).not.toContain(t.secretHex);
+
+  // A damaged ledger (not a torn last line) stops whatever imports or assigns, naming the line.
+  const ledgerFile = join(stateDirOf(box.sandbox), `${box.sandbox.environmentId}.ledger.jsonl`);
+  const lines = ledgerText.split('\n');
+  writeFileSync(ledgerFile, [...lines.slice(0, 3), 'not a fact', ...lines.slice(3)].join('\n'));
+  for (const args of [['run', folder, '--psk-file', key], ['import', seedFile, '--psk-file', key]]) {
+    const refused = await runCli([...args, '--out-dir', out, ...FAST], env);
+    expect({ code: refused.code, said: /ledger\.jsonl: line 4: not a ledger record: the ledger is damaged/.test(refused.stderr) }).toEqual({ code: 2, said: true });
+  }
 });
 
 test('a revoke killed mid-job: the serials stay out of a folder run at once; the rerun follows the job, revokes nothing twice and reports every serial', async () => {

@@ -1,8 +1,8 @@
 /** The ledger (#21, item 1): where it lives, what it keeps, how it survives a crash and refuses damage. */
-import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ledger, LedgerDamagedError, ledgerPath, stateDirectory } from '../../src/engine/ledger.js';
+import { Ledger, LedgerCheck, LedgerDamagedError, LedgerNotes, ledgerPath, revokedMessage, stateDirectory } from '../../src/engine/ledger.js';
 
 const ENV = '5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d';
 const fresh = (): string => join(mkdtempSync(join(tmpdir(), 'oath-bulk-ledger-')), 'state');
@@ -86,4 +86,42 @@ test('appends from two writers at once (a revoke by hand while cron assigns) int
     expect(check.life(`H${i}`)!.handedOut).toMatchObject({ user: `u${i}` });
     expect(check.revoked(`R${i}`)).toMatchObject({ reason: 'retired' });
   }
+});
+
+test('a command that assigns reads the ledger again at most once a second: a revoke made meanwhile is seen within that second', async () => {
+  const dir = fresh();
+  const cron = new LedgerCheck(await Ledger.open(dir, ENV), 50);
+  const byHand = await Ledger.open(dir, ENV);
+  expect(await cron.revoked('T9')).toBeUndefined();
+  await byHand.append([{ e: 'revoking', sn: 'T9', reason: 'stolen', by: 'revoke 20261202T120000Z' }]);
+  // Within the interval it answers from what it read (no read per row) …
+  expect(await cron.revoked('T9')).toBeUndefined();
+  await new Promise((r) => setTimeout(r, 60));
+  // … and after it, from the file: "revoking" already blocks.
+  const seen = await cron.revoked('T9');
+  expect(seen).toMatchObject({ state: 'revoking', reason: 'stolen' });
+  expect(revokedMessage('T9', seen!)).toMatch(/^token "T9" is being revoked since \d{4}-\d\d-\d\d \(stolen, revoke 20261202T120000Z\): a revoked token is never imported or assigned again; .*oath-bulk reinstate T9 --yes/);
+});
+
+test('facts noted as a run goes are appended in batches (a thousand, or a second), and all are there after flush', async () => {
+  const dir = fresh();
+  const ledger = await Ledger.open(dir, ENV);
+  const warnings: string[] = [];
+  const notes = new LedgerNotes(ledger, (m) => warnings.push(m), 1000, 60_000);
+  for (let i = 0; i < 2500; i++) notes.note({ e: 'handed-out', sn: `N${i}`, user: `u${i}` });
+  await notes.flush();
+  const lines = readFileSync(ledger.path, 'utf8').trimEnd().split('\n');
+  expect(lines).toHaveLength(2501);
+  expect(warnings).toEqual([]);
+  expect((await Ledger.open(dir, ENV)).life('N2499')!.handedOut).toMatchObject({ user: 'u2499' });
+  // A fact that cannot be written is a warning, once; the command's outcome is PingOne's.
+  // (A folder where the file was: unwritable whoever runs the test.)
+  rmSync(ledger.path);
+  mkdirSync(ledger.path);
+  notes.note({ e: 'returned', sn: 'N1', user: 'u1' });
+  await notes.flush();
+  notes.note({ e: 'returned', sn: 'N2', user: 'u2' });
+  await notes.flush();
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/^the ledger .* could not record what this command did \(.*\): PingOne holds it; the ledger lacks it$/);
 });
