@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { verifyCommand } from './commands/verify.js';
 import { runCommand } from './commands/run/index.js';
 import { RunControl } from './engine/control.js';
+import { Ledger } from './engine/ledger.js';
 import { PingOneSandbox } from './sandbox/server.js';
 
 const INPUT = 'input/shipment-sample.csv';
@@ -28,6 +29,7 @@ async function demo(): Promise<number> {
   await rm(join(OUT_DIR, 'shipment-sample.journal.jsonl'), { force: true });
   // Nor would its ledger: the demo's is its own, under its reports, never the operator's.
   await rm(join(OUT_DIR, 'state'), { recursive: true, force: true });
+  await Ledger.open(join(OUT_DIR, 'state'), sandbox.environmentId);
   process.stdout.write(`demo: PingOne sandbox listening on ${sandbox.url}\n`);
   const settings = {
     'environment-id': sandbox.environmentId,

@@ -6,7 +6,7 @@
  * any output (SEEDS.md "Handling seeds safely").
  */
 import { join } from 'node:path';
-import { Ledger, LedgerNotes } from '../engine/ledger.js';
+import { Ledger, LedgerNotes, newLedgerNotice } from '../engine/ledger.js';
 import type { RawOptions } from '../config.js';
 import { IMPORT_OUTCOMES, IMPORT_POLLING, importTokens, type ImportOutcome } from '../engine/import-batch.js';
 import { NullJournal, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
@@ -27,7 +27,9 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const { connection, engine, report } = config;
 
   // The ledger: a damaged one stops the import here (exit 2), before the file is decrypted.
-  const ledger = await Ledger.open(config.stateDir, connection.environmentId);
+  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  const ledger = await Ledger.open(config.stateDir, connection.environmentId, { create: !dryRun, notice: warn });
+  if (ledger.started) warn(newLedgerNotice(ledger));
   // Read, decrypt and check the whole file before anything is sent.
   const { tokens } = await readSeeds(seedsPath, raw, deps, defaults);
 
@@ -45,7 +47,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   for (const t of tokens) for (const w of t.warnings) logger.warn({ event: 'token.warning', row: t.index, serialNumber: t.serialNumber, message: w });
 
   const results = await ctx.openResults([], IMPORT_COLUMNS);
-  const notes = new LedgerNotes(ledger, deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`)));
+  const notes = new LedgerNotes(ledger, warn);
   let failure: unknown;
   try {
     await proveCredentials(session, deps.control);
@@ -102,6 +104,8 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   else if (dryRun) next = exitCode === 0 ? `import it for real: ${commandLine(args, ['--dry-run'])}` : `correct what the problems above name, then check again: ${commandLine(args)}`;
   else if (exitCode !== 0) next = `see the rows that are not IMPORTED in the results; run again to retry what failed (imported tokens are not sent again): ${commandLine(args)}`;
   else next = `assign the tokens: ${followUp(args, 'run', '<assignments.csv>')}; then delete the plaintext seed file`;
-  await ctx.finish(summary, humanSummary({ title: `oath-bulk import ${seedsPath}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, next }));
+  const revoked = tally.errorCodes['TOKEN_REVOKED'] ?? 0;
+  const lines = [`ledger ${ledger.path}${ledger.started ? ' (new: it knows of no revoked token)' : ''}${revoked ? `: ${revoked} tokens refused: revoked` : ''}`];
+  await ctx.finish(summary, humanSummary({ title: `oath-bulk import ${seedsPath}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, notes: lines, next }), { notes: lines });
   return exitCode;
 }

@@ -23,7 +23,7 @@ export async function reinstateCommand(serials: readonly string[], raw: RawOptio
   if (raw['yes'] !== true) {
     throw new UsageError(`reinstate lets ${serials.length === 1 ? 'a revoked token' : `${serials.length} revoked tokens`} be imported and assigned again: if ${serials.length === 1 ? 'it was' : 'they were'} revoked by mistake, pass --yes to confirm`);
   }
-  const ledger = await Ledger.open(resolveStateDir(raw, deps), environmentId);
+  const ledger = await Ledger.open(resolveStateDir(raw, deps), environmentId, { create: false, notice: deps.warn });
   const by = `reinstate ${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')}`;
   const reinstated: string[] = [];
   for (const serial of [...new Set(serials)]) {

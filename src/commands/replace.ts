@@ -13,6 +13,7 @@ import { REPLACE_OUTCOMES, replaceRow, type ReplaceOutcome, type ReplaceResult, 
 import { followEarlierJobs, revokeTokens, type RevokeResult } from '../engine/revoke.js';
 import { ShipmentSeeds } from '../engine/shipment-seeds.js';
 import { InputError } from '../input/input-error.js';
+import type { InventoryEntry } from '../pingone/client.js';
 import { normaliseHeader, openCsv, readCsvRecords, type CsvFile } from '../input/reader.js';
 import { checkSerial } from '../input/validate.js';
 import { UUID_RE } from '../ids.js';
@@ -115,16 +116,18 @@ export async function replaceCommand(path: string, raw: RawOptions, deps: Comman
       refused = overMaxUsers(consequences, limit);
       if (!refused && !(await confirmed(consequences, raw, deps))) refused = 'replace: not confirmed; nothing was changed';
     }
-    // The new tokens the inventory lacks, from --seeds, before any row (never a revoked one).
+    // Who holds each old and new token now, before any row; then the new tokens the inventory
+    // lacks, from --seeds (never a revoked one).
+    let present = new Map<string, InventoryEntry>();
+    if (!refused && !control.stopped && valid.length > 0) present = await inInventory([...new Set(valid.flatMap((r) => [r.oldSerial, r.newSerial]))], { ...retry, inventory: session.client });
     if (seeds && !refused && !control.stopped) {
-      const present = await inInventory(valid.map((r) => r.newSerial), { ...retry, inventory: session.client });
       const needed = seeds.needed(new Set(valid.map((r) => r.newSerial).filter((s) => !present.has(s))));
       await ledger.refresh();
       const imported = await importTokens(needed, { ...retry, inventory: session.client, jobSize, dryRun, ...IMPORT_POLLING, jobsInFlight: ctx.engine.concurrency, present, keepSecrets: activate, revoked: (s) => ledger.revoked(s) });
       for (const r of imported) if (r.outcome !== 'IMPORTED' && r.outcome !== 'ALREADY_PRESENT' && !(dryRun && r.outcome === 'NOT_ATTEMPTED')) importFailed.set(r.token.serialNumber, `${r.outcome}${r.errorCode ? ` ${r.errorCode}` : ''}: ${r.message ?? ''}`);
       if (!dryRun) for (const r of imported) if (r.outcome === 'IMPORTED' && !r.finishedEarlier) notes.note({ e: 'shipped', sn: r.token.serialNumber, shipment: seeds.path.split('/').pop(), validFrom: r.token.validFrom, validUntil: r.token.validUntil, by: `replace ${paths.runId}` });
     }
-    const rctx = { ...retry, api: session.client, ledger, by: `replace ${paths.runId}`, dryRun, activate, seedOf: (s: string) => seeds?.bySerial.get(s), note: (f: Parameters<LedgerNotes['note']>[0]) => notes.note(f) };
+    const rctx = { ...retry, api: session.client, ledger, by: `replace ${paths.runId}`, dryRun, activate, seedOf: (s: string) => seeds?.bySerial.get(s), inventory: (s: string) => present.get(s), note: (f: Parameters<LedgerNotes['note']>[0]) => notes.note(f) };
     if (!refused) {
       await orderedPool(each(valid), ctx.engine.concurrency, async (r) => {
         if (control.stopped) return { row: r.row, result: { outcome: 'NOT_ATTEMPTED' as const, attempts: 0, message: 'the command stopped before this row: run the same command again to finish' } };
@@ -186,7 +189,15 @@ async function retire(rows: ReadonlyArray<ReplaceRow>, done: Map<number, Replace
       // A killed run's revoke jobs first: the inventory then shows what they did.
       await followEarlierJobs(group.map((r) => r.oldSerial), ctx);
       const present = await inInventory(group.map((r) => r.oldSerial), { ...ctx, inventory: ctx.api });
-      outcomes = await revokeTokens(group.map((r) => r.oldSerial), present, { ...ctx, reason, dryRun: false });
+      // A token on another user by now is theirs: never revoked from here.
+      const theirs = group.filter((r) => { const u = present.get(r.oldSerial)?.device?.userId; return u !== undefined && u.toLowerCase() !== r.userID.toLowerCase(); });
+      for (const r of theirs) {
+        const d = done.get(r.row)!;
+        done.set(r.row, { ...d, outcome: 'FAILED', step: 'retire', errorCode: 'SERIAL_ASSIGNED_ELSEWHERE', message: `${d.message}; step retire: ${r.oldSerial} is on another user now (${present.get(r.oldSerial)!.device!.userId}): not revoked from here` });
+      }
+      const mine = group.filter((r) => !theirs.includes(r));
+      group.splice(0, group.length, ...mine);
+      outcomes = await revokeTokens(mine.map((r) => r.oldSerial), present, { ...ctx, reason, dryRun: false });
     } catch (error) {
       if (!(error instanceof Error)) throw error;
       outcomes = new Map(group.map((r): [string, RevokeResult] => [r.oldSerial, { serialNumber: r.oldSerial, outcome: 'FAILED', message: error.message, attempts: 0 }]));

@@ -5,8 +5,6 @@
  * resynced at a terminal, one at a time, each pair sent as soon as it is typed. The codes go to
  * PingOne and nowhere else: not the log, the results, the summary or the ledger.
  */
-import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
@@ -32,8 +30,6 @@ interface Row {
   readonly otps?: readonly [string, string];
   readonly extras: readonly string[];
   readonly problem?: { readonly code: string; readonly message: string };
-  /** Recognises the row in a rerun of the same file (never the codes). */
-  readonly input: string;
 }
 
 async function readCodes(path: string): Promise<{ rows: Row[]; extraNames: string[]; file: Awaited<ReturnType<typeof openCsv>> }> {
@@ -49,14 +45,13 @@ async function readCodes(path: string): Promise<{ rows: Row[]; extraNames: strin
   const own = new Set([serialAt, otp1At, otp2At]);
   // Other columns are carried through; none that could hold a code.
   const extras = file.header.map((name, index) => ({ name, index })).filter((e) => !own.has(e.index) && e.name !== '' && !/otp|code|passcode/i.test(e.name));
-  const info = await stat(path);
   const rows: Row[] = [];
   const seen = new Map<string, number>();
   for await (const raw of readCsvRecords(file)) {
     const cell = (i: number): string => (raw.fields[i] ?? '').trim();
     const serialNumber = cell(serialAt);
     const where = `row ${raw.row} (line ${raw.line})`;
-    const base = { row: raw.row, serialNumber, extras: extras.map((e) => raw.fields[e.index] ?? ''), input: `${basename(path)} row ${raw.row} (${info.size} bytes, ${Math.round(info.mtimeMs)})` };
+    const base = { row: raw.row, serialNumber, extras: extras.map((e) => raw.fields[e.index] ?? '') };
     const serialProblem = checkSerial(serialNumber);
     const codeProblem = checkCodes(cell(otp1At), cell(otp2At));
     let problem: Row['problem'];
@@ -83,7 +78,7 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
   if (interactive && !(process.stdin.isTTY && deps.isTTY)) throw new UsageError('resync --totp: TOTP codes go stale in a file, so they are typed at a terminal as they are read off the token; run it at a terminal');
   const list = input !== undefined ? await readCodes(input) : undefined;
   const config = resolveCommandConfig(raw, deps);
-  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId);
+  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: deps.warn });
   await prepareOutDir(config.report.outDir);
   const name = input ?? 'totp';
   const ctx = await openCommand('resync', name, config, deps);
@@ -114,7 +109,7 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
           ? ({ outcome: 'INVALID', errorCode: row.problem.code, message: row.problem.message, attempts: 0 } as ResyncResult)
           : control.stopped
             ? ({ outcome: 'NOT_ATTEMPTED', message: 'the command stopped before this row; run it again to finish', attempts: 0 } as ResyncResult)
-            : await resyncToken(row.row, row.serialNumber, row.otps!, row.input, rctx, 'HOTP'),
+            : await resyncToken(row.row, row.serialNumber, row.otps!, rctx, 'HOTP'),
       }), ({ item, r }) => write(item.row, item.serialNumber, r, item.extras));
     } else {
       let n = 0;
@@ -125,7 +120,7 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
           continue;
         }
         const codes = await askCodes(serial, deps);
-        const r = codes ? await resyncToken(n, serial, codes, `terminal ${paths.runId} ${serial}`, rctx, 'TOTP') : { outcome: 'NOT_ATTEMPTED' as const, message: 'no codes typed', attempts: 0 };
+        const r = codes ? await resyncToken(n, serial, codes, rctx, 'TOTP') : { outcome: 'NOT_ATTEMPTED' as const, message: 'no codes typed', attempts: 0 };
         deps.stderr.write(`  ${serial}: ${r.outcome}${r.errorCode ? ` ${r.errorCode}` : ''}: ${r.message}\n`);
         await write(n, serial, r, []);
       }

@@ -55,7 +55,9 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
   const { paths, logger, session, startedAt } = ctx;
   const t0 = performance.now();
   const valid = list.rows.filter((r) => !r.problem && !r.skip);
-  const serials = valid.map((r) => r.serialNumber);
+  let serials = valid.map((r) => r.serialNumber);
+  /** Results-file rows whose token is on another user now: theirs, never revoked from here. */
+  const elsewhere = new Map<string, string>();
   logger.info({ event: 'revoke.start', input: path, kind: list.kind, dryRun, reason, rows: list.rows.length, serials: serials.length, ledger: ledger.path });
   const tally = new Tally<RevokeOutcome>(REVOKE_OUTCOMES, ['NOT_ATTEMPTED']);
   const retry = ctx.retryContext();
@@ -83,6 +85,13 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
       }
     }
     if (present && !control.stopped) {
+      if (list.kind === 'results') {
+        for (const row of valid) {
+          const holder = present.get(row.serialNumber)?.device?.userId;
+          if (holder && row.userID && holder.toLowerCase() !== row.userID.toLowerCase()) elsewhere.set(row.serialNumber, holder);
+        }
+        serials = serials.filter((s) => !elsewhere.has(s));
+      }
       const losing = new Set<string>();
       for (const s of serials) {
         const user = present.get(s)?.device?.userId;
@@ -111,7 +120,10 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
     }
     const none = new Set(consequences?.leftWithNone ?? []);
     for (const row of list.rows) {
-      const r = resultOf(row, outcomes.get(row.serialNumber), refused, none);
+      const holder = elsewhere.get(row.serialNumber);
+      const r: RevokeResult = holder && !row.problem
+        ? { serialNumber: row.serialNumber, outcome: 'FAILED', errorCode: 'SERIAL_ASSIGNED_ELSEWHERE', userID: row.userID, attempts: 0, message: `the results file gave ${row.serialNumber} to ${row.userID ?? 'its user'}, but it is on ${holder} now (unassigned and given out again since?): not revoked; if that token is lost too, revoke it from a list of serials` }
+        : resultOf(row, outcomes.get(row.serialNumber), refused, none);
       tally.add({ outcome: r.outcome, errorCode: r.errorCode, finishedEarlier: r.finishedEarlier });
       if (!['REVOKED', 'NOT_IN_INVENTORY', 'WOULD_REVOKE', 'SKIPPED'].includes(r.outcome)) ctx.recorder.attention({ row: row.row, userID: r.userID ?? '', serialNumber: row.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: row.extras });
       logger[r.outcome === 'FAILED' || r.outcome === 'UNCONFIRMED' ? 'warn' : 'info']({ event: 'row', row: row.row, serialNumber: row.serialNumber, userID: r.userID, deviceId: r.deviceId, outcome: r.outcome, errorCode: r.errorCode, attempts: r.attempts });
@@ -126,7 +138,9 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
 
   const stopped = control.reason ?? (refused ? { code: 'REFUSED', message: refused } : undefined);
   const good: RevokeOutcome[] = dryRun ? ['REVOKED', 'NOT_IN_INVENTORY', 'WOULD_REVOKE', 'SKIPPED'] : ['REVOKED', 'NOT_IN_INVENTORY', 'SKIPPED'];
-  const exitCode = refused ? 2 : decideExit(tally, { stopped: stopped !== undefined, good });
+  // A file that names no token to revoke did not do what was asked.
+  const nothing = !dryRun && tally.count('REVOKED') + tally.count('NOT_IN_INVENTORY') === 0 && tally.count('SKIPPED') > 0;
+  const exitCode = refused ? 2 : nothing ? 1 : decideExit(tally, { stopped: stopped !== undefined, good });
   const durationMs = Math.round(performance.now() - t0);
   const summary = buildSummary({ command: 'revoke', runId: paths.runId, input: path, dryRun, startedAt, durationMs, tally, requests: session.stats, ledger: { path: ledger.path }, stopped, exitCode, reports: { ...paths, journal: null } });
   const usersLosing = consequences?.users ?? 0;
@@ -137,10 +151,14 @@ export async function revokeCommand(path: string, raw: RawOptions, deps: Command
   else if (stopped) next = `${stopAdvice(stopped)}: ${commandLine(args)}`;
   else if (dryRun) next = tally.count('WOULD_REVOKE') + tally.count('NOT_IN_INVENTORY') > 0 ? `to revoke them: ${commandLine(args, ['--dry-run'], ['--yes'])}` : 'nothing to revoke: every token of the file is revoked already';
   else if (exitCode !== 0) next = `see the rows that are not REVOKED in the results, then run the same command again (revoked tokens are not sent again): ${commandLine(args)}`;
-  else next = `the tokens are out of service for good: the ledger (${ledger.path}) keeps them out of every import and run; tell the ${usersLosing} user${usersLosing === 1 ? '' : 's'} named in the results that their token no longer works, and give them another: ${followUp(args, 'run', '<shipment.csv>')}`;
+  else if (tally.count('REVOKED') + tally.count('NOT_IN_INVENTORY') === 0) next = 'nothing was revoked: no row of the file names a token its user holds (see the SKIPPED rows)';
+  else next = `the tokens are out of service for good: the ledger (${ledger.path}) keeps them out of every import and run${usersLosing > 0 ? `; tell the ${usersLosing} user${usersLosing === 1 ? '' : 's'} named in the results that their token no longer works, and give them another: ${followUp(args, 'run', '<shipment.csv>')}` : ''}`;
   const notes: string[] = [];
   if (consequences) notes.push(`${dryRun ? 'would take a device from' : 'users losing a device:'} ${usersLosing} user${usersLosing === 1 ? '' : 's'}${dryRun ? ' (userID in the results)' : ''}`);
   if (consequences?.leftWithNone?.length) notes.push(`LEFT WITH NO MFA DEVICE: ${consequences.leftWithNone.length} user${consequences.leftWithNone.length === 1 ? '' : 's'} (${consequences.leftWithNone.slice(0, 10).join(', ')}${consequences.leftWithNone.length > 10 ? ', …' : ''}): give them another way to sign in first`);
+  // A serial neither in PingOne nor ever seen by the ledger may be a typo: the real token would still work.
+  const unknown = [...outcomes.values()].filter((o) => o.outcome === 'NOT_IN_INVENTORY' && !ledger.life(o.serialNumber)?.handedOut && !ledger.life(o.serialNumber)?.shipment).map((o) => o.serialNumber);
+  if (unknown.length > 0) notes.push(`CHECK FOR TYPOS: ${unknown.length} serial${unknown.length === 1 ? ' is' : 's are'} neither in the inventory nor known to the ledger (${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', …' : ''}): marked revoked all the same; if one is a typo, the real token still works — revoke it by its right serial`);
   if (list.kind === 'results') notes.push(`from a results file: only its CREATED and EXISTING rows are revoked (${tally.count('SKIPPED')} other rows SKIPPED)`);
   await ctx.finish(summary, humanSummary({ title: `oath-bulk revoke ${path}`, dryRun, durationMs, tally, requests: session.stats, stopped, reports: paths, notes, next }), { notes });
   return exitCode;

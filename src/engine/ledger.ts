@@ -12,7 +12,7 @@
  * middle of an append) is ignored; any other damage is refused, naming the line, and stops the
  * commands that import or assign (exit 2) until it is repaired.
  */
-import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -43,7 +43,7 @@ export interface LedgerFact {
   readonly device?: string;
   /** revoking: the revoke job the token was sent in (a rerun follows it to its end first). */
   readonly job?: string;
-  /** resyncing/resynced: which file and row sent the codes (never the codes), and what came of it. */
+  /** resyncing/resynced: a salted scrypt hash of the codes sent (never the codes), and what came of it. */
   readonly input?: string;
   readonly outcome?: string;
   /** shipped: the seed file (its name) the token came in; its vendor validity dates. */
@@ -93,31 +93,57 @@ export class Ledger {
   /** Bytes read so far: a refresh reads only what was appended since. */
   private offset = 0;
   private line = 0;
+  /** This process created the file (an empty ledger: nothing revoked is known here). */
+  started = false;
 
   private constructor(
     readonly path: string,
     readonly environmentId: string,
   ) {}
 
-  /** Opens (creating when missing) the ledger of `environmentId` in `stateDir`, and reads it. */
-  static async open(stateDir: string, environmentId: string): Promise<Ledger> {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  /**
+   * Opens the ledger of `environmentId` in `stateDir`, and reads it. Missing, it is created —
+   * header written under the ledger's lock, so that two commands starting at once cannot both
+   * write one — unless `create` is false (a dry run writes nothing): then it reads as empty.
+   * Modes looser than 0700/0600 are tightened, with a notice. `started`: this call created it
+   * (a command that imports or assigns says so loudly: revokes kept in another state directory
+   * are not known here).
+   */
+  static async open(stateDir: string, environmentId: string, options: { readonly create?: boolean; readonly notice?: (message: string) => void } = {}): Promise<Ledger> {
     const ledger = new Ledger(ledgerPath(stateDir, environmentId), environmentId);
-    const handle = await open(ledger.path, 'a+', 0o600);
-    try {
-      if ((await handle.stat()).size === 0) {
-        await writeSynced(handle, JSON.stringify({ ledger: 'oath-bulk', v: LEDGER_VERSION, environmentId, createdAt: new Date().toISOString() }) + '\n');
+    if (options.create === false && !(await exists(ledger.path))) return ledger;
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    if (!(await exists(ledger.path))) {
+      const lock = await acquireLockWithin(`${ledger.path}.lock`, LOCK_WAIT_MS, 20);
+      try {
+        const handle = await open(ledger.path, 'a+', 0o600);
+        try {
+          if ((await handle.stat()).size === 0) {
+            await writeSynced(handle, JSON.stringify({ ledger: 'oath-bulk', v: LEDGER_VERSION, environmentId, createdAt: new Date().toISOString() }) + '\n');
+            ledger.started = true;
+          }
+        } finally {
+          await handle.close();
+        }
+      } finally {
+        await lock.release();
       }
-    } finally {
-      await handle.close();
     }
+    await tighten(stateDir, 0o700, options.notice, 'the state directory');
+    await tighten(ledger.path, 0o600, options.notice, 'the ledger');
     await ledger.refresh();
     return ledger;
   }
 
   /** Reads what other processes appended since the last read (a revoke typed during a cron run). */
   async refresh(): Promise<void> {
-    const size = (await stat(this.path)).size;
+    const info = await stat(this.path).catch((error: NodeJS.ErrnoException) => {
+      // A dry run's ledger that does not exist (yet): nothing is known.
+      if (error.code === 'ENOENT' && this.offset === 0) return undefined;
+      throw error;
+    });
+    if (!info) return;
+    const size = info.size;
     if (size <= this.offset) return;
     const handle = await open(this.path, 'r');
     let text: string;
@@ -159,7 +185,8 @@ export class Ledger {
       throw new LedgerDamagedError(this.path, line, 'not a ledger record of this release');
     }
     const fact = record as unknown as Required<Pick<LedgerFact, 'e' | 'sn' | 'at'>> & LedgerFact;
-    const life: TokenLife = this.lives.get(sn) ?? {};
+    const key = serialKey(sn);
+    const life: TokenLife = this.lives.get(key) ?? {};
     switch (fact.e) {
       case 'revoking':
       case 'revoked':
@@ -185,17 +212,17 @@ export class Ledger {
         life.shipment = { name: fact.shipment, validFrom: fact.validFrom, validUntil: fact.validUntil };
         break;
     }
-    this.lives.set(sn, life);
+    this.lives.set(key, life);
   }
 
   /** What the ledger says of `serial` (as last read). */
   life(serial: string): TokenLife | undefined {
-    return this.lives.get(serial);
+    return this.lives.get(serialKey(serial));
   }
 
   /** The serial is out of service (revoking or revoked, not reinstated since). */
   revoked(serial: string): TokenLife['revoked'] {
-    return this.lives.get(serial)?.revoked;
+    return this.lives.get(serialKey(serial))?.revoked;
   }
 
   /**
@@ -224,6 +251,26 @@ export class Ledger {
       await lock.release();
     }
   }
+}
+
+/**
+ * Serials are matched without regard to case: whether PingOne tells `tk0002` from `TK0002` is
+ * not confirmed, and a revoked token must not come back under another spelling.
+ */
+function serialKey(serial: string): string {
+  return serial.toUpperCase();
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/** Mode `mode` at most: looser modes are tightened, with a notice. */
+async function tighten(path: string, mode: number, notice: ((message: string) => void) | undefined, what: string): Promise<void> {
+  const now = (await stat(path)).mode & 0o777;
+  if ((now & ~mode) === 0) return;
+  await chmod(path, now & mode);
+  notice?.(`${what} ${path} was readable by others (mode ${now.toString(8)}): set to ${(now & mode).toString(8)}`);
 }
 
 function withoutUndefined(fact: LedgerFact): Record<string, unknown> {
@@ -306,4 +353,9 @@ export class LedgerNotes {
     });
     return this.writing;
   }
+}
+
+/** What a command that imports or assigns says when it had to start a ledger. */
+export function newLedgerNotice(ledger: Ledger): string {
+  return `a new, empty ledger was started at ${ledger.path}: tokens revoked with another state directory are not known to this one. If cron and the commands typed by hand use different accounts, give them one state directory (OATH_BULK_STATE_DIR in the settings file: README "The ledger is shared by cron and by hand")`;
 }

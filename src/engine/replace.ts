@@ -10,7 +10,7 @@
  * A step that fails leaves the old device where it is, and the row says which step failed.
  */
 import { StopError } from '../errors.js';
-import type { CallOptions, Device } from '../pingone/client.js';
+import type { CallOptions, Device, InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import type { SeedToken } from '../seeds/token.js';
 import { activateDevice, type ActivateContext } from './activate.js';
@@ -61,6 +61,8 @@ export interface ReplaceContext extends Pick<AssignContext, 'maxAttempts' | 'bac
   readonly activate: boolean;
   /** The new tokens' seeds (--seeds): what --activate computes codes from. */
   readonly seedOf: (serial: string) => SeedToken | undefined;
+  /** The inventory as read before any row (old and new serials): who holds each token, or undefined when it is not there. */
+  readonly inventory: (serial: string) => InventoryEntry | undefined;
   readonly note: (fact: LedgerFact) => void;
 }
 
@@ -101,6 +103,17 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
     const revoked = ctx.ledger.revoked(r.newSerial);
     if (revoked && !neu) return fail('TOKEN_REVOKED', `${revokedMessage(r.newSerial, revoked)}; the old device stays`, { oldDeviceId: old?.id });
     if (!old && !neu) return fail('OLD_NOT_ON_USER', `${r.oldSerial} is not on user ${r.userID} (nor is ${r.newSerial}): nothing to replace; check the row`);
+    const sameUser = (e: InventoryEntry | undefined): boolean => !e?.device?.userId || e.device.userId.toLowerCase() === r.userID.toLowerCase();
+    if (!old && neu && !sameUser(ctx.inventory(r.oldSerial))) {
+      // The old serial is someone else's now (a typo in the row, or given out since): never retired from here.
+      return fail('SERIAL_ASSIGNED_ELSEWHERE', `${r.oldSerial} is not on user ${r.userID} but on ${ctx.inventory(r.oldSerial)!.device!.userId}: it is neither returned nor revoked by this row; check the row`, { deviceId: neu.id, deviceStatus: neu.status });
+    }
+    if (!neu) {
+      // The new token, before anything is done to the old one: in the inventory (or in --seeds), and nobody else's.
+      const entry = ctx.inventory(r.newSerial);
+      if (!sameUser(entry)) return fail('SERIAL_ASSIGNED_ELSEWHERE', `the new token ${r.newSerial} is on another user (${entry!.device!.userId}): nothing was done; the old device stays`, { oldDeviceId: old?.id });
+      if (!entry && !ctx.seedOf(r.newSerial)) return fail('SERIAL_NOT_FOUND', `the new token ${r.newSerial} is not in the OATH token inventory, nor in a seed file given with --seeds: import it (or give --seeds), then run again; nothing was done, the old device stays`, { oldDeviceId: old?.id });
+    }
     if (!old && neu) {
       // An earlier run put the new one in place and deleted the old one.
       const retire = retireLeft(r, ctx.ledger);
@@ -113,6 +126,12 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
       const plan = [block ? `block ${r.oldSerial}` : '', neu ? '' : `create ${r.newSerial}`, ctx.activate && (neu?.status ?? 'ACTIVATION_REQUIRED') === 'ACTIVATION_REQUIRED' ? 'activate it' : '', `delete ${r.oldSerial}'s device`, r.reason ? `revoke ${r.oldSerial} (${r.reason})` : `return ${r.oldSerial} to the pool`].filter(Boolean);
       return { outcome: 'WOULD_REPLACE', step: 'check', deviceId: neu?.id, oldDeviceId: o.id, attempts, message: `dry run: would ${plan.join(', then ')}` };
     }
+    // A lost or stolen token is out of service from now on, whatever happens next (write-ahead).
+    const markRevoking = async (): Promise<void> => {
+      if (!r.reason || ctx.ledger.revoked(r.oldSerial)) return;
+      await ctx.ledger.append([{ e: 'revoking', sn: r.oldSerial, reason: r.reason, by: ctx.by, user: r.userID, device: o.id }]);
+    };
+    if (r.reason && BLOCKING.has(r.reason)) await markRevoking();
     if (block) {
       step = 'block';
       attempts++;
@@ -155,6 +174,7 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
     const inPlace = neu.status === 'ACTIVE' || (neu.status === 'ACTIVATION_REQUIRED' && !ctx.activate);
     if (!inPlace) return fail('NEW_DEVICE_NOT_READY', `the new device is ${neu.status}, not in place: the old device stays`, { deviceId: neu.id, deviceStatus: neu.status, oldDeviceId: o.id });
     step = 'delete';
+    await markRevoking();
     try {
       await withRetries(ctx, r.row, async () => {
         attempts++;

@@ -2,10 +2,11 @@
  * Resyncing a drifted token (SPEC "After the rollout", `resync`): two consecutive codes read off
  * the token go to the token's resync call, once. A code is spent when it is sent: a resync whose
  * answer was lost is UNCONFIRMED and never sent again (only a request PingOne cannot have seen —
- * a 429, a refused connection — is). The ledger gets "resyncing" (which file and row, never the
- * codes) before the codes go, and "resynced" with the answer: a rerun of the same file reports
- * what was sent and sends nothing again.
+ * a 429, a refused connection — is). The ledger gets "resyncing" (a salted hash of the codes,
+ * never the codes) before the codes go, and "resynced" with the answer: the same codes are
+ * reported, not sent, by any later run.
  */
+import { scrypt } from 'node:crypto';
 import { StopError } from '../errors.js';
 import type { CallOptions, InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
@@ -55,10 +56,18 @@ export async function findToken(row: number, serial: string, ctx: ResyncContext)
 }
 
 /**
- * Resyncs one token. `input`: the file and row the codes come from (what a rerun recognises);
- * the codes themselves go to PingOne and nowhere else.
+ * What a rerun recognises a pair of codes by: a salted scrypt hash of them (N=4096, ~10 ms), so
+ * that the same codes are never sent twice however the file was touched or edited, and the
+ * ledger holds nothing a code can be read back from (10^12 pairs at 10 ms each).
  */
-export async function resyncToken(row: number, serial: string, otps: readonly [string, string], input: string, ctx: ResyncContext, expect?: 'HOTP' | 'TOTP'): Promise<ResyncResult> {
+export async function codesKey(serial: string, otps: readonly [string, string]): Promise<string> {
+  const hash = await new Promise<Buffer>((resolve, reject) => scrypt(`${otps[0]}:${otps[1]}`, `oath-bulk resync ${serial.toUpperCase()}`, 18, { N: 4096, r: 8, p: 1 }, (error, key) => (error ? reject(error) : resolve(key))));
+  return `codes:${hash.toString('base64url')}`;
+}
+
+/** Resyncs one token; the codes go to PingOne and nowhere else (the ledger keeps codesKey). */
+export async function resyncToken(row: number, serial: string, otps: readonly [string, string], ctx: ResyncContext, expect?: 'HOTP' | 'TOTP'): Promise<ResyncResult> {
+  const input = await codesKey(serial, otps);
   const earlier = ctx.ledger.life(serial)?.resync;
   if (earlier && earlier.input === input) {
     const outcome = earlier.state === 'resyncing' ? 'UNCONFIRMED' : (earlier.outcome as ResyncOutcome);

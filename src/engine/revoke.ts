@@ -147,7 +147,9 @@ export async function revokeTokens(serials: readonly string[], present: Readonly
     const tried = attempts.get(e.serialNumber) ?? 0;
     const reason = why.get(e.serialNumber);
     const base = { serialNumber: e.serialNumber, userID: e.device?.userId, deviceId: e.device?.id, attempts: tried };
-    if (tried === 0) {
+    if (tried === 0 && reason && reason.code !== 'UNCONFIRMED') {
+      settle({ ...base, outcome: 'FAILED', httpStatus: reason.status, errorCode: reason.code, message: `${reason.message}: the ledger marks it revoking (it is never assigned again); run the same command again` });
+    } else if (tried === 0) {
       const marked = ledger.revoked(e.serialNumber)?.state === 'revoking';
       settle({ ...base, outcome: 'NOT_ATTEMPTED', message: `${reason?.message ?? 'the command stopped before this token was sent'}${marked ? '; the ledger marks it revoking already (it is never assigned again)' : ''}: run the same command again to finish` });
     } else if (reason?.code === 'UNCONFIRMED' || ctx.stopping.aborted) {

@@ -177,6 +177,13 @@ test('a stolen box revoked from its seed file: the dry run names the users and w
   const ledgerText = readFileSync(join(stateDirOf(box.sandbox), `${box.sandbox.environmentId}.ledger.jsonl`), 'utf8');
   for (const t of stolen) expect(ledgerText).not.toContain(t.secretHex);
 
+  // Another state directory (a cron account with another HOME): the new, empty ledger is said loudly.
+  const other = await runCli(['import', seedFile, '--psk-file', key, '--dry-run', '--out-dir', out, ...FAST], { ...env, OATH_BULK_STATE_DIR: join(tempDir(), 'elsewhere') });
+  expect(other.stdout).toMatch(/ledger .*elsewhere.*\.ledger\.jsonl/);
+  const started = await runCli(['import', seedFile, '--psk-file', key, '--out-dir', join(out, 'x'), ...FAST], { ...env, OATH_BULK_STATE_DIR: join(tempDir(), 'elsewhere') });
+  expect(started.stderr).toMatch(/warning: a new, empty ledger was started at .*: tokens revoked with another state directory are not known to this one/);
+  expect(started.stdout).toMatch(/ledger .* \(new: it knows of no revoked token\)/);
+
   // A damaged ledger (not a torn last line) stops whatever imports or assigns, naming the line.
   const ledgerFile = join(stateDirOf(box.sandbox), `${box.sandbox.environmentId}.ledger.jsonl`);
   const lines = ledgerText.split('\n');
@@ -260,6 +267,10 @@ test('unassign: the returned token goes back to the pool and a run gives it to a
   const assigned = await runCli(['run', next, '--out-dir', out, ...FAST], env);
   expect(assigned.code).toBe(0);
   expect(box.sandbox.devicesOf(userId(60)).map((d) => d.serialNumber)).toEqual(['BACK0001']);
+  // The first box's results still give BACK0001 to user 50: a revoke from them leaves user 60's token alone.
+  const box6 = readdirSync(out).filter((f) => f.startsWith('box6.') && f.endsWith('.results.csv')).sort()[0]!;
+  const stale = await runCli(['revoke', join(out, box6), '--reason', 'lost', '--dry-run', '--out-dir', out, ...FAST], env);
+  expect(resultsOf(stale.stdout).map((r) => [r['serialNumber'], r['outcome'], r['errorCode']])).toEqual([['BACK0001', 'FAILED', 'SERIAL_ASSIGNED_ELSEWHERE'], ['BACK0002', 'WOULD_REVOKE', '']]);
 
   // User 51's only device: refused without --allow-last-device, deleted with it.
   const last = join(dir, 'last.csv');
@@ -312,6 +323,9 @@ test('replace killed at every step never leaves the user without a device; the r
     // Whatever step it died at: the user holds the old token, the new one, or both.
     expect(holds().length).toBeGreaterThan(0);
     expect(holds().every((s) => s === 'OLD0001' || s === 'REP0001')).toBe(true);
+    // Once the lost token's device is blocked (or gone), the ledger already keeps it out of every run.
+    const blockedOrGone = box.sandbox.devicesOf(userId(70)).every((d) => d.serialNumber !== 'OLD0001' || d.status === 'BLOCKED');
+    if (blockedOrGone) expect(ledgerLines().some((f) => f['sn'] === 'OLD0001' && (f['e'] === 'revoking' || f['e'] === 'revoked'))).toBe(true);
     seen.add(box.sandbox.devicesOf(userId(70)).map((d) => `${d.serialNumber} ${d.status}`).sort().join(' + ') + (box.sandbox.inventory.has('OLD0001') ? '' : ' (OLD0001 revoked)'));
   }
   // The kills fell between the steps: after the block, with both devices, after the delete.
@@ -354,6 +368,19 @@ test('replace: a device cap or a refused code stops the row at its step and the 
   expect(refused.code).toBe(1);
   expect(resultsOf(refused.stdout)[0]).toMatchObject({ outcome: 'FAILED', step: 'activate', errorCode: 'ACTIVATION_FAILED' });
   expect(box.sandbox.devicesOf(userId(81)).map((d) => d.serialNumber).sort()).toEqual(['CAPO0002', 'WRONG0001']);
+
+  // A row naming another user's token as the old one (a typo), and a new serial nobody has:
+  // refused before anything is done, in the dry run as in the real run; nobody's device is touched.
+  writeFileSync(swap, `userID,oldSerial,newSerial,reason\n${userId(81)},CAPO0001,WRONG0001,lost\n${userId(81)},CAPO0002,NOSUCH99,lost\n`);
+  for (const dry of [true, false]) {
+    const typo = await runCli(['replace', swap, '--yes', '--out-dir', out, ...FAST, ...(dry ? ['--dry-run'] : [])], env);
+    expect(typo.code).toBe(1);
+    expect(resultsOf(typo.stdout).map((r) => [r['outcome'], r['step'], r['errorCode']])).toEqual([['FAILED', 'check', 'SERIAL_ASSIGNED_ELSEWHERE'], ['FAILED', 'check', 'SERIAL_NOT_FOUND']]);
+  }
+  expect(box.sandbox.devicesOf(userId(80)).map((d) => [d.serialNumber, d.status])).toEqual([['CAPO0001', 'ACTIVE']]);
+  expect(box.sandbox.devicesOf(userId(81)).map((d) => [d.serialNumber, d.status]).sort()).toEqual([['CAPO0002', 'ACTIVE'], ['WRONG0001', 'ACTIVATION_REQUIRED']]);
+  expect(box.sandbox.inventory.has('CAPO0001')).toBe(true);
+  expect(ledgerLines().some((f) => (f['sn'] === 'CAPO0001' || f['sn'] === 'CAPO0002') && f['e'] !== 'handed-out' && f['e'] !== 'shipped')).toBe(false);
 });
 
 /** RFC 4226 §5.3, computed here, apart from the sandbox's and oath-bulk's own. */
@@ -390,7 +417,8 @@ test('resync: a right pair resyncs, a wrong pair is INVALID_OTP, a TOTP row is s
   const written = readdirSync(out).filter((f) => f.startsWith('drawer-codes.')).map((f) => readFileSync(join(out, f)).toString('latin1')).join('\n');
   const ledgerText = ledgerLines().map((l) => JSON.stringify(l)).join('\n');
   for (const code of [...right, ...wrong]) for (const text of [written, ledgerText, first.stdout, first.stderr]) expect(text).not.toContain(code);
-  // The same file again: the codes are spent; nothing is sent.
+  // The same file again, saved anew (touched, or its bad rows edited): the codes are spent; nothing is sent.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('TOTPONE,123456,654321,C', 'TOTPONE,123456,654321,D'));
   const before = box.sandbox.stats.requests;
   const again = await runCli(['resync', file, '--out-dir', out, ...FAST], env);
   expect(resultsOf(again.stdout).slice(0, 2).map((r) => [r['outcome'], r['attempts'], /spent/.test(r['message']!)])).toEqual([['RESYNCED', '0', true], ['FAILED', '0', true]]);

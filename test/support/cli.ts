@@ -3,7 +3,7 @@
  * against a sandbox listening on loopback in the test process.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -27,7 +27,12 @@ const STATE_DIRS = new WeakMap<PingOneSandbox, string>();
 
 export function stateDirOf(sandbox: PingOneSandbox): string {
   let dir = STATE_DIRS.get(sandbox);
-  if (!dir) STATE_DIRS.set(sandbox, (dir = join(tempDir('oath-bulk-state-'), 'state')));
+  if (!dir) {
+    STATE_DIRS.set(sandbox, (dir = join(tempDir('oath-bulk-state-'), 'state')));
+    // An established machine: its ledger exists (a command that has to start one says so on stderr).
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, `${sandbox.environmentId}.ledger.jsonl`), JSON.stringify({ ledger: 'oath-bulk', v: 1, environmentId: sandbox.environmentId, createdAt: new Date().toISOString() }) + '\n', { mode: 0o600 });
+  }
   return dir;
 }
 

@@ -1,5 +1,5 @@
 /** The ledger (#21, item 1): where it lives, what it keeps, how it survives a crash and refuses damage. */
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ledger, LedgerCheck, LedgerDamagedError, LedgerNotes, ledgerPath, revokedMessage, stateDirectory } from '../../src/engine/ledger.js';
@@ -124,4 +124,27 @@ test('facts noted as a run goes are appended in batches (a thousand, or a second
   await notes.flush();
   expect(warnings).toHaveLength(1);
   expect(warnings[0]).toMatch(/^the ledger .* could not record what this command did \(.*\): PingOne holds it; the ledger lacks it$/);
+});
+
+test('commands starting at once on a new machine write one header; looser modes are tightened; serials match whatever their case', async () => {
+  const dir = fresh();
+  const notices: string[] = [];
+  const all = await Promise.all(Array.from({ length: 8 }, () => Ledger.open(dir, ENV, { notice: (m) => notices.push(m) })));
+  expect(all.filter((l) => l.started)).toHaveLength(1);
+  expect(readFileSync(all[0]!.path, 'utf8').trimEnd().split('\n')).toHaveLength(1);
+  await all[3]!.append([{ e: 'revoked', sn: 'TK0002', reason: 'lost' }]);
+  const again = await Ledger.open(dir, ENV);
+  expect(again.revoked('tk0002')).toMatchObject({ reason: 'lost' });
+  expect(notices).toEqual([]);
+  chmodSync(dir, 0o755);
+  chmodSync(again.path, 0o644);
+  await Ledger.open(dir, ENV, { notice: (m) => notices.push(m) });
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
+  expect(statSync(again.path).mode & 0o777).toBe(0o600);
+  expect(notices).toEqual([expect.stringMatching(/state directory .* was readable by others \(mode 755\): set to 700/), expect.stringMatching(/ledger .* was readable by others \(mode 644\): set to 600/)]);
+  // A dry run on a machine without a ledger reads it as empty and creates nothing.
+  const none = fresh();
+  const dry = await Ledger.open(none, ENV, { create: false });
+  expect(dry.revoked('X')).toBeUndefined();
+  expect(existsSync(none)).toBe(false);
 });

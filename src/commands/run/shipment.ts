@@ -3,7 +3,7 @@
  * credentials, then assign every row and write the results, log and summary.
  */
 import { basename, join } from 'node:path';
-import { Ledger, LedgerCheck, LedgerNotes } from '../../engine/ledger.js';
+import { Ledger, LedgerCheck, LedgerNotes, newLedgerNotice } from '../../engine/ledger.js';
 import type { RawOptions } from '../../config.js';
 import { StopError, UsageError } from '../../errors.js';
 import { runBatch } from '../../engine/batch.js';
@@ -72,7 +72,9 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
     if (stray) throw new UsageError(`--${stray}: goes with --seeds <seed file> (or an input that carries its seeds); this run reads no seeds`);
   }
   // The ledger: a damaged one stops the run here (exit 2), before anything is read or sent.
-  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId);
+  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn });
+  if (ledger.started) warn(newLedgerNotice(ledger));
   // The serials of the valid rows (conflicts included): what the seeds must cover, and what a
   // preflight looks up. One more read of the file, only when they are needed.
   const serials = new Set<string>();
@@ -222,6 +224,7 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     reports: { ...paths, journal: raw['journal'] === false ? null : journalPath },
   });
   const lines = runNotes(seedsSummary, activationHalted, tally, activate);
+  lines.push(ledgerLine(plan.ledger, tally));
   const args = deps.argv ?? ['run', input, ...(dryRun ? ['--dry-run'] : [])];
   await ctx.finish(
     summary,
@@ -344,6 +347,13 @@ function runNotes(seedsSummary: SeedsSummary | null, activationHalted: string | 
       : `${activationRequired} devices are ACTIVATION_REQUIRED: those users are asked for a code from their token at their first sign-in (deviceStatus in the results; with the seeds at hand, --activate activates them)`);
   }
   return notes;
+}
+
+/** Where the ledger is (the one this run read: a cron job with another one would not see a revoke), and what it decided. */
+function ledgerLine(ledger: Ledger, tally: Tally): string {
+  const revoked = tally.errorCodes['TOKEN_REVOKED'] ?? 0;
+  const decided = [revoked ? `${revoked} rows refused: token revoked` : '', tally.revokedSince ? `${tally.revokedSince} rows revoked since they were finished` : ''].filter(Boolean).join('; ');
+  return `ledger ${ledger.path}${ledger.started ? ' (new: it knows of no revoked token)' : ''}${decided ? `: ${decided}` : ''}`;
 }
 
 /** The next step, matching why the run ended, with the exact command to run. */

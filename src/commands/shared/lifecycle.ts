@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import type { RawOptions } from '../../config.js';
 import { UsageError } from '../../errors.js';
-import { Ledger } from '../../engine/ledger.js';
+import { Ledger, newLedgerNotice } from '../../engine/ledger.js';
 import { acquireLock, type HeldLock } from '../../engine/lock.js';
 import { RESULT_COLUMNS } from '../../input/reader.js';
 import { prepareOutDir } from '../../report/files.js';
@@ -38,7 +38,10 @@ export async function openLifecycle(command: 'revoke' | 'unassign' | 'replace', 
   if (!dryRun && raw['yes'] !== true && !(process.stdin.isTTY && deps.isTTY)) {
     throw new UsageError(`${what}: pass --yes to confirm when not at a terminal (or --dry-run to see what it would do)`);
   }
-  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId);
+  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn });
+  // replace imports and assigns: a ledger it had to start knows of no revoked token.
+  if (ledger.started && command === 'replace') warn(newLedgerNotice(ledger));
   await prepareOutDir(config.report.outDir);
   // One of these commands at a time per environment: two would race on the same tokens and users.
   const lock: HeldLock | undefined = dryRun ? undefined : await acquireLock(join(config.stateDir, `${config.connection.environmentId}.lifecycle.lock`));
@@ -52,7 +55,6 @@ export async function openLifecycle(command: 'revoke' | 'unassign' | 'replace', 
     await lock?.release();
     throw error;
   }
-  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
   return {
     ctx,
     ledger,
