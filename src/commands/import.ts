@@ -28,7 +28,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
 
   // The ledger: a damaged one stops the import here (exit 2), before the file is decrypted.
   const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
-  const ledger = await Ledger.open(config.stateDir, connection.environmentId, { create: !dryRun, notice: warn });
+  const ledger = await Ledger.open(config.stateDir, connection.environmentId, { create: !dryRun, notice: warn, keep: 'revocations' });
   if (ledger.started) warn(newLedgerNotice(ledger));
   // Read, decrypt and check the whole file before anything is sent.
   const { tokens } = await readSeeds(seedsPath, raw, deps, defaults);

@@ -24,6 +24,7 @@ import { confirmed, overMaxUsers } from './shared/confirm.js';
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
 import { openLifecycle } from './shared/lifecycle.js';
+import { rowBreaker } from './shared/breaker.js';
 import { readSeeds, seedOptions } from './shared/seed-input.js';
 
 export { REPLACE_OUTCOMES, type ReplaceOutcome };
@@ -128,6 +129,7 @@ export async function replaceCommand(path: string, raw: RawOptions, deps: Comman
       if (!dryRun) for (const r of imported) if (r.outcome === 'IMPORTED' && !r.finishedEarlier) notes.note({ e: 'shipped', sn: r.token.serialNumber, shipment: seeds.path.split('/').pop(), validFrom: r.token.validFrom, validUntil: r.token.validUntil, by: `replace ${paths.runId}` });
     }
     const rctx = { ...retry, api: session.client, ledger, by: `replace ${paths.runId}`, dryRun, activate, seedOf: (s: string) => seeds?.bySerial.get(s), inventory: (s: string) => present.get(s), note: (f: Parameters<LedgerNotes['note']>[0]) => notes.note(f) };
+    const judge = rowBreaker(ctx.engine.maxConsecutiveFailures, control, 'replace');
     if (!refused) {
       await orderedPool(each(valid), ctx.engine.concurrency, async (r) => {
         if (control.stopped) return { row: r.row, result: { outcome: 'NOT_ATTEMPTED' as const, attempts: 0, message: 'the command stopped before this row: run the same command again to finish' } };
@@ -135,6 +137,7 @@ export async function replaceCommand(path: string, raw: RawOptions, deps: Comman
         if (failedImport) return { row: r.row, result: { outcome: 'FAILED' as const, step: 'import' as const, errorCode: failedImport.includes('TOKEN_REVOKED') ? 'TOKEN_REVOKED' : 'IMPORT_FAILED', attempts: 0, message: `step import: ${r.newSerial} could not be imported from ${seedsPath} (${failedImport}); the old device stays` } };
         return { row: r.row, result: await replaceRow(r, rctx) };
       }, ({ row, result }) => {
+        judge(result.errorCode);
         done.set(row, result);
       });
     }

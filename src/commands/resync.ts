@@ -21,6 +21,7 @@ import { Tally } from '../report/tally.js';
 import { openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
+import { rowBreaker } from './shared/breaker.js';
 
 export { RESYNC_OUTCOMES, type ResyncOutcome };
 
@@ -91,7 +92,9 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
   const tally = new Tally<ResyncOutcome>(RESYNC_OUTCOMES, ['NOT_ATTEMPTED']);
   const rctx: ResyncContext = { ...ctx.retryContext(), api: session.client, ledger, by: `resync ${paths.runId}`, dryRun };
   logger.info({ event: 'resync.start', input: name, dryRun, rows: list?.rows.length ?? totp.length, terminal: interactive });
+  const judge = rowBreaker(ctx.engine.maxConsecutiveFailures, control, 'resync');
   const write = async (row: number, serialNumber: string, r: ResyncResult, extras: readonly string[]): Promise<void> => {
+    judge(r.errorCode);
     tally.add({ outcome: r.outcome, errorCode: r.errorCode, finishedEarlier: r.finishedEarlier });
     if (r.outcome !== 'RESYNCED' && r.outcome !== 'WOULD_RESYNC') ctx.recorder.attention({ row, userID: '', serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras });
     // The codes are not in the event: the row's serial, outcome and why only.

@@ -7,7 +7,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
 import { EnvironmentMismatchError, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
@@ -23,6 +22,7 @@ import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
 import type { CommandDeps } from './shared/deps.js';
+import { askYes } from './shared/confirm.js';
 
 export { ROLLBACK_OUTCOMES, type RollbackOutcome };
 
@@ -98,27 +98,9 @@ export function findRunJournal(resultsPath: string, given: unknown): string | nu
   throw new UsageError(`${basename(resultsPath)}: cannot find the journal of the run that wrote it (no summary beside it naming one, no ${basename(beside)} beside it): ${fix}`);
 }
 
-/**
- * Asks on the terminal. Anything but "yes" is a no — Ctrl-C and Ctrl-D included: the normal
- * "nothing deleted" ending, not an error.
- */
-async function confirm(deps: CommandDeps, count: number, environmentId: string, path: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: deps.stderr });
-  const stop = new AbortController();
-  const onStop = (): void => stop.abort();
-  deps.control.stopping.addEventListener('abort', onStop, { once: true });
-  rl.once('SIGINT', onStop);
-  rl.once('close', onStop);
-  try {
-    const answer = await rl.question(`Delete up to ${count} OATH token devices created by ${basename(path)} in environment ${environmentId}? Type "yes" to go on: `, { signal: stop.signal });
-    return answer.trim().toLowerCase() === 'yes';
-  } catch {
-    return false;
-  } finally {
-    deps.control.stopping.removeEventListener('abort', onStop);
-    rl.close();
-    deps.stderr.write('\n');
-  }
+/** Asks on the terminal (anything but "yes", Ctrl-C and Ctrl-D included, is the normal "nothing deleted" ending). */
+function confirm(deps: CommandDeps, count: number, environmentId: string, path: string): Promise<boolean> {
+  return askYes(`Delete up to ${count} OATH token devices created by ${basename(path)} in environment ${environmentId}? Type "yes" to go on: `, deps);
 }
 
 export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps: CommandDeps): Promise<number> {

@@ -15,6 +15,7 @@ import { confirmed, overMaxUsers, type Consequences } from './shared/confirm.js'
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
 import { openLifecycle } from './shared/lifecycle.js';
+import { rowBreaker } from './shared/breaker.js';
 import { readTokenList, type TokenRow } from './shared/token-list.js';
 
 export { UNASSIGN_OUTCOMES, type UnassignOutcome };
@@ -66,7 +67,9 @@ export async function unassignCommand(path: string, raw: RawOptions, deps: Comma
       if (!refused && !(await confirmed(consequences, raw, deps))) refused = 'unassign: not confirmed; nothing was deleted';
     }
     const rows = list.rows;
+    const judge = rowBreaker(ctx.engine.maxConsecutiveFailures, control, 'unassign');
     await orderedPool(each(rows), ctx.engine.concurrency, async (row) => ({ row: row.row, item: row, r: await outcomeOf(row, plans.get(row.row), refused, uctx) }), async ({ item: row, r }) => {
+      judge(r.errorCode);
       tally.add({ outcome: r.outcome, errorCode: r.errorCode, finishedEarlier: r.finishedEarlier });
       if (!['UNASSIGNED', 'NOT_ASSIGNED', 'WOULD_UNASSIGN', 'SKIPPED'].includes(r.outcome)) ctx.recorder.attention({ row: row.row, userID: row.userID ?? '', serialNumber: row.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: row.extras });
       logger[r.outcome === 'FAILED' || r.outcome === 'UNCONFIRMED' ? 'warn' : 'info']({ event: 'row', row: row.row, userID: row.userID, serialNumber: row.serialNumber, deviceId: r.deviceId, outcome: r.outcome, errorCode: r.errorCode, attempts: r.attempts });

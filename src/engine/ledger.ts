@@ -85,6 +85,9 @@ export function ledgerPath(stateDir: string, environmentId: string): string {
   return join(stateDir, `${environmentId}.ledger.jsonl`);
 }
 
+/** How much of the ledger is read at a time. */
+const READ_CHUNK = 1 << 20;
+
 /** How long an append waits for another process's append to finish. */
 const LOCK_WAIT_MS = 10_000;
 
@@ -99,6 +102,12 @@ export class Ledger {
   private constructor(
     readonly path: string,
     readonly environmentId: string,
+    /**
+     * `revocations`: only what keeps a token out (revoking, revoked, reinstated) is held in
+     * memory — what `run` and `import` ask — so that a ledger of years of hand-outs costs them
+     * a read, not memory. Every line is still read and checked.
+     */
+    private readonly keep: 'all' | 'revocations',
   ) {}
 
   /**
@@ -109,8 +118,8 @@ export class Ledger {
    * (a command that imports or assigns says so loudly: revokes kept in another state directory
    * are not known here).
    */
-  static async open(stateDir: string, environmentId: string, options: { readonly create?: boolean; readonly notice?: (message: string) => void } = {}): Promise<Ledger> {
-    const ledger = new Ledger(ledgerPath(stateDir, environmentId), environmentId);
+  static async open(stateDir: string, environmentId: string, options: { readonly create?: boolean; readonly notice?: (message: string) => void; readonly keep?: 'all' | 'revocations' } = {}): Promise<Ledger> {
+    const ledger = new Ledger(ledgerPath(stateDir, environmentId), environmentId, options.keep ?? 'all');
     if (options.create === false && !(await exists(ledger.path))) return ledger;
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     if (!(await exists(ledger.path))) {
@@ -135,8 +144,25 @@ export class Ledger {
     return ledger;
   }
 
-  /** Reads what other processes appended since the last read (a revoke typed during a cron run). */
-  async refresh(): Promise<void> {
+  /**
+   * Reads what other processes appended since the last read (a revoke typed during a cron run).
+   * One read at a time: two at once would both advance the offset past the same lines, and an
+   * append would then write past the end of the file.
+   */
+  refresh(): Promise<void> {
+    return this.exclusive(() => this.readNew());
+  }
+
+  /** Reads and appends of this process, one at a time: each moves the offset the other uses. */
+  private io: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.io.then(work, work);
+    this.io = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async readNew(): Promise<void> {
     const info = await stat(this.path).catch((error: NodeJS.ErrnoException) => {
       // A dry run's ledger that does not exist (yet): nothing is known.
       if (error.code === 'ENOENT' && this.offset === 0) return undefined;
@@ -145,23 +171,33 @@ export class Ledger {
     if (!info) return;
     const size = info.size;
     if (size <= this.offset) return;
+    // In chunks, whole lines only: a ledger of years of facts is read in bounded memory. A last
+    // line without its newline is an append in progress, or torn: left for the next read.
     const handle = await open(this.path, 'r');
-    let text: string;
     try {
-      const buffer = Buffer.alloc(size - this.offset);
-      await handle.read(buffer, 0, buffer.length, this.offset);
-      text = buffer.toString('utf8');
+      const chunk = Buffer.alloc(Math.min(READ_CHUNK, size - this.offset));
+      let carry = Buffer.alloc(0);
+      let at = this.offset;
+      while (at < size) {
+        const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - at), at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+        const bytes = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+        const end = bytes.lastIndexOf(0x0a);
+        if (end < 0) {
+          carry = Buffer.from(bytes);
+          continue;
+        }
+        for (const raw of bytes.toString('utf8', 0, end).split('\n')) {
+          this.line++;
+          this.apply(raw, this.line);
+        }
+        this.offset += end + 1;
+        carry = Buffer.from(bytes.subarray(end + 1));
+      }
     } finally {
       await handle.close();
     }
-    // Only whole lines: a last line without its newline is an append in progress, or torn.
-    const end = text.lastIndexOf('\n');
-    if (end < 0) return;
-    for (const raw of text.slice(0, end).split('\n')) {
-      this.line++;
-      this.apply(raw, this.line);
-    }
-    this.offset += Buffer.byteLength(text.slice(0, end + 1), 'utf8');
   }
 
   private apply(raw: string, line: number): void {
@@ -172,6 +208,10 @@ export class Ledger {
       throw new LedgerDamagedError(this.path, line, 'not a ledger record');
     }
     if (typeof record !== 'object' || record === null) throw new LedgerDamagedError(this.path, line, 'not a ledger record');
+    this.applyRecord(record, line);
+  }
+
+  private applyRecord(record: Record<string, unknown>, line: number): void {
     if (line === 1) {
       if (record['ledger'] !== 'oath-bulk') throw new LedgerDamagedError(this.path, line, 'not an oath-bulk ledger (no header)');
       if (record['environmentId'] !== this.environmentId) throw new LedgerDamagedError(this.path, line, `the ledger of environment ${String(record['environmentId'])}, not ${this.environmentId}`);
@@ -185,34 +225,48 @@ export class Ledger {
       throw new LedgerDamagedError(this.path, line, 'not a ledger record of this release');
     }
     const fact = record as unknown as Required<Pick<LedgerFact, 'e' | 'sn' | 'at'>> & LedgerFact;
+    if (this.keep === 'revocations' && e !== 'revoking' && e !== 'revoked' && e !== 'reinstated') return;
     const key = serialKey(sn);
     const life: TokenLife = this.lives.get(key) ?? {};
+    // One string per command for `by` (a run's 100,000 hand-outs share it), and no property
+    // written only to say "none": a large ledger is held in memory whole.
+    const by = this.intern(fact.by);
     switch (fact.e) {
       case 'revoking':
       case 'revoked':
-        life.revoked = { state: fact.e, reason: fact.reason, at: fact.at, by: fact.by, user: fact.user ?? life.revoked?.user, device: fact.device ?? life.revoked?.device, job: fact.e === 'revoking' ? (fact.job ?? life.revoked?.job) : undefined };
-        life.handedOut = undefined;
+        life.revoked = { state: fact.e, reason: fact.reason, at: fact.at, by, user: fact.user ?? life.revoked?.user, device: fact.device ?? life.revoked?.device, job: fact.e === 'revoking' ? (fact.job ?? life.revoked?.job) : undefined };
+        if (life.handedOut) life.handedOut = undefined;
         break;
       case 'reinstated':
         life.revoked = undefined;
         break;
       case 'handed-out':
-        life.handedOut = { user: fact.user, at: fact.at, by: fact.by };
-        life.returned = undefined;
+        life.handedOut = { user: fact.user, at: fact.at, by };
+        if (life.returned) life.returned = undefined;
         break;
       case 'returned':
-        life.handedOut = undefined;
-        life.returned = { user: fact.user, at: fact.at, by: fact.by };
+        if (life.handedOut) life.handedOut = undefined;
+        life.returned = { user: fact.user, at: fact.at, by };
         break;
       case 'resyncing':
       case 'resynced':
-        life.resync = { state: fact.e, input: fact.input, outcome: fact.outcome, at: fact.at, by: fact.by };
+        life.resync = { state: fact.e, input: fact.input, outcome: fact.outcome, at: fact.at, by };
         break;
       case 'shipped':
         life.shipment = { name: fact.shipment, validFrom: fact.validFrom, validUntil: fact.validUntil };
         break;
     }
     this.lives.set(key, life);
+  }
+
+  private readonly strings = new Map<string, string>();
+
+  private intern(value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    const known = this.strings.get(value);
+    if (known !== undefined) return known;
+    if (this.strings.size < 10_000) this.strings.set(value, value);
+    return value;
   }
 
   /** What the ledger says of `serial` (as last read). */
@@ -229,26 +283,39 @@ export class Ledger {
    * Appends facts, synced, under the ledger's lock (waiting for another process's append);
    * what others appended meanwhile is read first, and the new facts apply once written.
    */
-  async append(facts: readonly LedgerFact[]): Promise<void> {
+  async append(facts: readonly LedgerFact[], options: { readonly remember?: boolean } = {}): Promise<void> {
     if (facts.length === 0) return;
     const lock = await acquireLockWithin(`${this.path}.lock`, LOCK_WAIT_MS, 20);
     try {
-      await this.refresh();
-      const now = new Date().toISOString();
-      const lines = facts.map((f) => JSON.stringify({ v: LEDGER_VERSION, at: f.at ?? now, ...withoutUndefined(f) })).join('\n') + '\n';
-      const handle = await open(this.path, 'r+', 0o600);
-      try {
-        // Bytes past the last whole line are an append a crash tore (appends hold this lock):
-        // they are cut, so that the new facts start a line of their own.
-        if ((await handle.stat()).size > this.offset) await handle.truncate(this.offset);
-        await handle.write(lines, this.offset);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await this.refresh();
+      await this.exclusive(() => this.write(facts, options));
     } finally {
       await lock.release();
+    }
+  }
+
+  /** Under the ledger's lock: what others appended read first, then the facts written and synced where the file ends. */
+  private async write(facts: readonly LedgerFact[], options: { readonly remember?: boolean }): Promise<void> {
+    await this.readNew();
+    const now = new Date().toISOString();
+    const records = facts.map((f) => ({ v: LEDGER_VERSION, at: f.at ?? now, ...withoutUndefined(f) }));
+    const lines = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    const handle = await open(this.path, 'r+', 0o600);
+    try {
+      // Bytes past the last whole line are an append a crash tore (appends hold this lock):
+      // they are cut, so that the new facts start a line of their own.
+      if ((await handle.stat()).size > this.offset) await handle.truncate(this.offset);
+      await handle.write(lines, this.offset);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // The file ended where this process had read (under the lock): the new facts apply as
+    // written, without reading them back. `remember: false` (a run's hand-outs, which nothing
+    // in this process asks about again) skips even that: a 100,000-row run holds none of them.
+    this.offset += Buffer.byteLength(lines, 'utf8');
+    for (const record of records) {
+      this.line++;
+      if (options.remember !== false) this.applyRecord(record as Record<string, unknown>, this.line);
     }
   }
 }
@@ -346,7 +413,7 @@ export class LedgerNotes {
     const facts = this.pending;
     this.pending = [];
     if (facts.length === 0) return this.writing;
-    this.writing = this.writing.then(() => this.ledger.append(facts)).catch((error: unknown) => {
+    this.writing = this.writing.then(() => this.ledger.append(facts, { remember: false })).catch((error: unknown) => {
       if (this.failed) return;
       this.failed = true;
       this.warn(`the ledger ${this.ledger.path} could not record what this command did (${error instanceof Error ? error.message : String(error)}): PingOne holds it; the ledger lacks it`);

@@ -28,6 +28,9 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   const clone = join(dir, 'oath-bulk');
   execFileSync('git', ['clone', '--quiet', resolve('.'), clone]);
   const home = process.env['HOME'] ?? dir;
+  // npm's side trips (a newer-npm check, audit, funding) reach the registry, and have stalled a
+  // run here for minutes: off for every npm command of this test, as CI=true turns them off.
+  const quiet = { npm_config_update_notifier: 'false', npm_config_audit: 'false', npm_config_fund: 'false' };
   const install = /```sh\n# install\n([\s\S]*?)```/.exec(readme)?.[1]?.trim();
   expect(install).toBeDefined();
   // The install block's first line builds and packs in the checkout; then the README's
@@ -35,11 +38,11 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   const prefix = join(dir, 'prefix');
   const [build] = install!.replace(/\/opt\/oath-bulk/g, clone).split('\n');
   expect(build).toMatch(/npm ci && npm run package$/);
-  const built = await sh(build!, { PATH: process.env['PATH'] ?? '', HOME: home }, dir);
+  const built = await sh(build!, { PATH: process.env['PATH'] ?? '', HOME: home, ...quiet }, dir);
   expect({ code: built.code, out: built.code === 0 ? '' : built.out }).toEqual({ code: 0, out: '' });
   const userInstall = /```sh\n(npm install -g [^\n]*--prefix ~\/\.local[^\n]*)\n/.exec(readme)?.[1];
   expect(userInstall).toBeDefined();
-  const installed = await sh(userInstall!.replace(/~\/\.local/g, prefix), { PATH: process.env['PATH'] ?? '', HOME: home }, clone);
+  const installed = await sh(userInstall!.replace(/~\/\.local/g, prefix), { PATH: process.env['PATH'] ?? '', HOME: home, ...quiet }, clone);
   expect({ code: installed.code, out: installed.code === 0 ? '' : installed.out }).toEqual({ code: 0, out: expect.anything() });
   const npmEnv = { PATH: `${join(prefix, 'bin')}:${process.env['PATH'] ?? ''}` };
   expect(statSync(join(clone, 'dist/bin.js')).mode & 0o111).not.toBe(0);
@@ -57,7 +60,7 @@ test('a fresh clone: npm ci builds the CLI, and the README\'s crontab runs a shi
   expect(existsSync(join(installedRoot, 'node_modules', 'exceljs'))).toBe(false);
 
   // npx from the checkout, with the settings flag: oath-bulk answers, not Node's own option parser.
-  const npx = await sh('npx --no-install oath-bulk run missing.csv --settings missing.env', { PATH: process.env['PATH'] ?? '', HOME: home }, clone);
+  const npx = await sh('npx --no-install oath-bulk run missing.csv --settings missing.env', { PATH: process.env['PATH'] ?? '', HOME: home, ...quiet }, clone);
   expect(npx.out).toMatch(/^oath-bulk: --settings: cannot read "missing.env"/m);
   expect(npx.code).toBe(2);
 

@@ -5,7 +5,7 @@
  * built CLI. The only edit is the results file's name, which carries the run's time.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { base32 } from '@scure/base';
@@ -13,6 +13,7 @@ import { parse } from 'csv-parse/sync';
 import { useSandbox } from '../support/sandbox.js';
 import { BIN, stateDirOf, tempDir, userId } from '../support/cli.js';
 import { encryptedPskc } from '../support/pskc-writer.js';
+import { hotp as code } from '../support/hotp.js';
 
 const box = useSandbox();
 const readme = readFileSync('README.md', 'utf8');
@@ -61,15 +62,6 @@ test('the README\'s "new shipment" runbook runs as written: preflight, run, veri
   const rows = parse(readFileSync(join(dir, 'reports', verified), 'utf8'), { columns: true }) as Array<Record<string, string>>;
   expect(rows.map((r) => [r['outcome'], r['deviceStatus']])).toEqual(Array(5).fill(['PRESENT', 'ACTIVE']));
 }, 120_000);
-
-/** RFC 4226 §5.3 (RFC 6238 with the time step as the counter), computed here. */
-function code(secretHex: string, counter: number): string {
-  const message = Buffer.alloc(8);
-  message.writeBigUInt64BE(BigInt(counter));
-  const mac = createHmac('sha1', Buffer.from(secretHex, 'hex')).update(message).digest();
-  const o = mac[mac.length - 1]! & 0x0f;
-  return String((((mac[o]! & 0x7f) << 24) | (mac[o + 1]! << 16) | (mac[o + 2]! << 8) | mac[o + 3]!) % 1_000_000).padStart(6, '0');
-}
 
 test('the README\'s runbook after the rollout runs as written: a lost token, a missing box, a returned token, drifted tokens', async () => {
   box.sandbox.configure({ inventory: 'imported', activationRequired: true, jobDelayMs: 20 });

@@ -148,3 +148,33 @@ test('commands starting at once on a new machine write one header; looser modes 
   expect(dry.revoked('X')).toBeUndefined();
   expect(existsSync(none)).toBe(false);
 });
+
+test('reads while this process appends (a run checks rows as its hand-outs are written) never misplace the next append', async () => {
+  const dir = fresh();
+  const ledger = await Ledger.open(dir, ENV);
+  const appends = Array.from({ length: 6 }, (_, b) => ledger.append(Array.from({ length: 500 }, (_, i) => ({ e: 'handed-out' as const, sn: `C${b}x${i}`, user: `u${i}` }))));
+  // The run's check and the appends' own reads, overlapping.
+  const reads = (async () => {
+    for (let i = 0; i < 300; i++) await Promise.all([ledger.refresh(), ledger.refresh(), new LedgerCheck(ledger, 0).revoked('C0x1')]);
+  })();
+  await Promise.all([...appends, reads]);
+  const again = await Ledger.open(dir, ENV);
+  expect(readFileSync(again.path, 'utf8').trimEnd().split('\n')).toHaveLength(3001);
+  expect(again.life('C5x499')!.handedOut).toMatchObject({ user: 'u499' });
+  expect(readFileSync(again.path).includes(0)).toBe(false);
+});
+
+test('a ledger of years (more than a read chunk) is read whole, line by line across the chunks; a run keeps only what keeps tokens out', async () => {
+  const dir = fresh();
+  const ledger = await Ledger.open(dir, ENV);
+  for (let b = 0; b < 4; b++) await ledger.append(Array.from({ length: 4000 }, (_, i) => ({ e: 'handed-out' as const, sn: `Y${b}x${i}`, user: `user-${b}-${i}-with-a-longer-name`, by: `run 2026120${b}T000000Z`, file: 'shipment-with-a-long-name.csv' })));
+  await ledger.append([{ e: 'revoked', sn: 'Y3x3999', reason: 'stolen' }]);
+  expect(statSync(ledger.path).size).toBeGreaterThan(2 * (1 << 20));
+  const all = await Ledger.open(dir, ENV);
+  expect(all.life('Y0x0')!.handedOut).toMatchObject({ user: 'user-0-0-with-a-longer-name' });
+  expect(all.life('Y3x3998')!.handedOut).toMatchObject({ user: 'user-3-3998-with-a-longer-name' });
+  expect(all.revoked('Y3x3999')).toMatchObject({ reason: 'stolen' });
+  const guard = await Ledger.open(dir, ENV, { keep: 'revocations' });
+  expect(guard.life('Y0x0')).toBeUndefined();
+  expect(guard.revoked('Y3x3999')).toMatchObject({ reason: 'stolen' });
+});

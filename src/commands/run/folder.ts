@@ -124,7 +124,7 @@ async function finishedAlready(path: string, scan: Scan, raw: RawOptions, deps: 
   if (!existsSync(journalPath)) return undefined;
   const journal = await readOnlyJournal(journalPath, connection.environmentId);
   // The ledger as a run would read it: a damaged one stops the file here (exit 2).
-  const ledger = await Ledger.open(stateDir, connection.environmentId, { create: false });
+  const ledger = await Ledger.open(stateDir, connection.environmentId, { create: false, keep: 'revocations' });
   const revokedSince: string[] = [];
   const outcomes: Record<string, number> = {};
   let rows = 0;

@@ -73,7 +73,7 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
   }
   // The ledger: a damaged one stops the run here (exit 2), before anything is read or sent.
   const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
-  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn });
+  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn, keep: 'revocations' });
   if (ledger.started) warn(newLedgerNotice(ledger));
   // The serials of the valid rows (conflicts included): what the seeds must cover, and what a
   // preflight looks up. One more read of the file, only when they are needed.
@@ -172,8 +172,8 @@ async function assign(input: string, raw: RawOptions, deps: CommandDeps, plan: P
     // The log cannot push back on pino: rows wait here when it falls behind the disk.
     if (log.backlog > 4 << 20) await log.flush();
     await results.write(result);
-    // The ledger: who holds the token now (once per holder: a rerun adds nothing).
-    if (done && !dryRun && !result.revokedSince && plan.ledger.life(result.serialNumber)?.handedOut?.user !== result.userID) {
+    // The ledger: who holds the token now, said by the run that found it so (a rerun adds nothing).
+    if (done && !dryRun && !result.finishedEarlier && !result.revokedSince) {
       notes.note({ e: 'handed-out', sn: result.serialNumber, user: result.userID, by, file: basename(input), device: result.deviceId });
     }
   };

@@ -50,6 +50,11 @@ export async function confirmed(c: Consequences, raw: Record<string, unknown>, d
   if (!(process.stdin.isTTY && deps.isTTY)) {
     throw new UsageError(`${c.command} takes devices and tokens away: pass --yes to confirm when not at a terminal (or --dry-run to see what it would do)`);
   }
+  return askYes(question(c), deps);
+}
+
+/** Asks on the terminal; true only for "yes". Ctrl-C, Ctrl-D and a stop are a no, not an error. */
+export async function askYes(text: string, deps: Pick<CommandDeps, 'stderr' | 'control'>): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: deps.stderr });
   const stop = new AbortController();
   const onStop = (): void => stop.abort();
@@ -57,7 +62,7 @@ export async function confirmed(c: Consequences, raw: Record<string, unknown>, d
   rl.once('SIGINT', onStop);
   rl.once('close', onStop);
   try {
-    return (await rl.question(question(c), { signal: stop.signal })).trim().toLowerCase() === 'yes';
+    return (await rl.question(text, { signal: stop.signal })).trim().toLowerCase() === 'yes';
   } catch {
     return false;
   } finally {
