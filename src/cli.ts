@@ -282,6 +282,8 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('job-delay', { type: 'number', describe: 'ms an oathJob stays IN_PROGRESS', default: 200 })
           .option('fail-job-serials', { type: 'string', describe: 'comma-separated serials: an oathJob holding one of them FAILS whole (drills)' })
           .option('activation-required', { type: 'boolean', describe: 'create devices ACTIVATION_REQUIRED, as PingOne may', default: false })
+          .option('inventory-page-size', { type: 'number', describe: 'tokens one inventory page holds at most, whatever the client asks (drills of paging)', default: 1000 })
+          .option('on-user-deleted', { type: 'string', describe: "orphan|free: what deleting a user does to their tokens (unconfirmed for PingOne): orphan keeps them paired to the vanished user, free drops the devices and frees the tokens", default: 'orphan' })
           .option('env-out', { type: 'string', describe: 'also write the KEY=value settings to this file (mode 0600)' })
           .example('$0 sandbox --port 8443 --faults lost=0.05 --env-out sandbox.env', 'rehearse a rollout'),
       async (a) => {

@@ -38,6 +38,9 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   const seed = num(raw, 'seed', 0, 2 ** 32, problems);
   const jobSizeLimit = num(raw, 'job-size-limit', 1, 100000, problems);
   const jobDelayMs = num(raw, 'job-delay', 0, 600000, problems);
+  const inventoryPageSize = num(raw, 'inventory-page-size', 1, 1000, problems);
+  const onUserDeleted = raw['on-user-deleted'] === undefined ? 'orphan' : String(raw['on-user-deleted']);
+  if (onUserDeleted !== 'orphan' && onUserDeleted !== 'free') problems.push(`--on-user-deleted: expected orphan or free, got ${JSON.stringify(onUserDeleted)}`);
   const inventory = raw['inventory'] === undefined ? 'open' : String(raw['inventory']);
   if (inventory !== 'open' && inventory !== 'imported') problems.push(`--inventory: expected open or imported, got ${JSON.stringify(inventory)}`);
   let faults = {};
@@ -53,6 +56,7 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   const sandbox = new PingOneSandbox({
     port, rateLimit, latencyMs, slowMs, tokenTtlS, maxDevicesPerUser, seed, faults, users, forbidden: raw['forbidden'] === true, recordArrivals: false,
     inventory: inventory as 'open' | 'imported', jobSizeLimit, jobDelayMs, failJobSerials, activationRequired: raw['activation-required'] === true,
+    inventoryPageSize, onUserDeleted: onUserDeleted as 'orphan' | 'free',
   });
   try {
     await sandbox.start();

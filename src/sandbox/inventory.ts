@@ -336,7 +336,7 @@ export class OathInventory {
    * `open`: the sandbox's open inventory (every serial known): a serial asked for by filter is
    * there; the full listing holds the imported tokens and those paired to a device.
    */
-  list(url: URL, base: string, open?: { known: (serial: string) => boolean; paired: () => Iterable<{ serialNumber: string; id: string; userId: string }> }, expandShape: ExpandShape = 'embedded'): Answer {
+  list(url: URL, base: string, open?: { known: (serial: string) => boolean; paired: () => Iterable<{ serialNumber: string; id: string; userId: string }> }, expandShape: ExpandShape = 'embedded', pageCap = 1000): Answer {
     this.finishJobs();
     const filter = url.searchParams.get('filter');
     let tokens = [...this.bySerial.values()];
@@ -357,7 +357,7 @@ export class OathInventory {
         tokens = [stand(serial, d ? { id: d.id, userId: d.userId } : undefined)];
       }
     }
-    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+    const limit = Math.min(pageCap, 1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
     const start = Number(url.searchParams.get('cursor') ?? 0) || 0;
     const page = tokens.slice(start, start + limit);
     const expand = url.searchParams.get('expand') === 'devices' ? expandShape : 'ignored';

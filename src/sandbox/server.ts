@@ -82,6 +82,14 @@ export interface SandboxOptions {
   readonly activationRequired?: boolean;
   /** Requests about these users (ids, lower case) are answered after slowMs: a row that holds up the ones after it. */
   readonly slowUsers?: readonly string[];
+  /**
+   * What deleting a user does to their OATH tokens — unconfirmed for PingOne (PINGONE.md), so
+   * the sandbox has both and never decides silently: `orphan` (default) keeps each token paired
+   * to a device that names the vanished user; `free` drops the devices and frees the tokens.
+   */
+  readonly onUserDeleted?: 'orphan' | 'free';
+  /** The most tokens one inventory page holds, whatever `limit` asks (PingOne: 1,000): tests page with a few. */
+  readonly inventoryPageSize?: number;
 }
 
 
@@ -252,6 +260,18 @@ export class PingOneSandbox {
       this.json(res, 204, undefined);
       return;
     }
+    if (url.pathname === '/__sandbox/users' && req.method === 'POST') {
+      // Drills: people leave and go on leave. Body: [{"userId","deleted"?:true,"disabled"?:true|false}].
+      const items = parseJson(body);
+      if (Array.isArray(items)) {
+        for (const i of items) {
+          if (i?.deleted === true) this.deleteUser(String(i.userId));
+          if (typeof i?.disabled === 'boolean') this.disableUser(String(i.userId), i.disabled);
+        }
+      }
+      this.json(res, 204, undefined);
+      return;
+    }
 
     const route = this.route(req.method ?? 'GET', url.pathname);
     this.count('byKind', route?.kind ?? 'stray');
@@ -356,17 +376,36 @@ export class PingOneSandbox {
     return Math.max(1, Math.ceil((oldest + 1000 - now) / 1000));
   }
 
+  /** Users deleted (404 from then on) and disabled (`enabled: false`), ids in lower case. */
+  private readonly deletedUsers = new Set<string>();
+  private readonly disabledUsers = new Set<string>();
+
+  /** A user leaves: deleted from the directory; their tokens orphaned or freed (options.onUserDeleted). */
+  deleteUser(userId: string): void {
+    const id = userId.toLowerCase();
+    this.deletedUsers.add(id);
+    if ((this.options.onUserDeleted ?? 'orphan') === 'free') for (const d of this.devices.of(id)) this.removeDevice(id, d.id);
+  }
+
+  /** A user on leave: `enabled: false`; their devices stay. */
+  disableUser(userId: string, disabled = true): void {
+    if (disabled) this.disabledUsers.add(userId.toLowerCase());
+    else this.disabledUsers.delete(userId.toLowerCase());
+  }
+
   private api(route: Route, req: IncomingMessage, url: URL, body: string): Answer {
     const base = `${this.url}/v1/environments/${route.env}`;
-    if (route.kind === 'lookup') return lookupAnswer(url, this.users, this.environmentId);
+    if (route.kind === 'lookup') return url.searchParams.has('filter') ? lookupAnswer(url, this.users, this.environmentId) : this.directory(url, base);
     if (route.kind.startsWith('oath')) return this.oath(route, req, url, body, base);
     const userId = route.userId!;
-    if (!userExists(userId)) return [404, pingError('NOT_FOUND', 'Unable to find user.')];
+    if (!userExists(userId) || this.deletedUsers.has(userId)) return [404, pingError('NOT_FOUND', 'Unable to find user.')];
     const list = this.devices.of(userId);
     const show = (d: SandboxDevice): Record<string, unknown> => this.deviceBody(d);
     switch (route.kind) {
-      case 'user':
-        return userAnswer(userId, this.users, base, this.environmentId);
+      case 'user': {
+        const [status, user] = userAnswer(userId, this.users, base, this.environmentId);
+        return [status, { ...(user as object), enabled: !this.disabledUsers.has(userId) }];
+      }
       case 'activate': {
         const device = list.find((d) => d.id === route.deviceId);
         if (!device) return [404, pingError('NOT_FOUND', 'Unable to find device.')];
@@ -390,6 +429,20 @@ export class PingOneSandbox {
     }
   }
 
+  /**
+   * GET …/users?limit=N (no filter): the directory in pages, following a cursor — the users
+   * --users names and every user who holds a device, deleted ones left out.
+   */
+  private directory(url: URL, base: string): Answer {
+    const ids = new Set<string>([...this.users.map((u) => u.id.toLowerCase()), ...this.devices.all().map((d) => d.userId.toLowerCase())]);
+    const all = [...ids].filter((id) => userExists(id) && !this.deletedUsers.has(id)).sort();
+    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+    const start = Number(url.searchParams.get('cursor') ?? 0) || 0;
+    const page = all.slice(start, start + limit);
+    const next = start + limit < all.length ? `${base}/users?limit=${limit}&cursor=${start + limit}` : undefined;
+    return [200, { _links: { self: { href: `${base}/users` }, ...(next ? { next: { href: next } } : {}) }, _embedded: { users: page.map((id) => ({ ...(userAnswer(id, this.users, base, this.environmentId)[1] as object), enabled: !this.disabledUsers.has(id) })) }, count: all.length, size: page.length }];
+  }
+
   private oath(route: Route, req: IncomingMessage, url: URL, body: string, base: string): Answer {
     const type = req.headers['content-type'] ?? '';
     switch (route.kind) {
@@ -408,7 +461,7 @@ export class PingOneSandbox {
         return this.inventory.list(url, base, this.options.inventory === 'imported' ? undefined : {
           known: (serial) => /^[A-Za-z0-9]{1,50}$/.test(serial) && !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX),
           paired: () => this.devices.paired(),
-        }, this.options.expandDevices);
+        }, this.options.expandDevices, this.options.inventoryPageSize);
       case 'oathDelete':
         return this.inventory.remove(route.deviceId!);
       default:

@@ -141,3 +141,45 @@ test('resync takes two consecutive codes of a drifted token (HOTP ahead, TOTP cl
   const unblocked = await api('POST', `/users/${user}/devices/${device.body.id}`, undefined, 'application/vnd.pingidentity.device.unblock+json');
   expect(unblocked.body.status).toBe('ACTIVE');
 });
+
+test('people leave and go on leave: a disabled user says enabled false; a deleted one is 404, its tokens orphaned or freed as the sandbox is set (PingOne\'s choice is unconfirmed); the directory and the inventory page with a cursor', async () => {
+  box.sandbox.configure({ inventory: 'imported', jobDelayMs: 0, inventoryPageSize: 3 });
+  const job = await api('POST', '/oathJobs', { type: 'CREATE_OATH_TOKENS', tokens: Array.from({ length: 7 }, (_, i) => token(`LV${i}`)) }, JOB);
+  expect((await api('GET', `/oathJobs/${job.body.id}`)).body.status).toBe('DONE');
+  const user = (n: number) => `a0b1c2d3-0000-4000-8000-${String(n).padStart(12, '0')}`;
+  for (let i = 0; i < 5; i++) box.sandbox.seedDevice(user(i + 1), `LV${i}`);
+  box.sandbox.disableUser(user(1));
+  box.sandbox.deleteUser(user(2));
+  box.sandbox.configure({ onUserDeleted: 'free' });
+  box.sandbox.deleteUser(user(3));
+  expect((await api('GET', `/users/${user(1)}`)).body).toMatchObject({ id: user(1), enabled: false });
+  expect((await api('GET', `/users/${user(4)}`)).body).toMatchObject({ enabled: true });
+  expect((await api('GET', `/users/${user(2)}`)).status).toBe(404);
+  expect((await api('GET', `/users/${user(2)}/devices`)).status).toBe(404);
+
+  // The inventory, three tokens a page whatever `limit` asks: user 2's token still names them (orphaned), user 3's is free.
+  const tokens: any[] = [];
+  let next: string | undefined = '/oathTokens?limit=1000&expand=devices';
+  let pages = 0;
+  while (next) {
+    const page: { body: any } = await api('GET', next);
+    pages++;
+    tokens.push(...page.body._embedded.oathTokens);
+    const href: string | undefined = page.body._links.next?.href;
+    next = href ? href.slice(href.indexOf('/oathTokens')) : undefined;
+  }
+  expect(pages).toBe(3);
+  const holder = (sn: string) => tokens.find((t) => t.serialNumber === sn)?._embedded?.devices?.[0]?.user.id;
+  expect([holder('LV0'), holder('LV1'), holder('LV2'), holder('LV3'), holder('LV5')]).toEqual([user(1), user(2), undefined, user(4), undefined]);
+
+  // The directory in pages: every holder but the deleted ones.
+  const seen: Array<{ id: string; enabled: boolean }> = [];
+  let dir: string | undefined = '/users?limit=2';
+  while (dir) {
+    const page: { body: any } = await api('GET', dir);
+    seen.push(...page.body._embedded.users.map((u: { id: string; enabled: boolean }) => ({ id: u.id, enabled: u.enabled })));
+    const href: string | undefined = page.body._links.next?.href;
+    dir = href ? href.slice(href.indexOf('/users')) : undefined;
+  }
+  expect(seen).toEqual([{ id: user(1), enabled: false }, { id: user(4), enabled: true }, { id: user(5), enabled: true }]);
+});
