@@ -17,7 +17,7 @@ import { Tally } from '../report/tally.js';
 import { readSeeds, seedOptions } from './shared/seed-input.js';
 import { IMPORT_COLUMNS, shippedFacts, writeImportResults } from './shared/import-results.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
-import type { CommandDeps } from './shared/deps.js';
+import { warnOf, type CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
 
 export async function importCommand(seedsPath: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
@@ -27,7 +27,7 @@ export async function importCommand(seedsPath: string, raw: RawOptions, deps: Co
   const { connection, engine, report } = config;
 
   // The ledger: a damaged one stops the import here (exit 2), before the file is decrypted.
-  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  const warn = warnOf(deps);
   const ledger = await Ledger.open(config.stateDir, connection.environmentId, { create: !dryRun, notice: warn, keep: 'revocations' });
   if (ledger.started) warn(newLedgerNotice(ledger));
   // Read, decrypt and check the whole file before anything is sent.

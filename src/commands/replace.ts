@@ -131,7 +131,7 @@ export async function replaceCommand(path: string, raw: RawOptions, deps: Comman
     const rctx = { ...retry, api: session.client, ledger, by: `replace ${paths.runId}`, dryRun, activate, seedOf: (s: string) => seeds?.bySerial.get(s), inventory: (s: string) => present.get(s), note: (f: Parameters<LedgerNotes['note']>[0]) => notes.note(f) };
     const judge = rowBreaker(ctx.engine.maxConsecutiveFailures, control, 'replace');
     if (!refused) {
-      await orderedPool(each(valid), ctx.engine.concurrency, async (r) => {
+      await orderedPool((valid), ctx.engine.concurrency, async (r) => {
         if (control.stopped) return { row: r.row, result: { outcome: 'NOT_ATTEMPTED' as const, attempts: 0, message: 'the command stopped before this row: run the same command again to finish' } };
         const failedImport = importFailed.get(r.newSerial);
         if (failedImport) return { row: r.row, result: { outcome: 'FAILED' as const, step: 'import' as const, errorCode: failedImport.includes('TOKEN_REVOKED') ? 'TOKEN_REVOKED' : 'IMPORT_FAILED', attempts: 0, message: `step import: ${r.newSerial} could not be imported from ${seedsPath} (${failedImport}); the old device stays` } };
@@ -188,6 +188,8 @@ async function retire(rows: ReadonlyArray<ReplaceRow>, done: Map<number, Replace
   }
   for (const [reason, group] of byReason) {
     let outcomes: Map<string, RevokeResult>;
+    /** The rows whose old token is still theirs to revoke. */
+    let mine: ReplaceRow[] = group;
     try {
       // A killed run's revoke jobs first: the inventory then shows what they did.
       await followEarlierJobs(group.map((r) => r.oldSerial), ctx);
@@ -198,14 +200,13 @@ async function retire(rows: ReadonlyArray<ReplaceRow>, done: Map<number, Replace
         const d = done.get(r.row)!;
         done.set(r.row, { ...d, outcome: 'FAILED', step: 'retire', errorCode: 'SERIAL_ASSIGNED_ELSEWHERE', message: `${d.message}; step retire: ${r.oldSerial} is on another user now (${present.get(r.oldSerial)!.device!.userId}): not revoked from here` });
       }
-      const mine = group.filter((r) => !theirs.includes(r));
-      group.splice(0, group.length, ...mine);
+      mine = group.filter((r) => !theirs.includes(r));
       outcomes = await revokeTokens(mine.map((r) => r.oldSerial), present, { ...ctx, reason, dryRun: false });
     } catch (error) {
       if (!(error instanceof Error)) throw error;
-      outcomes = new Map(group.map((r): [string, RevokeResult] => [r.oldSerial, { serialNumber: r.oldSerial, outcome: 'FAILED', message: error.message, attempts: 0 }]));
+      outcomes = new Map(mine.map((r): [string, RevokeResult] => [r.oldSerial, { serialNumber: r.oldSerial, outcome: 'FAILED', message: error.message, attempts: 0 }]));
     }
-    for (const r of group) {
+    for (const r of mine) {
       const d = done.get(r.row)!;
       const o = outcomes.get(r.oldSerial);
       done.set(r.row, o && (o.outcome === 'REVOKED' || o.outcome === 'NOT_IN_INVENTORY')
@@ -213,8 +214,4 @@ async function retire(rows: ReadonlyArray<ReplaceRow>, done: Map<number, Replace
         : { ...d, outcome: 'FAILED', step: 'retire', errorCode: o?.errorCode ?? 'REVOKE_NOT_CONFIRMED', message: `${d.message}; step retire: ${r.oldSerial} could not be revoked (${o?.message ?? 'not attempted'}): run the same command again` });
     }
   }
-}
-
-async function* each<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
 }

@@ -8,17 +8,15 @@
 import { createInterface } from 'node:readline/promises';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
-import { Ledger } from '../engine/ledger.js';
 import { orderedPool } from '../engine/ordered-pool.js';
 import { checkCodes, RESYNC_OUTCOMES, resyncToken, type ResyncContext, type ResyncOutcome, type ResyncResult } from '../engine/resync.js';
 import { InputError } from '../input/input-error.js';
-import { normaliseHeader, openCsv, readCsvRecords, RESULT_COLUMNS } from '../input/reader.js';
+import { normaliseHeader, openCsv, readCsvRecords } from '../input/reader.js';
 import { checkSerial } from '../input/validate.js';
 import { commandLine } from '../report/command-line.js';
-import { prepareOutDir } from '../report/files.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
+import { openLifecycle } from './shared/lifecycle.js';
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
 import { rowBreaker } from './shared/breaker.js';
@@ -78,17 +76,12 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
   const interactive = totp.length > 0;
   if (interactive && !(process.stdin.isTTY && deps.isTTY)) throw new UsageError('resync --totp: TOTP codes go stale in a file, so they are typed at a terminal as they are read off the token; run it at a terminal');
   const list = input !== undefined ? await readCodes(input) : undefined;
-  const config = resolveCommandConfig(raw, deps);
-  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: deps.warn });
-  await prepareOutDir(config.report.outDir);
   const name = input ?? 'totp';
-  const ctx = await openCommand('resync', name, config, deps);
+  const life = await openLifecycle('resync', name, raw, deps, { extraNames: list?.extraNames ?? [], file: list?.file }, null);
+  const { ctx, ledger, results } = life;
   const { paths, logger, session, startedAt } = ctx;
   const control = deps.control;
   const t0 = performance.now();
-  const extraNames = list?.extraNames ?? [];
-  ctx.recorder.extraNames = [...extraNames];
-  const results = await ctx.openResults(extraNames, RESULT_COLUMNS, list?.file);
   const tally = new Tally<ResyncOutcome>(RESYNC_OUTCOMES, ['NOT_ATTEMPTED']);
   const rctx: ResyncContext = { ...ctx.retryContext(), api: session.client, ledger, by: `resync ${paths.runId}`, dryRun };
   logger.info({ event: 'resync.start', input: name, dryRun, rows: list?.rows.length ?? totp.length, terminal: interactive });
@@ -103,9 +96,9 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
   };
   let failure: unknown;
   try {
-    await proveCredentials(session, control);
+    await life.prove();
     if (list) {
-      await orderedPool(each(list.rows), ctx.engine.concurrency, async (row) => ({
+      await orderedPool((list.rows), ctx.engine.concurrency, async (row) => ({
         row: row.row,
         item: row,
         r: row.problem
@@ -131,13 +124,9 @@ export async function resyncCommand(input: string | undefined, raw: RawOptions, 
   } catch (error) {
     failure = error;
   } finally {
-    await results.close();
+    failure = await life.close(failure);
   }
-  if (failure) {
-    await results.abandonWorkbook();
-    await ctx.log.close();
-    throw failure;
-  }
+  if (failure) throw failure;
   const stopped = control.reason;
   const good: ResyncOutcome[] = dryRun ? ['RESYNCED', 'WOULD_RESYNC'] : ['RESYNCED'];
   const exitCode = decideExit(tally, { stopped: stopped !== undefined, good });
@@ -165,8 +154,4 @@ async function askCodes(serial: string, deps: CommandDeps): Promise<readonly [st
   } finally {
     rl.close();
   }
-}
-
-async function* each<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
 }

@@ -23,7 +23,7 @@ import type { CommandContext } from './shared/context.js';
 import { openLifecycle } from './shared/lifecycle.js';
 import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
-import { DEFAULT_JOB_SIZE } from './shared/seed-input.js';
+import { seedOptions } from './shared/seed-input.js';
 import { readTokenList, type TokenRow } from './shared/token-list.js';
 
 export { REVOKE_OUTCOMES, type RevokeOutcome };
@@ -36,18 +36,10 @@ function reasonOf(raw: RawOptions): RevokeReason {
   return given as RevokeReason;
 }
 
-function jobSizeOf(raw: RawOptions): number {
-  const given = raw['job-size'];
-  if (given === undefined) return DEFAULT_JOB_SIZE;
-  const n = Number(given);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`--job-size: expected tokens per job from 1 to 1000, got ${JSON.stringify(String(given))}`);
-  return n;
-}
-
 export async function revokeCommand(path: string, raw: RawOptions, deps: CommandDeps): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   const reason = reasonOf(raw);
-  const jobSize = jobSizeOf(raw);
+  const { jobSize } = seedOptions(raw);
   const list = await readTokenList(path, 'the serials to revoke, a results file of oath-bulk run, or the seed file of the box');
   const life = await openLifecycle('revoke', path, raw, deps, list, 'revoke takes tokens out of service for good and their devices off their users', ['reason']);
   const { ctx, ledger, limit, results } = life;

@@ -43,7 +43,7 @@ export async function unassignCommand(path: string, raw: RawOptions, deps: Comma
     // Read first: what each row would delete, and what each user would be left with.
     const plans = new Map<number, UnassignPlan>();
     if (!control.stopped) {
-      await orderedPool(each(valid), ctx.engine.concurrency, async (row) => ({ row: row.row, plan: await planUnassign(row.row, row.userID!, row.serialNumber, uctx) }), ({ row, plan }) => {
+      await orderedPool((valid), ctx.engine.concurrency, async (row) => ({ row: row.row, plan: await planUnassign(row.row, row.userID!, row.serialNumber, uctx) }), ({ row, plan }) => {
         plans.set(row, plan);
       });
     }
@@ -68,7 +68,7 @@ export async function unassignCommand(path: string, raw: RawOptions, deps: Comma
     }
     const rows = list.rows;
     const judge = rowBreaker(ctx.engine.maxConsecutiveFailures, control, 'unassign');
-    await orderedPool(each(rows), ctx.engine.concurrency, async (row) => ({ row: row.row, item: row, r: await outcomeOf(row, plans.get(row.row), refused, uctx) }), async ({ item: row, r }) => {
+    await orderedPool((rows), ctx.engine.concurrency, async (row) => ({ row: row.row, item: row, r: await outcomeOf(row, plans.get(row.row), refused, uctx) }), async ({ item: row, r }) => {
       judge(r.errorCode);
       tally.add({ outcome: r.outcome, errorCode: r.errorCode, finishedEarlier: r.finishedEarlier });
       if (!['UNASSIGNED', 'NOT_ASSIGNED', 'WOULD_UNASSIGN', 'SKIPPED'].includes(r.outcome)) ctx.recorder.attention({ row: row.row, userID: row.userID ?? '', serialNumber: row.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: row.extras });
@@ -111,8 +111,4 @@ async function outcomeOf(row: TokenRow, plan: UnassignPlan | undefined, refused:
   if (!plan) return { outcome: 'NOT_ATTEMPTED', message: 'the command stopped before this row: run the same command again to finish', attempts: 0 };
   if (refused && !plan.settled) return { outcome: 'NOT_ATTEMPTED', deviceId: plan.device?.id, message: refused, attempts: plan.reads };
   return unassign(row.row, plan, ctx);
-}
-
-async function* each<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
 }

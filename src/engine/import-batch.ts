@@ -402,7 +402,8 @@ async function afterLoss(chunk: SeedToken[], error: unknown, ctx: Run, settle: (
   }
 }
 
-async function pollJob(id: string, ctx: ImportContext, row: number): Promise<OathJob> {
+/** Follows a job (create or revoke) to DONE or FAILED: polls from pollFirstMs doubling to pollMaxMs; gives up after jobTimeoutMs. */
+export async function pollJob(id: string, ctx: Pick<ImportContext, 'maxAttempts' | 'backoff' | 'sleep' | 'stopping' | 'hard' | 'onRetry' | 'pollFirstMs' | 'pollMaxMs' | 'jobTimeoutMs'> & { readonly inventory: Pick<InventoryApi, 'getOathJob'> }, row = 0): Promise<OathJob> {
   const deadline = Date.now() + ctx.jobTimeoutMs;
   let delay = ctx.pollFirstMs;
   for (;;) {

@@ -9,7 +9,8 @@
 import { InOrder } from './in-order.js';
 
 export async function orderedPool<T, R extends { row: number }>(
-  items: AsyncIterable<T>,
+  /** A stream (rows read from a file), or a list already in memory. */
+  items: AsyncIterable<T> | Iterable<T>,
   concurrency: number,
   work: (item: T) => Promise<R>,
   emit: (result: R) => Promise<void> | void,

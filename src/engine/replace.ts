@@ -13,7 +13,7 @@ import { StopError } from '../errors.js';
 import type { CallOptions, Device, InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import type { SeedToken } from '../seeds/token.js';
-import { activateDevice, type ActivateContext } from './activate.js';
+import { activateDevice } from './activate.js';
 import { isAbortOf, unanswered, withRetries, type AssignContext } from './assign-row.js';
 import { revokedMessage, type Ledger, type LedgerFact, type RevokeReason } from './ledger.js';
 
@@ -166,7 +166,7 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
       step = 'activate';
       const token = ctx.seedOf(r.newSerial);
       if (!token) return fail('ACTIVATION_FAILED', `no seed for ${r.newSerial} in --seeds: the new device waits for a code; the old device stays`, { deviceId: n.id, deviceStatus: n.status, oldDeviceId: o.id });
-      const a = await activateDevice(r.row, r.userID, n.id, token, ctx as ActivateContext & ReplaceContext);
+      const a = await activateDevice(r.row, r.userID, n.id, token, ctx);
       attempts++;
       if (a.deviceStatus !== 'ACTIVE') return fail(a.errorCode ?? 'ACTIVATION_FAILED', `${a.message}; the old device stays`, { deviceId: n.id, deviceStatus: a.deviceStatus, oldDeviceId: o.id });
       neu = { ...n, status: 'ACTIVE' };

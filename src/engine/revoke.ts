@@ -15,7 +15,7 @@ import type { CallOptions, InventoryEntry, OathJob } from '../pingone/client.js'
 import { ApiError } from '../pingone/errors.js';
 import { RequestAborted } from '../pingone/http.js';
 import { unanswered, withRetries, type AssignContext } from './assign-row.js';
-import { inInventory } from './import-batch.js';
+import { inInventory, pollJob } from './import-batch.js';
 import type { Ledger, LedgerFact, RevokeReason } from './ledger.js';
 
 export const REVOKE_OUTCOMES = ['REVOKED', 'NOT_IN_INVENTORY', 'WOULD_REVOKE', 'FAILED', 'INVALID', 'SKIPPED', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
@@ -202,7 +202,7 @@ async function sendJob(chunk: readonly InventoryEntry[], ctx: RevokeContext, sen
   // Recorded at once: a rerun after a kill follows this job to its end before it reads the inventory.
   await ledger.append(chunk.map((e) => ({ e: 'revoking', sn: e.serialNumber, reason: ctx.reason, by: ctx.by, user: e.device?.userId, device: e.device?.id, job: jobId })));
   try {
-    const job = await pollJob(jobId, ctx);
+    const job = await pollJob(jobId, { ...ctx, inventory: ctx.api });
     if (job.status === 'FAILED') note('REVOKE_JOB_FAILED', `revoke job ${jobId} FAILED: ${job.reason ?? 'no reason given'}`);
   } catch (error) {
     if (error instanceof StopError) throw error;
@@ -223,23 +223,11 @@ export async function followEarlierJobs(serials: readonly string[], ctx: Pick<Re
   }
   for (const id of jobs) {
     try {
-      await pollJob(id, ctx);
+      await pollJob(id, { ...ctx, inventory: ctx.api });
     } catch (error) {
       if (error instanceof StopError) throw error;
       // Unknown to PingOne, or not ending: the inventory read next decides.
     }
   }
   return jobs.size;
-}
-
-async function pollJob(id: string, ctx: Pick<RevokeContext, 'api' | 'maxAttempts' | 'backoff' | 'sleep' | 'stopping' | 'hard' | 'onRetry' | 'pollFirstMs' | 'pollMaxMs' | 'jobTimeoutMs'>): Promise<OathJob> {
-  const deadline = Date.now() + ctx.jobTimeoutMs;
-  let delay = ctx.pollFirstMs;
-  for (;;) {
-    const job = await withRetries(ctx, 0, () => ctx.api.getOathJob(id, { signal: ctx.hard }));
-    if (job.status === 'DONE' || job.status === 'FAILED') return job;
-    if (Date.now() + delay > deadline) throw new Error(`job ${id} was still ${job.status} after ${Math.round(ctx.jobTimeoutMs / 1000)} s`);
-    await ctx.sleep(delay, ctx.hard);
-    delay = Math.min(ctx.pollMaxMs, delay * 2);
-  }
 }

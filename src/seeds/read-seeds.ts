@@ -32,7 +32,7 @@ export interface SeedSources {
 const SNIFF_BYTES = 64 * 1024;
 
 /** The first `bytes` of the file. */
-function readHead(path: string, bytes: number): Buffer {
+export function readHead(path: string, bytes: number): Buffer {
   const fd = openSync(path, 'r');
   try {
     const buffer = Buffer.alloc(bytes);

@@ -3,7 +3,8 @@
  * is opened, and the integrity rules for importing do not stop it — a box that went missing is
  * revoked whatever its file looks like. The seeds themselves are never decoded nor kept.
  */
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { readHead } from './read-seeds.js';
 import { InputError } from '../input/input-error.js';
 import { openSeedCsv } from './seed-csv.js';
 import { readCsvRecords } from '../input/reader.js';
@@ -18,30 +19,9 @@ export interface SerialOfSeedFile {
   readonly serialNumber: string;
 }
 
-/** Whether `path` is a seed file (PSKC XML, or a CSV with a secret column) rather than a list of serials. */
-export async function isSeedFile(path: string): Promise<boolean> {
-  if (looksLikeXml(head(path))) return true;
-  try {
-    await openSeedCsv(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function head(path: string): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const buffer = Buffer.alloc(64 * 1024);
-    return buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0));
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The serials of a seed file, in its order. */
 export async function readSeedSerials(path: string): Promise<SerialOfSeedFile[]> {
-  if (!looksLikeXml(head(path))) {
+  if (!looksLikeXml(readHead(path, 64 * 1024))) {
     const layout = await openSeedCsv(path);
     const at = layout.columns.serial!;
     const serials: SerialOfSeedFile[] = [];

@@ -30,7 +30,7 @@ import { readSeeds, seedOptions } from '../shared/seed-input.js';
 import type { Scan } from '../../input/scan.js';
 import type { SeedsSummary } from '../../report/summary.js';
 import { IMPORT_COLUMNS, shippedFacts, writeImportResults } from '../shared/import-results.js';
-import type { CommandDeps } from '../shared/deps.js';
+import { warnOf, type CommandDeps } from '../shared/deps.js';
 import { exitCode as decideExit, runGood } from '../shared/exit-code.js';
 import { SEED_FLAGS } from '../shared/flags.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from '../shared/context.js';
@@ -72,7 +72,7 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
     if (stray) throw new UsageError(`--${stray}: goes with --seeds <seed file> (or an input that carries its seeds); this run reads no seeds`);
   }
   // The ledger: a damaged one stops the run here (exit 2), before anything is read or sent.
-  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  const warn = warnOf(deps);
   const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn, keep: 'revocations' });
   if (ledger.started) warn(newLedgerNotice(ledger));
   // The serials of the valid rows (conflicts included): what the seeds must cover, and what a

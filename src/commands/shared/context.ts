@@ -20,7 +20,7 @@ import { ResultsWriter } from '../../report/results-writer.js';
 import type { InputLayout } from '../../input/reader.js';
 import { renderReport, ReportRecorder, writeReport, type ReportSummary } from '../../report/html-report.js';
 import { pruneReports } from './retention.js';
-import type { CommandDeps } from './deps.js';
+import { warnOf, type CommandDeps } from './deps.js';
 import { openSession, type Session } from './session.js';
 
 export interface CommandContext {
@@ -122,7 +122,7 @@ export async function openCommand(command: string, input: string, config: Comman
           activate: page?.activate === true,
         }),
       };
-      const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+      const warn = warnOf(deps);
       // The workbook is a view of the results: one that cannot be written is a warning, and
       // the summary and the human lines say so; the run's outcome stands.
       const workbook = results;

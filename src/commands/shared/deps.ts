@@ -3,6 +3,11 @@ import type { ConfigSources } from '../../config.js';
 import type { RunControl } from '../../engine/control.js';
 import type { Transport } from '../../pingone/http.js';
 
+/** Where a command's warnings go: the caller's channel, else stderr. */
+export function warnOf(deps: Pick<CommandDeps, 'warn' | 'stderr'>): (message: string) => void {
+  return deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+}
+
 export interface CommandDeps extends ConfigSources {
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };

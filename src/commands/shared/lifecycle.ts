@@ -15,7 +15,7 @@ import { prepareOutDir } from '../../report/files.js';
 import type { ResultsWriter } from '../../report/results-writer.js';
 import { maxUsers } from './confirm.js';
 import { openCommand, proveCredentials, resolveCommandConfig, type CommandContext } from './context.js';
-import type { CommandDeps } from './deps.js';
+import { warnOf, type CommandDeps } from './deps.js';
 import type { TokenList } from './token-list.js';
 
 export interface Lifecycle {
@@ -31,20 +31,24 @@ export interface Lifecycle {
   close(failure: unknown): Promise<unknown>;
 }
 
-export async function openLifecycle(command: 'revoke' | 'unassign' | 'replace', path: string, raw: RawOptions, deps: CommandDeps, list: Pick<TokenList, 'extraNames' | 'file'>, what: string, extraColumns: readonly string[] = []): Promise<Lifecycle> {
+/**
+ * `what`: what the command takes away, for the refusal off a terminal without --yes; null for a
+ * command that takes nothing away (`resync`): no confirmation, no lock.
+ */
+export async function openLifecycle(command: 'revoke' | 'unassign' | 'replace' | 'resync', path: string, raw: RawOptions, deps: CommandDeps, list: Pick<TokenList, 'extraNames'> & { readonly file?: TokenList['file'] }, what: string | null, extraColumns: readonly string[] = []): Promise<Lifecycle> {
   const dryRun = raw['dry-run'] === true;
   const limit = maxUsers(raw);
   const config = resolveCommandConfig(raw, deps);
-  if (!dryRun && raw['yes'] !== true && !(process.stdin.isTTY && deps.isTTY)) {
+  if (what !== null && !dryRun && raw['yes'] !== true && !(process.stdin.isTTY && deps.isTTY)) {
     throw new UsageError(`${what}: pass --yes to confirm when not at a terminal (or --dry-run to see what it would do)`);
   }
-  const warn = deps.warn ?? ((m: string) => deps.stderr.write(`oath-bulk: warning: ${m}\n`));
+  const warn = warnOf(deps);
   const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn });
   // replace imports and assigns: a ledger it had to start knows of no revoked token.
   if (ledger.started && command === 'replace') warn(newLedgerNotice(ledger));
   await prepareOutDir(config.report.outDir);
   // One of these commands at a time per environment: two would race on the same tokens and users.
-  const lock: HeldLock | undefined = dryRun ? undefined : await acquireLock(join(config.stateDir, `${config.connection.environmentId}.lifecycle.lock`));
+  const lock: HeldLock | undefined = dryRun || what === null ? undefined : await acquireLock(join(config.stateDir, `${config.connection.environmentId}.lifecycle.lock`));
   let ctx: CommandContext;
   let results: ResultsWriter;
   try {

@@ -11,8 +11,8 @@ import { normaliseHeader, openCsv, readCsvRecords, type CsvFile } from '../../in
 import { checkSerial } from '../../input/validate.js';
 import { UUID_RE } from '../../ids.js';
 import { readSeedSerials } from '../../seeds/serials.js';
+import { readHead } from '../../seeds/read-seeds.js';
 import { looksLikeXml } from '../../seeds/xml.js';
-import { closeSync, openSync, readSync } from 'node:fs';
 
 export type TokenListKind = 'serials' | 'results' | 'seeds';
 
@@ -48,16 +48,11 @@ const RESULT_NAMES = ['row', 'userID', 'serialNumber', 'outcome'];
 const HELD = new Set(['CREATED', 'EXISTING']);
 
 function firstBytes(path: string): Buffer {
-  let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
-    const buffer = Buffer.alloc(4096);
-    return buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0));
+    return readHead(path, 4096);
   } catch {
     // openCsv says what is wrong with it.
     return Buffer.alloc(0);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 
