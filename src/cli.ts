@@ -9,6 +9,9 @@ import type { CommandDeps } from './commands/shared/deps.js';
 import { SWITCHES } from './commands/shared/flags.js';
 import { REVOKE_REASONS } from './engine/ledger.js';
 
+/** inventory's states, as --state takes them (engine/inventory.ts TOKEN_STATES; not imported: --help loads no engine). */
+const TOKEN_STATE_NAMES = 'free|assigned|activation_pending|holder_disabled|orphaned|unaccounted|revoked_present|expired|expiring|unknown';
+
 export interface Commands {
   run(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   verify(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
@@ -20,6 +23,7 @@ export interface Commands {
   unassign(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   replace(input: string, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
   resync(input: string | undefined, raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
+  inventory(raw: Record<string, unknown>, deps: CommandDeps): Promise<number>;
 }
 
 const CONNECTION = 'PingOne connection (flags win over the environment; --settings is read first):';
@@ -187,6 +191,23 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       handle('revoke', 'input'),
     )
     .command(
+      'inventory',
+      'every token of the environment: free, assigned, waiting for a code, on a disabled or vanished user, unaccounted for, revoked yet present, expiring (reads only)',
+      (y) =>
+        ledgerOptions(reportOptions(engineOptions(connectionOptions(y))))
+          .option('state', { type: 'string', group: RUN, describe: `also write just the tokens in these states (comma-separated: ${TOKEN_STATE_NAMES}) as <env>.inventory.<runId>.<state>.csv, a file revoke and unassign take` })
+          .option('expiring-within', { type: 'number', group: RUN, describe: "EXPIRING: the vendor's validity ends within this many days", defaultDescription: '90' })
+          .option('device-status', { type: 'boolean', group: RUN, describe: "read the status of devices the journals do not know: one request per user holding one (100,000 users: 100,000 requests, about 17 min at --rate 100); off: ACTIVATION_PENDING only as the journals saw it" })
+          .example('$0 inventory --settings pingone.env', 'every token, where it is, what is wrong with it')
+          .example('$0 inventory --state orphaned --settings pingone.env', 'the tokens of people who left, as a file revoke takes')
+          .example('$0 inventory --settings pingone.env --metrics-file /var/lib/node_exporter/oath-bulk-inventory.prom', 'daily, from cron: stock and orphans for alerts'),
+      async (a) => {
+        helpShown = false;
+        refuseSecretFlag(a);
+        exitCode = await commands.inventory(a, deps);
+      },
+    )
+    .command(
       'unassign <input>',
       "the hardware came back: delete each user's device for that serial; the token stays in the inventory, free for the next user",
       (y) =>
@@ -284,6 +305,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
           .option('activation-required', { type: 'boolean', describe: 'create devices ACTIVATION_REQUIRED, as PingOne may', default: false })
           .option('inventory-page-size', { type: 'number', describe: 'tokens one inventory page holds at most, whatever the client asks (drills of paging)', default: 1000 })
           .option('on-user-deleted', { type: 'string', describe: "orphan|free: what deleting a user does to their tokens (unconfirmed for PingOne): orphan keeps them paired to the vanished user, free drops the devices and frees the tokens", default: 'orphan' })
+          .option('populate', { type: 'number', describe: 'start with this many tokens in the inventory (POP000001…): 60% on users of their own, some waiting for a first code, some users disabled or deleted (an environment to take an inventory of)', default: undefined })
           .option('env-out', { type: 'string', describe: 'also write the KEY=value settings to this file (mode 0600)' })
           .example('$0 sandbox --port 8443 --faults lost=0.05 --env-out sandbox.env', 'rehearse a rollout'),
       async (a) => {
@@ -291,7 +313,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
         exitCode = await commands.sandbox(a, deps);
       },
     )
-    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, unassign, replace, resync, reinstate or sandbox')
+    .demandCommand(1, 'name a command: run, verify, rollback, import, revoke, unassign, replace, resync, reinstate, inventory or sandbox')
     .strict()
     .recommendCommands()
     .help()

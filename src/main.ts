@@ -25,6 +25,7 @@ const COMMANDS: Commands = {
   unassign: (input, raw, deps) => withOperations('unassign', input, raw, deps, async (d) => (await import('./commands/unassign.js')).unassignCommand(input, raw, d)),
   replace: (input, raw, deps) => withOperations('replace', input, raw, deps, async (d) => (await import('./commands/replace.js')).replaceCommand(input, raw, d)),
   resync: (input, raw, deps) => withOperations('resync', input ?? 'totp', raw, deps, async (d) => (await import('./commands/resync.js')).resyncCommand(input, raw, d)),
+  inventory: (raw, deps) => withOperations('inventory', 'inventory', raw, deps, async (d) => (await import('./commands/inventory.js')).inventoryCommand(raw, d)),
   reinstate: async (serials, raw, deps) => (await import('./commands/reinstate.js')).reinstateCommand(serials, raw, deps),
 };
 

@@ -25,6 +25,7 @@ import type { CommandDeps } from './shared/deps.js';
 import { exitCode as decideExit } from './shared/exit-code.js';
 import { openLifecycle } from './shared/lifecycle.js';
 import { rowBreaker } from './shared/breaker.js';
+import { shippedFacts } from './shared/import-results.js';
 import { readSeeds, seedOptions } from './shared/seed-input.js';
 
 export { REPLACE_OUTCOMES, type ReplaceOutcome };
@@ -126,7 +127,7 @@ export async function replaceCommand(path: string, raw: RawOptions, deps: Comman
       await ledger.refresh();
       const imported = await importTokens(needed, { ...retry, inventory: session.client, jobSize, dryRun, ...IMPORT_POLLING, jobsInFlight: ctx.engine.concurrency, present, keepSecrets: activate, revoked: (s) => ledger.revoked(s) });
       for (const r of imported) if (r.outcome !== 'IMPORTED' && r.outcome !== 'ALREADY_PRESENT' && !(dryRun && r.outcome === 'NOT_ATTEMPTED')) importFailed.set(r.token.serialNumber, `${r.outcome}${r.errorCode ? ` ${r.errorCode}` : ''}: ${r.message ?? ''}`);
-      if (!dryRun) for (const r of imported) if (r.outcome === 'IMPORTED' && !r.finishedEarlier) notes.note({ e: 'shipped', sn: r.token.serialNumber, shipment: seeds.path.split('/').pop(), validFrom: r.token.validFrom, validUntil: r.token.validUntil, by: `replace ${paths.runId}` });
+      if (!dryRun) for (const fact of shippedFacts(imported, seeds.path, `replace ${paths.runId}`)) notes.note(fact);
     }
     const rctx = { ...retry, api: session.client, ledger, by: `replace ${paths.runId}`, dryRun, activate, seedOf: (s: string) => seeds?.bySerial.get(s), inventory: (s: string) => present.get(s), note: (f: Parameters<LedgerNotes['note']>[0]) => notes.note(f) };
     const judge = rowBreaker(ctx.engine.maxConsecutiveFailures, control, 'replace');

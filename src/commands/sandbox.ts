@@ -39,6 +39,7 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   const jobSizeLimit = num(raw, 'job-size-limit', 1, 100000, problems);
   const jobDelayMs = num(raw, 'job-delay', 0, 600000, problems);
   const inventoryPageSize = num(raw, 'inventory-page-size', 1, 1000, problems);
+  const populate = raw['populate'] === undefined ? 0 : num(raw, 'populate', 0, 100_000, problems);
   const onUserDeleted = raw['on-user-deleted'] === undefined ? 'orphan' : String(raw['on-user-deleted']);
   if (onUserDeleted !== 'orphan' && onUserDeleted !== 'free') problems.push(`--on-user-deleted: expected orphan or free, got ${JSON.stringify(onUserDeleted)}`);
   const inventory = raw['inventory'] === undefined ? 'open' : String(raw['inventory']);
@@ -63,6 +64,7 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
   } catch (error) {
     throw new UsageError(`--port: cannot listen on 127.0.0.1:${port} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
   }
+  const made = populate > 0 ? sandbox.populate({ tokens: populate }) : undefined;
   const lines = sandbox.envLines();
   if (typeof raw['env-out'] === 'string') {
     await writeFile(raw['env-out'], lines.join('\n') + '\n', { mode: 0o600 });
@@ -74,6 +76,7 @@ export async function sandboxCommand(raw: Record<string, unknown>, deps: Command
       ? '# only serials imported into its token inventory (oathTokens, oathJobs) can be assigned; user ids beginning 00000000- do not exist\n'
       : '# serials beginning UNKNOWN are not in its token inventory; user ids beginning 00000000- do not exist\n',
   );
+  if (made) deps.stdout.write(`# populated: ${populate} tokens POP000001…: ${made.free.length} free, ${made.assigned.length} on users, ${made.pending.length} waiting for a first code, ${made.disabled.length} on disabled users, ${made.deleted.length} on deleted users (--on-user-deleted ${onUserDeleted})\n`);
   deps.stdout.write(lines.join('\n') + '\n');
 
   await new Promise<void>((resolve) => {

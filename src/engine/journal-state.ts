@@ -134,6 +134,11 @@ export class JournalState {
     return serials;
   }
 
+  /** Every device the journal says is in place (CREATED or EXISTING), with its last known status. */
+  *devices(): Iterable<{ readonly deviceId: string; readonly deviceStatus?: string; readonly userId?: string }> {
+    for (const state of this.pairs.values()) if (state.outcome !== undefined && state.deviceId) yield { deviceId: state.deviceId, deviceStatus: state.deviceStatus, userId: state.userId };
+  }
+
   /** Forgets a pair this run has finished: nothing of this run is looked up again. */
   forget(key: string, alias?: string): void {
     this.pairs.delete(key);

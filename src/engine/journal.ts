@@ -580,6 +580,24 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
   return new ReadOnlyJournal(state);
 }
 
+/**
+ * The devices a journal of this environment says are in place, by device id, with the status
+ * the job last saw (ACTIVATION_REQUIRED, ACTIVE): what `inventory` knows of devices without
+ * reading them. A journal of another environment holds none of this one's: undefined.
+ */
+export async function journalDevices(path: string, environmentId: string): Promise<Map<string, string | undefined> | undefined> {
+  const state = new JournalState();
+  try {
+    await readJournal(path, environmentId, state);
+  } catch (error) {
+    if (error instanceof EnvironmentMismatchError) return undefined;
+    throw error;
+  }
+  const devices = new Map<string, string | undefined>();
+  for (const d of state.devices()) devices.set(d.deviceId, d.deviceStatus);
+  return devices;
+}
+
 /** Answers lookups from what earlier runs recorded; records nothing (a NullJournal's writes). */
 class ReadOnlyJournal extends NullJournal {
   constructor(private readonly state: JournalState) {

@@ -50,6 +50,9 @@ export interface LedgerFact {
   readonly shipment?: string;
   readonly validFrom?: string;
   readonly validUntil?: string;
+  /** shipped: who made the token, as the seed file says (inventory's stock by manufacturer and model). */
+  readonly manufacturer?: string;
+  readonly model?: string;
 }
 
 /** What the ledger says of a serial now. */
@@ -60,7 +63,7 @@ export interface TokenLife {
   handedOut?: { readonly user?: string; readonly at: string; readonly by?: string };
   /** The last return (unassign, replace), while no hand-out came after it. */
   returned?: { readonly user?: string; readonly at: string; readonly by?: string };
-  shipment?: { readonly name?: string; readonly validFrom?: string; readonly validUntil?: string };
+  shipment?: { readonly name?: string; readonly at: string; readonly validFrom?: string; readonly validUntil?: string; readonly manufacturer?: string; readonly model?: string };
   /** The last resync: `resyncing` written before the codes were sent, `resynced` with PingOne's answer. */
   resync?: { readonly state: 'resyncing' | 'resynced'; readonly input?: string; readonly outcome?: string; readonly at: string; readonly by?: string };
 }
@@ -253,7 +256,7 @@ export class Ledger {
         life.resync = { state: fact.e, input: fact.input, outcome: fact.outcome, at: fact.at, by };
         break;
       case 'shipped':
-        life.shipment = { name: fact.shipment, validFrom: fact.validFrom, validUntil: fact.validUntil };
+        life.shipment = { name: this.intern(fact.shipment), at: fact.at, validFrom: fact.validFrom, validUntil: fact.validUntil, manufacturer: this.intern(fact.manufacturer), model: this.intern(fact.model) };
         break;
     }
     this.lives.set(key, life);

@@ -23,6 +23,8 @@ export interface User {
   readonly id: string;
   readonly username?: string;
   readonly email?: string;
+  /** false: the user exists but cannot sign in (PINGONE.md "Users"); absent when PingOne does not say. */
+  readonly enabled?: boolean;
 }
 
 type CallKind = 'create' | 'list' | 'delete' | 'lookup' | 'activate' | 'inventory' | 'job' | 'poll';
@@ -136,9 +138,7 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     if (answer.status === 200) {
       const users = (answer.body as { _embedded?: { users?: unknown[] } } | undefined)?._embedded?.users;
       if (Array.isArray(users)) {
-        return users
-          .filter((u): u is Record<string, unknown> => typeof u === 'object' && u !== null && typeof (u as { id?: unknown }).id === 'string')
-          .map((u) => ({ id: String(u['id']), username: u['username'] as string | undefined, email: u['email'] as string | undefined }));
+        return users.map(toUser).filter((u): u is User => u !== undefined);
       }
     }
     throw this.failure(answer);
@@ -147,10 +147,8 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
   async getUser(userId: string, options: CallOptions = {}): Promise<User | undefined> {
     if (!UUID_RE.test(userId)) throw new TypeError(`not a user id: ${JSON.stringify(userId.slice(0, 60))}`);
     const answer = await this.call('lookup', 'GET', `${this.envBase}/users/${encodeURIComponent(userId)}`, options);
-    if (answer.status === 200 && typeof answer.body === 'object' && answer.body !== null && typeof (answer.body as { id?: unknown }).id === 'string') {
-      const u = answer.body as Record<string, unknown>;
-      return { id: String(u['id']), username: u['username'] as string | undefined, email: u['email'] as string | undefined };
-    }
+    const user = answer.status === 200 ? toUser(answer.body) : undefined;
+    if (user) return user;
     if (answer.status === 404) return undefined;
     throw this.failure(answer);
   }
@@ -232,17 +230,49 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
    */
   async *oathTokens(options: CallOptions & { serial?: string } = {}): AsyncGenerator<InventoryEntry[]> {
     const query = options.serial === undefined ? 'limit=1000&expand=devices' : `filter=${encodeURIComponent(`serialNumber eq ${scimString(options.serial)}`)}&expand=devices`;
-    let url: string | undefined = `${this.envBase}/oathTokens?${query}`;
-    const origin = new URL(this.envBase).origin;
-    while (url) {
-      const answer = await this.call('inventory', 'GET', url, options);
-      if (answer.status !== 200) throw this.failure(answer);
-      const b = answer.body as { _embedded?: { oathTokens?: unknown[] }; _links?: { next?: { href?: unknown } } } | undefined;
-      yield (b?._embedded?.oathTokens ?? []).map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined);
-      const next = b?._links?.next?.href;
-      // Only ever follow a link back to the same API host.
-      url = typeof next === 'string' && new URL(next, origin).origin === origin ? new URL(next, origin).toString() : undefined;
+    for await (const page of this.pages('inventory', `${this.envBase}/oathTokens?${query}`, 'oathTokens', options)) {
+      yield page.items.map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined);
     }
+  }
+
+  /**
+   * One page of the inventory at a time, as `oathTokens` but one request per call: a caller that
+   * retries a page asks for that page again (`next`, the cursor PingOne gave), never from the start.
+   */
+  async oathTokensPage(url: string | undefined, options: CallOptions = {}): Promise<{ entries: InventoryEntry[]; next?: string; count?: number }> {
+    const page = await this.page('inventory', url ?? `${this.envBase}/oathTokens?limit=1000&expand=devices`, 'oathTokens', options);
+    return { entries: page.items.map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined), next: page.next, count: page.count };
+  }
+
+  /** One page of the directory (GET …/users?limit=1000; PINGONE.md "Users"), as oathTokensPage. */
+  async usersPage(url: string | undefined, options: CallOptions = {}): Promise<{ users: User[]; next?: string; count?: number }> {
+    const page = await this.page('lookup', url ?? `${this.envBase}/users?limit=1000`, 'users', options);
+    return { users: page.items.map(toUser).filter((u): u is User => u !== undefined), next: page.next, count: page.count };
+  }
+
+  private async *pages(kind: CallKind, first: string, name: string, options: CallOptions): AsyncGenerator<{ items: unknown[] }> {
+    let url: string | undefined = first;
+    while (url) {
+      const page = await this.page(kind, url, name, options);
+      yield page;
+      url = page.next;
+    }
+  }
+
+  /** A collection's page: its items, the next page's URL (only ever on the same API host), and `count` when PingOne gives it. */
+  private async page(kind: CallKind, url: string, name: string, options: CallOptions): Promise<{ items: unknown[]; next?: string; count?: number }> {
+    const origin = new URL(this.envBase).origin;
+    if (new URL(url, origin).origin !== origin) throw new TypeError('a page link leaves the API host');
+    const answer = await this.call(kind, 'GET', new URL(url, origin).toString(), options);
+    if (answer.status !== 200) throw this.failure(answer);
+    const b = answer.body as { _embedded?: Record<string, unknown>; _links?: { next?: { href?: unknown } }; count?: unknown } | undefined;
+    const items = b?._embedded?.[name];
+    const next = b?._links?.next?.href;
+    return {
+      items: Array.isArray(items) ? items : [],
+      next: typeof next === 'string' && new URL(next, origin).origin === origin ? new URL(next, origin).toString() : undefined,
+      count: typeof b?.count === 'number' ? b.count : undefined,
+    };
   }
 
   private failure(answer: HttpAnswer): Error {
@@ -334,6 +364,8 @@ export interface InventoryEntry {
   readonly otpLength?: number;
   /** The device the token is paired to, and its user. */
   readonly device?: { readonly id: string; readonly userId?: string };
+  /** When PingOne says the token was put in the inventory. */
+  readonly createdAt?: string;
 }
 
 export interface OathJob {
@@ -368,7 +400,21 @@ function toInventoryEntry(value: unknown): InventoryEntry | undefined {
   const devices = Array.isArray(embedded) ? embedded : Array.isArray(v['devices']) ? v['devices'] : undefined;
   const d = devices?.find((x): x is Record<string, unknown> => typeof x === 'object' && x !== null);
   const userId = (d?.['user'] as { id?: unknown } | undefined)?.id;
-  return { id: v['id'], serialNumber: v['serialNumber'], type: typeof v['type'] === 'string' ? v['type'] : undefined, otpLength: typeof v['otpLength'] === 'number' ? v['otpLength'] : undefined, device: d && typeof d['id'] === 'string' ? { id: d['id'], userId: typeof userId === 'string' ? userId : undefined } : undefined };
+  return {
+    id: v['id'],
+    serialNumber: v['serialNumber'],
+    type: typeof v['type'] === 'string' ? v['type'] : undefined,
+    otpLength: typeof v['otpLength'] === 'number' ? v['otpLength'] : undefined,
+    device: d && typeof d['id'] === 'string' ? { id: d['id'], userId: typeof userId === 'string' ? userId : undefined } : undefined,
+    createdAt: typeof v['createdAt'] === 'string' ? v['createdAt'] : undefined,
+  };
+}
+
+function toUser(value: unknown): User | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const u = value as Record<string, unknown>;
+  if (typeof u['id'] !== 'string') return undefined;
+  return { id: u['id'], username: typeof u['username'] === 'string' ? u['username'] : undefined, email: typeof u['email'] === 'string' ? u['email'] : undefined, enabled: typeof u['enabled'] === 'boolean' ? u['enabled'] : undefined };
 }
 
 function toDevice(value: unknown): Device | undefined {

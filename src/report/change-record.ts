@@ -186,6 +186,12 @@ export function outcomeSentence(s: SummaryFacts, plan: Plan | null): string {
       const lead = s.stopped ? stoppedLead : bad > 0 ? 'Resynced with problems: ' : 'Resynced: ';
       return `${lead}${plural(n('RESYNCED'), 'token')} back in step${bad > 0 ? `; ${plural(bad, 'token')} not (${codes(s.errorCodes)})` : ''}.`;
     }
+    case 'inventory': {
+      const reclaim = ['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT'].filter((k) => n(k) > 0);
+      const lead = s.stopped ? `${stoppedLead}${plural(s.rows, 'token')} read, the counts incomplete` : `Read: ${plural(s.rows, 'token')} in the environment`;
+      const stock = `${n('FREE').toLocaleString('en')} free, ${(n('ASSIGNED') + n('ACTIVATION_PENDING') + n('HOLDER_DISABLED')).toLocaleString('en')} with their users`;
+      return `${lead} (${stock})${reclaim.length ? `; to reclaim: ${reclaim.map((k) => `${k} ${n(k)}`).join(', ')}` : '; nothing to reclaim'}${n('UNKNOWN') ? `; ${plural(n('UNKNOWN'), 'token')} UNKNOWN (a read failed)` : ''}.`;
+    }
     default:
       return `${stoppedLead}exit ${s.exitCode}.`;
   }

@@ -66,7 +66,9 @@ export async function reportPaths(outDir: string, inputPath: string, command: st
   for (let n = 0; n < 100; n++) {
     const runId = n === 0 ? base : `${base}_${String(n + 1).padStart(2, '0')}`;
     const prefix = join(outDir, `${name}${command === 'run' ? '' : `.${command}`}.${runId}`);
-    const paths = { runId, results: `${prefix}.results.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json`, report: `${prefix}.report.html`, workbook: `${prefix}.results.xlsx` };
+    // An inventory is not the results of an input: its rows are the environment's tokens (SPEC: <env>.inventory.<runId>.csv).
+    const rows = command === 'inventory' ? prefix : `${prefix}.results`;
+    const paths = { runId, results: `${rows}.csv`, log: `${prefix}.log.jsonl`, summary: `${prefix}.summary.json`, report: `${prefix}.report.html`, workbook: `${rows}.xlsx` };
     try {
       await access(paths.results);
     } catch {

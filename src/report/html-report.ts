@@ -125,7 +125,7 @@ export type ReportSummary = Pick<CommandSummary, 'command' | 'runId' | 'input' |
 } & Partial<ChangeRecord>;
 
 /** What each exit code means, in words. */
-const EXIT_MEANING: Record<number, string> = {
+export const EXIT_MEANING: Record<number, string> = {
   0: 'done',
   1: 'done, but some rows need attention',
   2: 'nothing attempted',
@@ -176,7 +176,7 @@ export function renderReport(summary: ReportSummary, recorder: ReportRecorder, o
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>oath-bulk ${e(summary.command)} ${e(basename(summary.input))} ${e(summary.runId)}</title>
-<style>${CSS}</style>
+<style>${REPORT_CSS}</style>
 </head>
 <body>
 <header>
@@ -225,12 +225,12 @@ ${chart(recorder, options.rateCap)}
  * which made "--out-" and "dir" two lines), the spaces between them where lines may break.
  * The text copied is the command as it is.
  */
-function copyable(command: string): string {
+export function copyable(command: string): string {
   return command.split(/( +)/).map((part) => (part.trim() === '' ? part : `<span class="w">${escapeHtml(part)}</span>`)).join('');
 }
 
 /** 75 s → "1 min 15 s". */
-function duration(ms: number): string {
+export function duration(ms: number): string {
   const s = Math.round(ms / 100) / 10;
   if (s < 60) return `${s.toFixed(1)} s`;
   const whole = Math.round(s);
@@ -285,7 +285,7 @@ ${ticks}${xTicks}${bars}${capLine}${marks}
 <p class="legend"><span class="key req"></span> requests/s${width > 1 ? ` (${width} s buckets)` : ''} <span class="key cap"></span> --rate cap <span class="key r429"></span> 429 answers <span class="key retry"></span> retries</p>`;
 }
 
-const CSS = `
+export const REPORT_CSS = `
 *{box-sizing:border-box}
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;margin:24px auto;max-width:1100px;padding:0 16px}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}

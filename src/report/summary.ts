@@ -25,7 +25,7 @@ export interface ReportSet {
 
 /** The summary JSON: the same keys for every command. */
 export interface CommandSummary {
-  readonly command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke' | 'unassign' | 'replace' | 'resync';
+  readonly command: 'run' | 'verify' | 'rollback' | 'import' | 'revoke' | 'unassign' | 'replace' | 'resync' | 'inventory';
   readonly runId: string;
   readonly input: string;
   readonly dryRun: boolean;

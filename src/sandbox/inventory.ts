@@ -150,8 +150,14 @@ export class OathInventory {
     if (token) token.device = device;
   }
 
-  unpair(deviceId: string): void {
-    for (const token of this.bySerial.values()) if (token.device?.id === deviceId) token.device = undefined;
+  /** The device is gone: its token (by serial, the device's own) is free again. */
+  unpair(deviceId: string, serial?: string): void {
+    const token = serial === undefined ? undefined : this.bySerial.get(serial);
+    if (token) {
+      if (token.device?.id === deviceId) token.device = undefined;
+      return;
+    }
+    for (const t of this.bySerial.values()) if (t.device?.id === deviceId) t.device = undefined;
   }
 
   /**

@@ -10,6 +10,7 @@
  * - every serial of letters and digits is in the token inventory, except those beginning
  *   "UNKNOWN" (case-insensitive), which PingOne would not know.
  */
+import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -92,6 +93,35 @@ export interface SandboxOptions {
   readonly inventoryPageSize?: number;
 }
 
+
+/** What populate() makes: shares of the tokens (0..1), as fractions. */
+export interface PopulateSpec {
+  readonly tokens: number;
+  /** Share of the tokens on a user (default 0.6); of those, waiting for a first code (0.05), on a disabled user (0.02), on a deleted one (0.02). */
+  readonly assigned?: number;
+  readonly pending?: number;
+  readonly disabled?: number;
+  readonly deleted?: number;
+  /** Serials are <prefix>000001 … (default POP). */
+  readonly prefix?: string;
+  readonly seed?: number;
+}
+
+export interface PopulateResult {
+  readonly free: string[];
+  /** Active devices on enabled users. */
+  readonly assigned: Array<{ serialNumber: string; userId: string }>;
+  /** Devices waiting for their first code, on enabled users. */
+  readonly pending: Array<{ serialNumber: string; userId: string }>;
+  readonly disabled: Array<{ serialNumber: string; userId: string }>;
+  readonly deleted: Array<{ serialNumber: string; userId: string }>;
+}
+
+/** A user id of its own for the i-th populated token (a UUID the sandbox takes as a user). */
+function userIdFor(prefix: string, i: number): string {
+  const h = createHash('sha256').update(`${prefix}:user:${i}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`.replace(/^00000000/, '10000000');
+}
 
 export interface SandboxStats {
   requests: number;
@@ -210,16 +240,51 @@ export class PingOneSandbox {
   }
 
   /** Puts a device on a user behind oath-bulk's back (a token already held). */
-  seedDevice(userId: string, serialNumber: string, createdAt = new Date(Date.now() - 86_400_000).toISOString()): SandboxDevice {
-    const device = this.devices.add(userId, serialNumber, createdAt, this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE');
+  seedDevice(userId: string, serialNumber: string, createdAt = new Date(Date.now() - 86_400_000).toISOString(), status = this.options.activationRequired ? 'ACTIVATION_REQUIRED' : 'ACTIVE'): SandboxDevice {
+    const device = this.devices.add(userId, serialNumber, createdAt, status);
     // As an admin's assignment in the console would: the inventory's token is paired to it.
     this.inventory.pair(serialNumber, { id: device.id, userId: device.userId });
     return device;
   }
 
+  /**
+   * A lived-in environment (demos, tests, the benchmark): `tokens` imported tokens `<prefix>000001`…,
+   * a share of them on users of their own (some devices still waiting for their first code), and
+   * some of those users disabled or deleted (their tokens orphaned or freed, as onUserDeleted says).
+   * Deterministic for a given seed. Returns what it made, for assertions.
+   */
+  populate(spec: PopulateSpec): PopulateResult {
+    const random = seededRandom(spec.seed ?? 7);
+    const prefix = spec.prefix ?? 'POP';
+    const result: PopulateResult = { free: [], assigned: [], pending: [], disabled: [], deleted: [] };
+    const day = 86_400_000;
+    for (let i = 1; i <= spec.tokens; i++) {
+      const serialNumber = `${prefix}${String(i).padStart(6, '0')}`;
+      const secret = createHash('sha1').update(`${prefix}:${i}:${spec.seed ?? 7}`).digest('hex');
+      const [status] = this.inventory.createOne({ serialNumber, secret, type: 'TOTP', otpLength: 6 });
+      if (status !== 201) continue;
+      if (random() >= (spec.assigned ?? 0.6)) {
+        result.free.push(serialNumber);
+        continue;
+      }
+      const userId = userIdFor(prefix, i);
+      const pending = random() < (spec.pending ?? 0.05);
+      this.seedDevice(userId, serialNumber, new Date(Date.now() - Math.floor(random() * 400) * day).toISOString(), pending ? 'ACTIVATION_REQUIRED' : 'ACTIVE');
+      const fate = random();
+      const item = { serialNumber, userId };
+      if (fate < (spec.deleted ?? 0.02)) result.deleted.push(item);
+      else if (fate < (spec.deleted ?? 0.02) + (spec.disabled ?? 0.02)) result.disabled.push(item);
+      else if (pending) result.pending.push(item);
+      else result.assigned.push(item);
+    }
+    for (const { userId } of result.disabled) this.disableUser(userId);
+    for (const { userId } of result.deleted) this.deleteUser(userId);
+    return result;
+  }
+
   removeDevice(userId: string, deviceId: string): boolean {
     const device = this.devices.remove(userId, deviceId);
-    if (device) this.inventory.unpair(device.id);
+    if (device) this.inventory.unpair(device.id, device.serialNumber);
     return device !== undefined;
   }
 
@@ -258,6 +323,14 @@ export class PingOneSandbox {
       const items = parseJson(body);
       if (Array.isArray(items)) for (const i of items) this.seedDevice(String(i.userId), String(i.serialNumber));
       this.json(res, 204, undefined);
+      return;
+    }
+    if (url.pathname === '/__sandbox/populate' && req.method === 'POST') {
+      // Drills: a lived-in environment. Body: {"tokens":n,"assigned"?,"pending"?,"disabled"?,"deleted"?,"prefix"?,"seed"?}.
+      const spec = parseJson(body) as PopulateSpec | undefined;
+      if (!spec || typeof spec.tokens !== 'number') return this.json(res, 400, { message: 'expected {"tokens": n}' });
+      const made = this.populate(spec);
+      this.json(res, 200, Object.fromEntries(Object.entries(made).map(([k, v]) => [k, v.length])));
       return;
     }
     if (url.pathname === '/__sandbox/users' && req.method === 'POST') {

@@ -13,6 +13,9 @@ export interface PskcToken {
   readonly secretHex: string;
   readonly counter?: number;
   readonly digits?: 6 | 8;
+  /** DeviceInfo's Model and ExpiryDate (ISO date-time), when the vendor states them. */
+  readonly model?: string;
+  readonly expiry?: string;
 }
 
 export function encryptedPskc(tokens: readonly PskcToken[], key: Buffer): string {
@@ -28,7 +31,7 @@ export function encryptedPskc(tokens: readonly PskcToken[], key: Buffer): string
     const data = `<Secret><EncryptedValue><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/><xenc:CipherData><xenc:CipherValue>${cv}</xenc:CipherValue></xenc:CipherData></EncryptedValue><ValueMAC>${mac}</ValueMAC></Secret>${
       t.type === 'HOTP' ? `<Counter><PlainValue>${t.counter ?? 0}</PlainValue></Counter>` : '<TimeInterval><PlainValue>30</PlainValue></TimeInterval>'
     }`;
-    return `<KeyPackage><DeviceInfo><Manufacturer>Manufacturer</Manufacturer><SerialNo>${t.serial}</SerialNo></DeviceInfo>
+    return `<KeyPackage><DeviceInfo><Manufacturer>Manufacturer</Manufacturer><SerialNo>${t.serial}</SerialNo>${t.model ? `<Model>${t.model}</Model>` : ''}${t.expiry ? `<ExpiryDate>${t.expiry}</ExpiryDate>` : ''}</DeviceInfo>
 <Key Id="k${i + 1}" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:${t.type.toLowerCase()}">
 <AlgorithmParameters><ResponseFormat Length="${t.digits ?? 6}" Encoding="DECIMAL"/></AlgorithmParameters>
 <Data>${data}</Data></Key></KeyPackage>`;

@@ -39,7 +39,7 @@ export interface CommandContext {
    * How every command ends: `<command>.end` in the log, the log closed, the summary file
    * written, the human lines on stdout (unless --quiet), and why it stopped on stderr.
    */
-  finish(summary: CommandSummary, human: string, page?: { readonly notes?: readonly string[]; readonly activate?: boolean }): Promise<void>;
+  finish(summary: CommandSummary, human: string, page?: { readonly notes?: readonly string[]; readonly activate?: boolean; readonly render?: (summary: CommandSummary) => string }): Promise<void>;
   /** What a report writer calls when its file cannot be written: the run stops, naming it. */
   faultHandler(path: string): (error: unknown) => void;
   /**
@@ -144,7 +144,7 @@ export async function openCommand(command: string, input: string, config: Comman
       // is a warning, its line says so, and the summary names none; the run's outcome stands.
       let reportProblem: string | undefined;
       try {
-        await writeReport(paths.report, renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next: next || undefined, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
+        await writeReport(paths.report, page?.render ? page.render(summary) : renderReport(summary as unknown as ReportSummary, recorder, { rateCap: engine.rate, next: next || undefined, notes: page?.notes, journal: (summary as { reports?: { journal?: string | null } }).reports?.journal ?? undefined }));
       } catch (error) {
         reportProblem = writeFault(paths.report, error).message;
         warn(`the HTML report was not written: ${reportProblem}`);

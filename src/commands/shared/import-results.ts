@@ -27,5 +27,5 @@ export async function writeImportResults(outcomes: readonly ImportResult[], resu
 export function shippedFacts(outcomes: readonly ImportResult[], file: string, by: string): LedgerFact[] {
   return outcomes
     .filter((r) => r.outcome === 'IMPORTED' && !r.finishedEarlier && r.token.copyOf === undefined)
-    .map((r) => ({ e: 'shipped' as const, sn: r.token.serialNumber, shipment: basename(file), validFrom: r.token.validFrom, validUntil: r.token.validUntil, by }));
+    .map((r) => ({ e: 'shipped' as const, sn: r.token.serialNumber, shipment: basename(file), validFrom: r.token.validFrom, validUntil: r.token.validUntil, manufacturer: r.token.manufacturer, model: r.token.model, by }));
 }

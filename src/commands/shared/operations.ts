@@ -36,6 +36,8 @@ export interface RunFacts {
   readonly notRun?: boolean;
   /** What the run itself did (absent: nothing, e.g. a file with nothing to do). */
   readonly thisRun?: ThisRun;
+  /** inventory: tokens per state, when the whole inventory was read (null: the reading stopped). */
+  readonly tokens?: Readonly<Record<string, number>> | null;
 }
 
 /** What a set of runs did themselves, added up. */
@@ -106,6 +108,8 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     { name: 'oath_bulk_exit_code', help: 'Exit code of the last run: 0 done, 1 rows failed, 2 nothing attempted, 3 stopped.', samples: [] },
     { name: 'oath_bulk_last_run_timestamp_seconds', help: 'When the last run ended, in Unix seconds.', samples: [] },
     { name: 'oath_bulk_run_actions', help: 'What the last run itself did, apart from what earlier runs had finished: devices created, tokens imported, devices activated.', samples: [] },
+    { name: 'oath_bulk_tokens', help: 'OATH tokens of the environment per state, at the last complete inventory reading (alert on low FREE stock, on ORPHANED or UNACCOUNTED).', samples: [] },
+    { name: 'oath_bulk_tokens_read_timestamp_seconds', help: 'When the last complete inventory reading ended, in Unix seconds (alert when it is old: the counts are stale).', samples: [] },
   ];
   const by = new Map(metrics.map((m) => [m.name, m.samples]));
   for (const run of runs) {
@@ -117,7 +121,14 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     by.get('oath_bulk_retries')!.push([base, run.requests?.retries ?? 0]);
     by.get('oath_bulk_duration_seconds')!.push([base, (run.durationMs ?? 0) / 1000]);
     by.get('oath_bulk_exit_code')!.push([base, run.exitCode]);
-    for (const [action, n] of Object.entries(addThisRun([run]))) by.get('oath_bulk_run_actions')!.push([{ ...base, action }, n]);
+    if (run.command === 'inventory') {
+      // A reading that stopped counts nothing: a partial count would look like stock running out.
+      if (run.tokens) {
+        for (const [state, n] of Object.entries(run.tokens)) by.get('oath_bulk_tokens')!.push([{ state }, n]);
+        const ended = run.finishedAt ? Date.parse(run.finishedAt) : at.getTime();
+        by.get('oath_bulk_tokens_read_timestamp_seconds')!.push([{}, Math.floor((Number.isNaN(ended) ? at.getTime() : ended) / 1000)]);
+      }
+    } else for (const [action, n] of Object.entries(addThisRun([run]))) by.get('oath_bulk_run_actions')!.push([{ ...base, action }, n]);
     // An input a stopped folder run never reached has no last run to date.
     if (run.notRun) continue;
     const ended = run.finishedAt ? Date.parse(run.finishedAt) : at.getTime();
@@ -129,7 +140,7 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     lines.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} gauge`);
     for (const [labels, value] of m.samples) {
       const text = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
-      lines.push(`${m.name}{${text}} ${Number.isFinite(value) ? value : 0}`);
+      lines.push(`${m.name}${text ? `{${text}}` : ''} ${Number.isFinite(value) ? value : 0}`);
     }
   }
   return lines.join('\n') + '\n';

@@ -11,7 +11,7 @@ const RUN_ID = String.raw`\d{8}T\d{6}Z(?:_\d{2})?`;
  */
 export async function pruneReports(outDir: string, input: string, command: string, keep: number, current?: string): Promise<string[]> {
   const name = stem(input).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(`^${name}${command === 'run' ? '' : `\\.${command}`}\\.(${RUN_ID})\\.(?:results\\.csv|results\\.xlsx|results\\.xlsx\\.partial|log\\.jsonl|summary\\.json|report\\.html|seeds\\.csv)$`);
+  const pattern = new RegExp(`^${name}${command === 'run' ? '' : `\\.${command}`}\\.(${RUN_ID})\\.(?:results\\.csv|results\\.xlsx|results\\.xlsx\\.partial|log\\.jsonl|summary\\.json|report\\.html|seeds\\.csv${command === 'inventory' ? String.raw`|csv|xlsx|xlsx\.partial|[a-z_]+\.csv` : ''})$`);
   const sets = new Map<string, string[]>();
   for (const file of await readdir(outDir)) {
     const m = pattern.exec(file);

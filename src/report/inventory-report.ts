@@ -1,0 +1,139 @@
+/**
+ * The inventory's HTML report: one self-contained page (inline CSS, no script) for the people
+ * who decide what to reclaim and what to order — problems first, then stock by state, by
+ * manufacturer and model, by shipment, and the tokens whose vendor validity ends soon. Each
+ * count carries a data attribute, so that a test reads the page as a browser shows it.
+ */
+import { basename } from 'node:path';
+import { copyable, duration, escapeHtml as e, EXIT_MEANING, REPORT_CSS } from './html-report.js';
+import type { ChangeRecord } from './change-record.js';
+
+/** Rows of one list shown in the page at most; the CSV has them all. */
+export const LIST_MAX = 500;
+
+export interface StockGroup {
+  readonly total: number;
+  readonly states: Readonly<Record<string, number>>;
+}
+
+export interface ListedToken {
+  readonly serialNumber: string;
+  readonly state: string;
+  readonly problem?: string;
+  readonly userID?: string;
+  readonly username?: string;
+  readonly validUntil?: string;
+  readonly message?: string;
+}
+
+export interface InventoryPage {
+  readonly states: readonly string[];
+  readonly counts: Readonly<Record<string, number>>;
+  readonly byModel: ReadonlyMap<string, StockGroup>;
+  readonly byShipment: ReadonlyMap<string, StockGroup>;
+  /** Tokens in a problem state, problems first (capped at LIST_MAX; `more` the rest). */
+  readonly problems: readonly ListedToken[];
+  readonly moreProblems: number;
+  readonly expiring: readonly ListedToken[];
+  readonly moreExpiring: number;
+  readonly expiringWithinDays: number;
+  /** What to run for each problem state, in words and as commands. */
+  readonly advice: Readonly<Record<string, string>>;
+  readonly notes: readonly string[];
+  readonly next?: string;
+}
+
+export interface InventorySummaryView extends Partial<ChangeRecord> {
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+  readonly exitCode: number;
+  readonly stopped: { readonly code: string; readonly message: string } | null;
+  readonly rows: number;
+  readonly reports: { readonly results: string; readonly workbook?: string | null };
+}
+
+const PROBLEM = new Set(['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT', 'EXPIRED', 'UNKNOWN']);
+const WATCH = new Set(['ACTIVATION_PENDING', 'EXPIRING', 'HOLDER_DISABLED']);
+
+function group(title: string, field: string, groups: ReadonlyMap<string, StockGroup>, states: readonly string[]): string {
+  if (groups.size === 0) return `<h3>${e(title)}</h3><p class="none">Nothing known (no shipment facts in the ledger).</p>`;
+  const used = states.filter((s) => [...groups.values()].some((g) => (g.states[s] ?? 0) > 0));
+  const rows = [...groups.entries()]
+    .sort((a, b) => b[1].total - a[1].total || a[0].localeCompare(b[0]))
+    .map(([name, g]) => `<tr data-${field}="${e(name)}"><td>${e(name)}</td><td class="num" data-total>${g.total}</td>${used.map((s) => `<td class="num" data-state="${s}">${g.states[s] ?? 0}</td>`).join('')}</tr>`)
+    .join('');
+  return `<h3>${e(title)}</h3><table class="stock"><thead><tr><th>${e(title.replace(/^By /, ''))}</th><th>tokens</th>${used.map((s) => `<th>${s}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function list(tokens: readonly ListedToken[], more: number, what: string, results: string, withDate: boolean): string {
+  if (tokens.length === 0) return `<p class="none">None.</p>`;
+  const head = ['serialNumber', 'state', 'problem', 'userID', 'username', ...(withDate ? ['validUntil'] : []), 'why'];
+  const body = tokens.map((t) => `<tr data-serial="${e(t.serialNumber)}"><td>${e(t.serialNumber)}</td><td>${e(t.state)}</td><td class="code">${e(t.problem ?? '')}</td><td>${e(t.userID ?? '')}</td><td>${e(t.username ?? '')}</td>${withDate ? `<td>${e((t.validUntil ?? '').slice(0, 10))}</td>` : ''}<td>${e(t.message ?? '')}</td></tr>`).join('');
+  return `<table class="rows"><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>${more > 0 ? `<p class="more" data-more="${more}">and ${more} more ${what}: see ${e(basename(results))}</p>` : ''}`;
+}
+
+export function renderInventoryReport(summary: InventorySummaryView, page: InventoryPage): string {
+  const state = summary.stopped ? `stopped (${summary.stopped.code})` : 'finished';
+  const cls = (s: string): string => (PROBLEM.has(s) ? 'bad' : WATCH.has(s) ? 'watch' : 'good');
+  const ordered = [...page.states].sort((a, b) => Number(!PROBLEM.has(a)) - Number(!PROBLEM.has(b)) || Number(!WATCH.has(a)) - Number(!WATCH.has(b)));
+  const counts = ordered.map((s) => `<div class="count ${cls(s)}" data-state="${s}"><span class="n">${page.counts[s] ?? 0}</span><span class="label">${s}</span></div>`).join('');
+  const advice = ordered
+    .filter((s) => (page.counts[s] ?? 0) > 0 && page.advice[s])
+    .map((s) => `<tr data-advice="${s}"><td class="code">${s}</td><td class="num">${page.counts[s]}</td><td><pre class="advice">${copyable(page.advice[s]!).replace(/\n/g, '<br>')}</pre></td></tr>`)
+    .join('');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>oath-bulk inventory ${e(summary.environment?.id ?? '')} ${e(summary.runId)}</title>
+<style>${REPORT_CSS}
+.count.watch{border-left:4px solid #bf8700}h3{font-size:14px;margin:16px 0 6px}pre.advice{white-space:pre-wrap;margin:0;font:12px/1.5 ui-monospace,monospace}
+</style>
+</head>
+<body>
+<header>
+<h1>oath-bulk inventory: every OATH token of the environment</h1>
+<p class="outcome ${summary.stopped || summary.exitCode !== 0 ? 'bad' : 'good'}" data-field="outcome">${e(summary.outcomeSentence ?? state)}</p>
+<table class="record">
+<tr><th>Environment</th><td data-field="environment">${summary.environment ? `${e(summary.environment.id)} · API host ${e(summary.environment.apiHost)}${summary.environment.region ? ` (region ${e(summary.environment.region)})` : ''}` : ''}</td></tr>
+<tr><th>Read by</th><td data-field="operator">${e(summary.operator ?? '')}</td></tr>
+<tr><th>When</th><td data-field="when">${e(summary.startedLocal ?? summary.startedAt)} to ${e(summary.finishedLocal ?? summary.finishedAt)} (${duration(summary.durationMs)})</td></tr>
+<tr><th>Status</th><td><span data-field="state">${e(state)}</span>: exit code <span data-field="exitCode">${summary.exitCode}</span>, ${e(EXIT_MEANING[summary.exitCode] ?? 'see the summary')}</td></tr>
+<tr><th>Command</th><td><code class="command" data-field="commandLine">${copyable(summary.commandLine ?? '')}</code></td></tr>
+<tr><th>Tool</th><td data-field="version">oath-bulk ${e(summary.version ?? '')}</td></tr>
+<tr><th>Run id</th><td>${e(summary.runId)}</td></tr>
+</table>
+</header>
+${page.next ? `<section class="next"><h2>Next</h2><pre data-field="next">${copyable(page.next)}</pre></section>` : ''}
+<section>
+<h2>Tokens by state <span class="sub">(<span data-field="tokens">${summary.rows}</span> tokens)</span></h2>
+<div class="counts">${counts}</div>
+${summary.stopped ? `<p class="stopped">Why it stopped: ${e(summary.stopped.message)}</p>` : ''}
+${page.notes.map((n) => `<p class="note">${e(n)}</p>`).join('')}
+</section>
+<section>
+<h2>What to do</h2>
+${advice === '' ? '<p class="none">Nothing: no token needs attention.</p>' : `<table class="problems"><thead><tr><th>state</th><th>tokens</th><th>what to do</th></tr></thead><tbody>${advice}</tbody></table>`}
+</section>
+<section>
+<h2>Tokens that need attention <span class="sub">(<span data-field="problems">${page.problems.length + page.moreProblems}</span>)</span></h2>
+${list(page.problems, page.moreProblems, 'tokens that need attention', summary.reports.results, false)}
+</section>
+<section>
+<h2>Expiring within ${page.expiringWithinDays} days, or expired <span class="sub">(<span data-field="expiring">${page.expiring.length + page.moreExpiring}</span>)</span></h2>
+${list(page.expiring, page.moreExpiring, 'tokens', summary.reports.results, true)}
+</section>
+<section>
+<h2>Stock</h2>
+${group('By manufacturer and model', 'model', page.byModel, page.states)}
+${group('By shipment', 'shipment', page.byShipment, page.states)}
+</section>
+<footer>Every token: ${e(summary.reports.results)}${summary.reports.workbook ? ` · ${e(summary.reports.workbook)}` : ''}</footer>
+</body>
+</html>
+`;
+}
