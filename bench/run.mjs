@@ -12,6 +12,7 @@ import { benchKit } from './kit.mjs';
 import { importBench } from './import.mjs';
 import { startupBench } from './startup.mjs';
 import { revokeBench } from './revoke.mjs';
+import { inventoryBench } from './inventory.mjs';
 
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 3);
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -243,6 +244,14 @@ function svg() {
   const revoked = await revokeBench(work, QUICK ? 2_000 : 10_000, log);
   results.revoke = revoked.runs;
   table.push(...revoked.rows);
+}
+
+// 10. Inventory ---------------------------------------------------------------------------
+{
+  mark('10. inventory');
+  const inventory = await inventoryBench(work, QUICK ? 10_000 : 100_000, log);
+  results.inventory = inventory.runs;
+  table.push(...inventory.rows);
 }
 
 // Write ---------------------------------------------------------------------------------

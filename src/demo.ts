@@ -6,10 +6,13 @@
  * and activates the devices the sandbox creates ACTIVATION_REQUIRED; then `verify` reads
  * every user's devices back. The sandbox only knows imported serials, drops or fails a few
  * requests and already holds one of the tokens, so the demo shows retries, reconciliation and
- * an EXISTING row; it still ends with every row in place and every device ACTIVE.
+ * an EXISTING row; it still ends with every row in place and every device ACTIVE. Last, a
+ * month on: one of the users has left (deleted, their token still paired to them), and
+ * `inventory` shows every token of the environment, that one ORPHANED, with what to do about it.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { inventoryCommand } from './commands/inventory.js';
 import { verifyCommand } from './commands/verify.js';
 import { runCommand } from './commands/run/index.js';
 import { RunControl } from './engine/control.js';
@@ -55,7 +58,12 @@ async function demo(): Promise<number> {
     process.stdout.write(
       `\ndemo: the sandbox saw ${sandbox.stats.requests} requests; its inventory holds ${sandbox.inventory.all().length} tokens and its users ${devices.length} devices, ${devices.filter((d) => d.status === 'ACTIVE').length} of them ACTIVE; exit code ${verified}\n`,
     );
-    return verified;
+    if (verified !== 0) return verified;
+    // A month on, one of the users has left: PingOne keeps their token paired to a user who is gone.
+    const leaver = devices.find((d) => d.serialNumber !== '00412345678901')!;
+    sandbox.deleteUser(leaver.userId);
+    process.stdout.write(`\ndemo: a month on, user ${leaver.userId} has left the company (deleted in PingOne)\ndemo: oath-bulk inventory --out-dir ${OUT_DIR}\n\n`);
+    return await inventoryCommand(settings, deps(new RunControl()));
   } finally {
     await sandbox.stop();
   }

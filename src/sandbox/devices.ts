@@ -43,6 +43,11 @@ export class DeviceStore {
     return this.byUser.get(userId.toLowerCase()) ?? [];
   }
 
+  /** The device holding a serial, if any. */
+  holding(serial: string): SandboxDevice | undefined {
+    return this.bySerial.get(serial);
+  }
+
   /** Paired serials, for an open inventory's listing. */
   paired(): Iterable<SandboxDevice> {
     return this.bySerial.values();

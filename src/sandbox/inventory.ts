@@ -84,6 +84,9 @@ export class OathInventory {
   /** Serials named in revoke jobs, and how many jobs named each (for assertions: nothing revoked twice). */
   readonly revokesSent = new Map<string, number>();
 
+  /** The device already holding a serial, if any (set by the server): a token imported after it is paired to it, as PingOne shows it. */
+  deviceOf: (serial: string) => { readonly id: string; readonly userId: string } | undefined = () => undefined;
+
   /** Called when a revoke unpairs a token: the user's device goes (set by the server). */
   onUnpair: (device: { readonly id: string; readonly userId: string }) => void = () => undefined;
 
@@ -216,6 +219,7 @@ export class OathInventory {
   }
 
   private add(token: InventoryToken): void {
+    token.device ??= this.deviceOf(token.serialNumber);
     this.bySerial.set(token.serialNumber, token);
     this.byId.set(token.id, token);
     this.created++;

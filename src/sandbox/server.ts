@@ -176,6 +176,10 @@ export class PingOneSandbox {
     this.inventory = new OathInventory(this.inventoryOptions());
     // A revoke job with forceUnpair takes the token off its user: the device goes with it.
     this.inventory.onUnpair = (device) => void this.devices.remove(device.userId, device.id);
+    this.inventory.deviceOf = (serial) => {
+      const d = this.devices.holding(serial);
+      return d ? { id: d.id, userId: d.userId } : undefined;
+    };
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch(() => {
         if (!res.headersSent) this.json(res, 500, { code: 'UNEXPECTED_ERROR', message: 'sandbox failure' });

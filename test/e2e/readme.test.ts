@@ -9,7 +9,7 @@ const readme = readFileSync('README.md', 'utf8');
 const blocks = [...readme.matchAll(/```(?:sh|cron|ini)\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const samples = blocks
   .flatMap((b) => b.split('\n'))
-  .map((line) => /oath-bulk (run|verify|rollback|sandbox|import|revoke|unassign|replace|resync|reinstate)\b(.*)$/.exec(line))
+  .map((line) => /oath-bulk (run|verify|rollback|sandbox|import|revoke|unassign|replace|resync|reinstate|inventory)\b(.*)$/.exec(line))
   .filter((m): m is RegExpExecArray => m !== null)
   .map((m) => ({ command: m[1]!, flags: [...m[2]!.matchAll(/(?:^|\s)(--[a-z-]+)/g)].map((f) => f[1]!) }));
 
@@ -20,7 +20,7 @@ async function help(command: string): Promise<string> {
 }
 
 test('the README has command samples for every command', () => {
-  expect(new Set(samples.map((s) => s.command))).toEqual(new Set(['run', 'verify', 'rollback', 'sandbox', 'import', 'revoke', 'unassign', 'replace', 'resync']));
+  expect(new Set(samples.map((s) => s.command))).toEqual(new Set(['run', 'verify', 'rollback', 'sandbox', 'import', 'revoke', 'unassign', 'replace', 'resync', 'inventory']));
   expect(readme).toContain('npm ci && npm run demo');
   expect(readme).toContain('npm test');
   expect(existsSync('input/shipment-sample.csv')).toBe(true);
