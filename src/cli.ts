@@ -165,7 +165,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       'rollback <results>',
       'delete the devices that a run created (outcome CREATED)',
       (y) =>
-        reportOptions(engineOptions(connectionOptions(y)))
+        ledgerOptions(reportOptions(engineOptions(connectionOptions(y))))
           .positional('results', { type: 'string', describe: 'the results CSV of the run to undo' })
           .option('dry-run', { type: 'boolean', group: RUN, describe: 'list what would be deleted; delete nothing' })
           .option('yes', { type: 'boolean', group: RUN, describe: 'do not ask for confirmation' })
@@ -196,7 +196,7 @@ export async function dispatch(argv: string[], commands: Commands, deps: Command
       (y) =>
         ledgerOptions(reportOptions(engineOptions(connectionOptions(y))))
           .option('state', { type: 'string', group: RUN, describe: `also write just the tokens in these states (comma-separated: ${TOKEN_STATE_NAMES}) as <env>.inventory.<runId>.<state>.csv, a file revoke and unassign take` })
-          .option('expiring-within', { type: 'number', group: RUN, describe: "EXPIRING: the vendor's validity ends within this many days", defaultDescription: '90' })
+          .option('expiring-within', { type: 'string', group: RUN, describe: "EXPIRING: the vendor's validity ends within this many days", defaultDescription: '90' })
           .option('device-status', { type: 'boolean', group: RUN, describe: "read the status of devices the journals do not know: one request per user holding one (100,000 users: 100,000 requests, about 17 min at --rate 100); off: ACTIVATION_PENDING only as the journals saw it" })
           .example('$0 inventory --settings pingone.env', 'every token, where it is, what is wrong with it')
           .example('$0 inventory --state orphaned --settings pingone.env', 'the tokens of people who left, as a file revoke takes')

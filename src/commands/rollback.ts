@@ -11,6 +11,7 @@ import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
 import { EnvironmentMismatchError, openLockedJournal, readOnlyJournal, type PairJournal } from '../engine/journal.js';
 import { orderedPool } from '../engine/ordered-pool.js';
+import { Ledger, LedgerDamagedError, LedgerNotes } from '../engine/ledger.js';
 import { ROLLBACK_OUTCOMES, undoRow, type RollbackOutcome, type RollbackTarget } from '../engine/rollback-row.js';
 import { openInput, readRows, RENAMED_RESULT_COLUMNS, RESULT_COLUMNS, type InputLayout, type RawRow } from '../input/reader.js';
 import { UUID_RE } from '../ids.js';
@@ -21,7 +22,7 @@ import { prepareOutDir, stem } from '../report/files.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig } from './shared/context.js';
-import type { CommandDeps } from './shared/deps.js';
+import { warnOf, type CommandDeps } from './shared/deps.js';
 import { askYes } from './shared/confirm.js';
 
 export { ROLLBACK_OUTCOMES, type RollbackOutcome };
@@ -129,6 +130,19 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
   };
   const locked = journalPath && !dryRun ? await openLockedJournal(journalPath, environmentId, deps.warn).catch(inRollbackTerms) : undefined;
   const journal: PairJournal | undefined = locked?.journal ?? (journalPath ? await readOnlyJournal(journalPath, environmentId).catch(inRollbackTerms) : undefined);
+  // The ledger learns that each token whose device this rollback deletes is back in the pool
+  // ("returned"): without that, inventory would count them handed out and never returned. A
+  // rollback is not stopped by the ledger: missing, it knows no hand-out to close; damaged, it is said.
+  let ledger: Ledger | undefined;
+  if (!dryRun) {
+    try {
+      ledger = await Ledger.open(config.stateDir, environmentId, { create: false, keep: 'revocations' });
+    } catch (error) {
+      if (!(error instanceof LedgerDamagedError)) throw error;
+      warnOf(deps)(`${error.message}; this rollback goes on, and the tokens it frees are not recorded as returned there`);
+    }
+  }
+  const returns = ledger && existsSync(ledger.path) ? new LedgerNotes(ledger, warnOf(deps)) : undefined;
   const ctx = await openCommand('rollback', resultsPath, config, deps);
   const { logger, session, paths, startedAt } = ctx;
   const retry = { ...ctx.retryContext(journal), runJournal: journal, journalPath: journalPath ?? undefined, dryRun };
@@ -149,6 +163,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
         ctx.recorder.attention({ row: t.row, userID: t.userID, serialNumber: t.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: t.extras });
       }
       if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE' || r.outcome === 'WOULD_DELETE')) createdDone++;
+      if (r.outcome === 'DELETED') returns?.note({ e: 'returned', sn: t.serialNumber, user: t.userID, device: t.deviceId, by: `rollback ${paths.runId}` });
       logger[r.outcome === 'FAILED' || r.outcome === 'CHANGED' ? 'warn' : 'info']({ event: 'row', row: t.row, userID: t.userID, serialNumber: t.serialNumber, deviceId: t.deviceId, outcome: r.outcome, httpStatus: r.httpStatus, errorCode: r.errorCode, attempts: r.attempts });
       await results.writeCells([t.row, t.userID, t.serialNumber, r.outcome, t.deviceId, undefined, r.httpStatus, r.errorCode, r.errorDetail, r.message, r.attempts, undefined, t.runOutcome, ...t.extras]);
     });
@@ -156,6 +171,7 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     failure = error;
   } finally {
     await results.close();
+    await returns?.flush();
     failure ??= await closeJournal(locked, deps.control);
   }
   if (failure) {

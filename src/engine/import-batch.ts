@@ -38,6 +38,8 @@ export interface InventoryApi {
   createOathJob(tokens: readonly OathTokenBody[], options?: CallOptions): Promise<string>;
   getOathJob(id: string, options?: CallOptions): Promise<OathJob>;
   oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
+  /** One page of the whole inventory: `url` undefined for the first, else the `next` of the one before. */
+  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string }>;
 }
 
 export interface ImportContext extends Omit<AssignContext, 'api'> {
@@ -231,7 +233,7 @@ function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
  * read per serial for a few, else the whole inventory paged (1,000 a page) — at most 100
  * requests for a full environment.
  */
-export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'> & { readonly inventory: Pick<InventoryApi, 'oathTokens'> }): Promise<Map<string, InventoryEntry>> {
+export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'> & { readonly inventory: Pick<InventoryApi, 'oathTokens' | 'oathTokensPage'> }): Promise<Map<string, InventoryEntry>> {
   const found = new Map<string, InventoryEntry>();
   const wanted = new Set(serials);
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };
@@ -246,11 +248,14 @@ export async function inInventory(serials: readonly string[], ctx: Pick<ImportCo
     }
     return found;
   }
-  // A failed page ends its generator: a retry reads the inventory again from the start.
-  await withRetries(ctx, 0, async () => {
-    found.clear();
-    for await (const page of ctx.inventory.oathTokens(opts)) for (const e of page) if (wanted.has(e.serialNumber)) found.set(e.serialNumber, e);
-  });
+  // Page by page, each retried on its own: a page that fails is asked for again with the cursor
+  // PingOne gave, not the listing from its start (100 pages for a full environment).
+  let url: string | undefined;
+  do {
+    const page = await withRetries(ctx, 0, () => ctx.inventory.oathTokensPage(url, opts));
+    for (const e of page.entries) if (wanted.has(e.serialNumber)) found.set(e.serialNumber, e);
+    url = page.next;
+  } while (url !== undefined);
   return found;
 }
 

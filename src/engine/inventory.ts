@@ -105,7 +105,7 @@ export function classify(entry: InventoryEntry, j: Judgement): InventoryRow {
     if (!entry.device.userId) return row('UNKNOWN', 'DEVICE_WITHOUT_USER', 'PingOne pairs the token to a device but names no user for it: check it in the console');
     if (!holder) return row('UNKNOWN', 'USER_NOT_READ', 'the reading stopped before this token\'s user was read: run inventory again');
     if ('failed' in holder) return row('UNKNOWN', 'USER_READ_FAILED', `its user could not be read (${holder.failed}): run inventory again`);
-    if (!holder.exists) return row('ORPHANED', 'USER_DELETED', 'paired to a user who no longer exists (404): the hardware left with them; revoke it, or unassign it if the token is back in the drawer');
+    if (!holder.exists) return row('ORPHANED', 'USER_DELETED', 'paired to a user who no longer exists (404): the hardware left with them; revoke it (unassign cannot reach a deleted user\'s devices)');
     if (holder.enabled === false) return row('HOLDER_DISABLED', 'USER_DISABLED', 'its user is disabled (on leave, or leaving): not to reclaim while the user may come back');
     if (expired) return row('EXPIRED', 'VENDOR_EXPIRED', `the vendor's validity ended on ${day(base.validUntil!)}: replace it`);
     const device = j.device;
@@ -144,8 +144,12 @@ export interface InventoryReadContext extends Pick<AssignContext, 'maxAttempts' 
   readonly readDevices: boolean;
   /** Users read by an earlier reading that stopped (reused), by lower-case id. */
   readonly reused: ReadonlyMap<string, Holder>;
+  /** Users a complete directory listing of an earlier reading did not name: read one by one, without the directory. */
+  readonly unlisted: ReadonlySet<string>;
   /** Each user read completed (kept for a rerun). */
   readonly onUser?: (id: string, holder: Holder) => void;
+  /** Each user a complete directory listing did not name (kept for a rerun). */
+  readonly onUnlisted?: (id: string) => void;
   readonly onPage?: (tokens: number, count: number | undefined) => void;
   readonly now: number;
   readonly expiringMs: number;
@@ -235,7 +239,9 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
     if (!('failed' in holder)) ctx.onUser?.(id, holder);
   };
   try {
-    if (failure === undefined && needed.size >= 2) {
+    // One read per user costs as much as a directory page: for a single user, or only users an
+    // earlier complete listing did not name, the directory spares nothing.
+    if (failure === undefined && needed.size >= 2 && ![...needed].every((id) => ctx.unlisted.has(id))) {
       // The directory while its pages are fewer than the reads they spare: after each page, the
       // pages left (from its count; unknown: as many as read so far) against the users still needed.
       let url: string | undefined;
@@ -249,7 +255,12 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
           const id = u.id.toLowerCase();
           if (needed.has(id)) settle(id, { exists: true, enabled: u.enabled, username: u.username });
         }
-        if (!page.next || needed.size === 0) break;
+        if (!page.next) {
+          // The whole directory: the users still needed are not in it (a read confirms each).
+          for (const id of needed) ctx.onUnlisted?.(id);
+          break;
+        }
+        if (needed.size === 0) break;
         const perPage = Math.max(1, page.users.length);
         const left = page.count !== undefined ? Math.ceil(Math.max(0, page.count - listed) / perPage) : directoryPages;
         if (left >= needed.size) break;
@@ -258,8 +269,8 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
     }
   } catch (error) {
     if (error instanceof StopError) failure ??= error;
-    else if (!(error instanceof ApiError)) throw error;
-    // A directory page that fails: the users it would have listed are read one by one.
+    else if (!(error instanceof ApiError) && !ctx.stopping.aborted) throw error;
+    // A directory page that fails: the users it would have listed are read one by one (a stop: none is).
   }
   if (failure === undefined) {
     const limit = pLimit(Math.max(1, ctx.concurrency));
@@ -293,10 +304,17 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
       fromJournal++;
     }
   }
+  // --device-status: a read for each user holding a device whose status could change the
+  // token's state — one no journal knows, or one a journal last saw waiting for its code (the
+  // user may have signed in since; an ACTIVE device does not go back to waiting). Not for a
+  // disabled or deleted user's, a revoked or an expired token's: their state stands either way.
   const toRead = new Map<string, string[]>();
   for (const p of paired) {
-    const holder = p.userKey ? holders.get(p.userKey) : undefined;
-    if (!ctx.readDevices || !p.userKey || devices.has(p.entry.device!.id) || !holder || !('exists' in holder) || !holder.exists) continue;
+    if (!ctx.readDevices || !p.userKey) continue;
+    const known = devices.get(p.entry.device!.id);
+    if (known && 'status' in known && known.status === 'ACTIVE') continue;
+    const without = judge(p.entry, holders.get(p.userKey)).state;
+    if (without !== 'ASSIGNED' && without !== 'EXPIRING') continue;
     toRead.set(p.userKey, [...(toRead.get(p.userKey) ?? []), p.entry.device!.id]);
   }
   if (failure === undefined && toRead.size > 0) {
@@ -307,6 +325,8 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
         const list = await withRetries(ctx, 0, () => ctx.api.listDevices(user, opts));
         deviceReads++;
         for (const d of list) if (ids.includes(d.id)) devices.set(d.id, { status: d.status, from: 'read' });
+        // A device the user no longer has (deleted since the inventory was read): its status is not known.
+        for (const id of ids) if (!list.some((d) => d.id === id)) devices.set(id, { failed: 'the device is gone since the inventory was read' });
       } catch (error) {
         if (error instanceof StopError || ctx.stopping.aborted || !(error instanceof ApiError)) throw error;
         deviceReads++;

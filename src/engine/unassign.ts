@@ -70,9 +70,14 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
   const plan = (fields: Partial<UnassignPlan>): UnassignPlan => ({ userID, serialNumber, others: 0, reads, ...fields });
   try {
     reads++;
-    const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userID, opts));
-    const device = devices.find((d) => d.serialNumber === serialNumber);
-    if (device) return plan({ device, others: devices.length - 1 });
+    // A user who no longer exists (404) holds no device we could delete; what the inventory
+    // says of the token then decides the row (below).
+    const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userID, opts)).catch((error: unknown) => {
+      if (error instanceof ApiError && error.verdict.kind === 'refused' && error.status === 404) return undefined;
+      throw error;
+    });
+    const device = devices?.find((d) => d.serialNumber === serialNumber);
+    if (device) return plan({ device, others: devices!.length - 1 });
     reads++;
     const entry = await withRetries(ctx, row, async () => {
       for await (const page of ctx.api.oathTokens({ ...opts, serial: serialNumber })) for (const e of page) if (e.serialNumber === serialNumber) return e;
@@ -82,6 +87,9 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
     if (holder && holder.toLowerCase() !== userID.toLowerCase()) {
       return plan({ settled: { outcome: 'FAILED', errorCode: 'SERIAL_ASSIGNED_ELSEWHERE', deviceId: entry.device?.id, message: `${serialNumber} is on another user (${holder}), not on ${userID}: refused, nothing deleted; check the file (the other user keeps it)`, attempts: reads } });
     }
+    if (!devices && holder) {
+      return plan({ settled: { outcome: 'FAILED', errorCode: 'USER_NOT_FOUND', httpStatus: 404, deviceId: entry.device?.id, message: `${userID} no longer exists, and PingOne keeps ${serialNumber} paired to them: a deleted user's devices cannot be reached, so unassign cannot free it; revoke it (--reason retired), then reinstate it and import it again from its seed file to hand it out`, attempts: reads } });
+    }
     const life = ctx.ledger.life(serialNumber);
     if (life?.returned?.user?.toLowerCase() === userID.toLowerCase()) {
       return plan({ settled: { outcome: 'UNASSIGNED', finishedEarlier: true, message: `returned by an earlier run (${life.returned.by ?? 'unassign'}, ${life.returned.at.slice(0, 10)}); ${entry ? 'free in the inventory' : 'not in the inventory'}: nothing sent`, attempts: 0 } });
@@ -89,8 +97,10 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
     if (!entry) return plan({ settled: { outcome: 'NOT_ASSIGNED', message: `${serialNumber} is not on this user and not in the inventory: nothing to unassign (revoked, or never imported)`, attempts: reads } });
     // Gone from the user, free in the inventory, and the ledger has it with this user: a kill
     // after the delete, or a delete in the console. Recorded as returned; not claimed as ours.
-    if (life?.handedOut?.user?.toLowerCase() === userID.toLowerCase() && !ctx.dryRun) ctx.note({ e: 'returned', sn: serialNumber, user: userID, by: ctx.by });
-    return plan({ settled: { outcome: 'NOT_ASSIGNED', message: 'not on this user; free in the inventory already: nothing to unassign', attempts: reads } });
+    const back = life?.handedOut?.user?.toLowerCase() === userID.toLowerCase();
+    if (back && !ctx.dryRun) ctx.note({ e: 'returned', sn: serialNumber, user: userID, by: ctx.by });
+    const record = back ? (ctx.dryRun ? '; its return would be recorded in the ledger' : '; its return is recorded in the ledger') : '';
+    return plan({ settled: { outcome: 'NOT_ASSIGNED', message: `${devices ? 'not on this user' : `${userID} no longer exists`}; free in the inventory already: nothing to unassign${record}`, attempts: reads } });
   } catch (error) {
     if (isAbortOf(error, ctx.stopping)) return plan({ settled: { outcome: 'NOT_ATTEMPTED', message: 'the command stopped before this row: run the same command again to finish', attempts: reads } });
     if (error instanceof StopError) ctx.onSystemic(error);

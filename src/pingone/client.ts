@@ -267,12 +267,22 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     if (answer.status !== 200) throw this.failure(answer);
     const b = answer.body as { _embedded?: Record<string, unknown>; _links?: { next?: { href?: unknown } }; count?: unknown } | undefined;
     const items = b?._embedded?.[name];
-    const next = b?._links?.next?.href;
-    return {
-      items: Array.isArray(items) ? items : [],
-      next: typeof next === 'string' && new URL(next, origin).origin === origin ? new URL(next, origin).toString() : undefined,
-      count: typeof b?.count === 'number' ? b.count : undefined,
-    };
+    const href = b?._links?.next?.href;
+    return { items: Array.isArray(items) ? items : [], next: typeof href === 'string' ? this.nextPage(href, url) : undefined, count: typeof b?.count === 'number' ? b.count : undefined };
+  }
+
+  /**
+   * Where the next page is read. The access token never leaves the API host: a link there is
+   * followed; a link to the same collection on another host (a gateway, a custom domain in front
+   * of PingOne) is followed on ours, cursor and all; any other link ends the listing with an
+   * error — never silently, which would pass a short listing off as the whole.
+   */
+  private nextPage(href: string, asked: string): string {
+    const origin = new URL(this.envBase).origin;
+    const next = new URL(href, origin);
+    if (next.origin === origin) return next.toString();
+    if (next.pathname === new URL(asked, origin).pathname) return new URL(`${next.pathname}${next.search}`, origin).toString();
+    throw new StopError('PAGE_LINK_REFUSED', `PingOne's link to the next page of ${new URL(asked, origin).pathname.split('/').pop()} is on ${next.host}, not the API host ${new URL(origin).host}: not followed (the access token goes to the API host only), so the listing is incomplete; check --api-url (a gateway in front of PingOne must pass its links through unchanged)`);
   }
 
   private failure(answer: HttpAnswer): Error {

@@ -190,7 +190,7 @@ export function outcomeSentence(s: SummaryFacts, plan: Plan | null): string {
       const reclaim = ['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT'].filter((k) => n(k) > 0);
       const lead = s.stopped ? `${stoppedLead}${plural(s.rows, 'token')} read, the counts incomplete` : `Read: ${plural(s.rows, 'token')} in the environment`;
       const stock = `${n('FREE').toLocaleString('en')} free, ${(n('ASSIGNED') + n('ACTIVATION_PENDING') + n('HOLDER_DISABLED')).toLocaleString('en')} with their users`;
-      return `${lead} (${stock})${reclaim.length ? `; to reclaim: ${reclaim.map((k) => `${k} ${n(k)}`).join(', ')}` : '; nothing to reclaim'}${n('UNKNOWN') ? `; ${plural(n('UNKNOWN'), 'token')} UNKNOWN (a read failed)` : ''}.`;
+      return `${lead} (${stock})${reclaim.length ? `; to reclaim: ${reclaim.map((k) => `${k} ${n(k)}`).join(', ')}` : '; nothing to reclaim'}${n('UNKNOWN') ? `; ${plural(n('UNKNOWN'), 'token')} UNKNOWN (not read: a read failed, or the reading stopped first)` : ''}.`;
     }
     default:
       return `${stoppedLead}exit ${s.exitCode}.`;

@@ -102,10 +102,13 @@ test('every token of a lived-in environment is in its state; the CSV, the summar
   expect(by['T0009']!['message']).toContain('lost');
   // Requests: the pages (3 tokens each), the directory or the users, one device read per user whose status no journal knows.
   expect(summary.reading).toMatchObject({ complete: true, pages: Math.ceil(13 / 3) });
-  expect(summary.reading.devices.reads).toBe(2); // users 21 and 22: the journal knows the others
+  // Users 21 and 22 (no journal knows their devices) and 5 (the journal saw it waiting for its
+  // code: the user may have signed in since); the journal saw the others ACTIVE, or their state
+  // does not depend on it (disabled, deleted).
+  expect(summary.reading.devices.reads).toBe(3);
   // 5 pages; 1 directory page, then a read to confirm each of the 2 users it did not list (404);
-  // 2 device lists; and the access token.
-  expect(summary.requests).toMatchObject({ inventory: 5, lookup: 3, list: 2, token: 1, total: 11, create: 0, delete: 0, job: 0 });
+  // 3 device lists; and the access token.
+  expect(summary.requests).toMatchObject({ inventory: 5, lookup: 3, list: 3, token: 1, total: 12, create: 0, delete: 0, job: 0 });
   expect(sandbox.stats.requests - before).toBe(summary.requests.total);
 
   // One count everywhere: CSV = summary = metrics = page.
@@ -153,6 +156,23 @@ test('every token of a lived-in environment is in its state; the CSV, the summar
   expect(readFileSync(ledger, 'utf8')).toBe(ledgerBefore);
   expect(sandbox.inventory.revokesSent.size).toBe(1); // T0009's, before
   expect(sandbox.allDevices()).toHaveLength(devicesBefore);
+
+  // A run rolled back gives its tokens back to the pool (FREE, not UNACCOUNTED); the UNACCOUNTED
+  // ones that came back are unassigned from their file — the deleted holder's too — and are FREE.
+  writeFileSync(join(dir, 'mistake.csv'), `userID,serialNumber\n${userId(40)},EXT0003\n`);
+  const mistake = await runCli(['run', join(dir, 'mistake.csv'), '--out-dir', out, ...FAST], env);
+  expect(mistake.code).toBe(0);
+  expect((await runCli(['rollback', /\n {2}results {2}(\S+)/.exec(mistake.stdout)![1]!, '--yes', '--out-dir', out, ...FAST], env)).code).toBe(0);
+  const second = summaryOf((await runCli(['inventory', '--state', 'unaccounted', '--out-dir', out, ...FAST], env)).stdout);
+  expect(csv(second.reports.results).find((r) => r['serialNumber'] === 'EXT0003')).toMatchObject({ state: 'FREE' });
+  const unaccounted = csv(second.stateFile.path);
+  expect(unaccounted.map((r) => [r['serialNumber'], r['userID']]).sort()).toEqual([['T0003', userId(3)], ['T0004', userId(4)]]);
+  const back = await runCli(['unassign', second.stateFile.path, '--yes', '--out-dir', out, ...FAST], env);
+  expect(back.code).toBe(0);
+  expect(csv(/\n {2}results {2}(\S+)/.exec(back.stdout)![1]!).map((r) => r['outcome'])).toEqual(['NOT_ASSIGNED', 'NOT_ASSIGNED']);
+  const third = summaryOf((await runCli(['inventory', '--out-dir', out, ...FAST], env)).stdout);
+  expect(csv(third.reports.results).filter((r) => ['T0003', 'T0004'].includes(r['serialNumber']!)).map((r) => r['state'])).toEqual(['FREE', 'FREE']);
+  expect(third.tokens.UNACCOUNTED).toBe(0);
 }, 90_000);
 
 test('inventory pages of a few tokens: a stop in the middle of the listing writes no counts to the metrics and says INCOMPLETE; the rerun reads from the first page and gets them all', async () => {
@@ -163,10 +183,15 @@ test('inventory pages of a few tokens: a stop in the middle of the listing write
   const out = join(dir, 'reports');
   const metrics = join(dir, 'inventory.prom');
   const env = sandboxEnv(sandbox);
+  // Yesterday's complete reading.
+  expect((await runCli(['inventory', '--metrics-file', metrics, '--out-dir', out, ...FAST], env)).code).toBe(0);
+  const yesterday = readFileSync(metrics, 'utf8').split('\n').filter((l) => l.startsWith('oath_bulk_tokens'));
+  expect(yesterday).toHaveLength(TOKEN_STATES.length + 1);
   const child = startCli(['inventory', '--metrics-file', metrics, '--out-dir', out, '--rate', '20', '--no-progress'], env);
   let stdout = '';
   child.stdout!.on('data', (c) => (stdout += String(c)));
-  while ((sandbox.stats.byKind['oathList'] ?? 0) < 8) await new Promise((r) => setTimeout(r, 20));
+  const before = sandbox.stats.byKind['oathList'] ?? 0;
+  while ((sandbox.stats.byKind['oathList'] ?? 0) < before + 8) await new Promise((r) => setTimeout(r, 20));
   child.kill('SIGINT');
   const { code } = await exited(child);
   expect(code).toBe(3);
@@ -180,9 +205,12 @@ test('inventory pages of a few tokens: a stop in the middle of the listing write
   const partial = csv(stopped.reports.results);
   expect(partial.length).toBe(stopped.rows);
   expect(partial.filter((r) => r['deviceId'] !== '').every((r) => r['state'] === 'UNKNOWN' && r['problem'] === 'USER_NOT_READ')).toBe(true);
+  // The metrics: no partial count; yesterday's counts and their time stay (an alert on their age
+  // fires); the exit code says the reading stopped.
   const prom = readFileSync(metrics, 'utf8');
-  expect(prom).not.toContain('oath_bulk_tokens{');
-  expect(prom).toContain(`oath_bulk_exit_code{command="inventory",input="${sandbox.environmentId}"} 3`);
+  expect(prom.split('\n').filter((l) => l.startsWith('oath_bulk_tokens'))).toEqual(yesterday);
+  expect(prom).toContain('oath_bulk_exit_code{command="inventory"} 3\n');
+  expect(prom).not.toContain('oath_bulk_rows{command="inventory"');
 
   const listed = sandbox.stats.byKind['oathList'] ?? 0;
   const again = await runCli(['inventory', '--metrics-file', metrics, '--out-dir', out, ...FAST], env);
@@ -224,4 +252,13 @@ test('a user that cannot be read after the retries leaves the token UNKNOWN (nev
   expect(sandbox.stats.byKind['user'] ?? 0).toBe(reads);
   expect(csv(summaryOf(again.stdout).reports.results)[0]).toMatchObject({ state: 'ASSIGNED', username: 'kept' });
   expect(summaryOf(again.stdout).reading.users).toMatchObject({ reused: 1, reads: 0 });
+
+  // A damaged ledger stops what imports or assigns; the reading goes on without it, says so, exits 1.
+  const ledger = join(stateDirOf(sandbox), `${sandbox.environmentId}.ledger.jsonl`);
+  writeFileSync(ledger, readFileSync(ledger, 'utf8') + 'not a fact\n{"v":1}\n');
+  const damaged = await runCli(['inventory', '--out-dir', out, ...FAST], env);
+  expect(damaged.code).toBe(1);
+  expect(damaged.stderr).toMatch(/ledger\.jsonl: line 2: .*goes on without it/);
+  expect(damaged.stdout).toContain('LEDGER DAMAGED');
+  expect(csv(summaryOf(damaged.stdout).reports.results)).toHaveLength(1);
 }, 60_000);

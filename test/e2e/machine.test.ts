@@ -97,21 +97,27 @@ test('four processes starting at the same instant, with or without a stale lock:
     try { const lock = await acquireLock(process.argv[2]); process.stdout.write('held'); await new Promise((r) => setTimeout(r, 400)); await lock.release(); }
     catch (e) { process.stdout.write('refused'); }`;
   const holders: number[] = [];
-  for (let trial = 0; trial < 10; trial++) {
-    const path = join(dir, `race-${trial}.lock`);
-    // Half the trials start from a stale lock (a dead pid): taking it over must be exclusive too.
-    if (trial % 2 === 1) writeFileSync(path, JSON.stringify({ pid: 2 ** 22 + 4242, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z' }));
-    const at = Date.now() + 700;
-    const runs = Array.from({ length: 4 }, () =>
-      new Promise<string>((resolvePromise) => {
-        const child = spawn(process.execPath, ['--input-type=module', '-e', script, String(at), path], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        child.stdout.on('data', (d) => (out += String(d)));
-        child.once('exit', () => resolvePromise(out));
-      }),
-    );
-    const outs = await Promise.all(runs);
-    holders.push(outs.filter((o) => o === 'held').length);
+  // Five trials at a time, each on a lock of its own: twenty processes released at one instant
+  // (the spin-wait holds the early ones), so that each trial is a race under load as well.
+  for (let batch = 0; batch < 2; batch++) {
+    const at = Date.now() + 2000;
+    const trials = Array.from({ length: 5 }, async (_, i) => {
+      const trial = batch * 5 + i;
+      const path = join(dir, `race-${trial}.lock`);
+      // Half the trials start from a stale lock (a dead pid): taking it over must be exclusive too.
+      if (trial % 2 === 1) writeFileSync(path, JSON.stringify({ pid: 2 ** 22 + 4242, host: hostname(), startedAt: '2026-01-01T00:00:00.000Z' }));
+      const runs = Array.from({ length: 4 }, () =>
+        new Promise<string>((resolvePromise) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', script, String(at), path], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          child.stdout.on('data', (d) => (out += String(d)));
+          child.once('exit', () => resolvePromise(out));
+        }),
+      );
+      const outs = await Promise.all(runs);
+      return outs.filter((o) => o === 'held').length;
+    });
+    holders.push(...(await Promise.all(trials)));
   }
   expect(holders).toEqual(Array(10).fill(1));
 }, 60_000);
@@ -137,18 +143,18 @@ test('--rate holds at the server through a latency spike: no one-second window a
     const info = (await next()) as { url: string; environmentId: string; clientId: string; clientSecret: string };
     const env = { PATH: process.env['PATH'] ?? '', PINGONE_ENVIRONMENT_ID: info.environmentId, PINGONE_CLIENT_ID: info.clientId, PINGONE_CLIENT_SECRET: info.clientSecret, PINGONE_API_URL: `${info.url}/v1`, PINGONE_AUTH_URL: info.url };
     const dir = tempDir();
-    const { path } = shipment(dir, 220);
-    const child = startCli(['run', path, '--out-dir', dir, '--rate', '20', '--concurrency', '8'], env);
+    const { path } = shipment(dir, 240);
+    const child = startCli(['run', path, '--out-dir', dir, '--rate', '40', '--concurrency', '8'], env);
     const done = exited(child);
-    await sleep(3000);
-    send({ configure: { latencyMs: 3000 } });
-    await sleep(3000);
+    await sleep(1500);
+    send({ configure: { latencyMs: 2500 } });
+    await sleep(2500);
     send({ configure: { latencyMs: 0 } });
     expect((await done).code).toBe(0);
     send({ report: true });
     const report = (await next()) as { maxInWindow: number; requests: number };
-    expect(report.requests).toBeGreaterThanOrEqual(221);
-    expect(report.maxInWindow).toBeLessThanOrEqual(20);
+    expect(report.requests).toBeGreaterThanOrEqual(241);
+    expect(report.maxInWindow).toBeLessThanOrEqual(40);
   } finally {
     box2.stdin.end();
     await exited(box2);

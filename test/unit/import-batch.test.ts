@@ -40,6 +40,7 @@ function inventory(overrides: Partial<InventoryApi>): InventoryApi {
     oathTokens: async function* () {
       return;
     },
+    oathTokensPage: async () => ({ entries: [] }),
     ...overrides,
   };
 }
@@ -54,6 +55,10 @@ test('429s until attempts run out: FAILED RETRIES_EXHAUSTED, the claims cleared,
       oathTokens: async function* () {
         reads++;
         yield [];
+      },
+      oathTokensPage: async () => {
+        reads++;
+        return { entries: [] };
       },
     }),
   );
@@ -78,6 +83,9 @@ test('a rerun whose inventory cannot be read still reports every token, and cras
       oathTokens: async function* () {
         throw down();
       },
+      oathTokensPage: async () => {
+        throw down();
+      },
     }),
     disk,
   );
@@ -90,21 +98,21 @@ test('a rerun whose inventory cannot be read still reports every token, and cras
   ]);
 });
 
-test('a page that fails in the middle of a listing restarts it: every token there is found', async () => {
+test('a page that fails in the middle of a listing is asked for again with its cursor, not the listing from the start: every token there is found', async () => {
   const tokens = Array.from({ length: 60 }, (_, i) => token(i + 1));
-  let calls = 0;
+  const asked: Array<string | undefined> = [];
   const entries: InventoryEntry[] = tokens.map((t) => ({ id: `id-${t.serialNumber}`, serialNumber: t.serialNumber }));
   const ctx = context(
     inventory({
-      oathTokens: async function* () {
-        calls++;
-        yield entries.slice(0, 30);
-        if (calls === 1) throw down();
-        yield entries.slice(30);
+      oathTokensPage: async (url) => {
+        asked.push(url);
+        if (url === undefined) return { entries: entries.slice(0, 30), next: 'cursor-2' };
+        if (asked.length === 2) throw down();
+        return { entries: entries.slice(30) };
       },
     }),
   );
   const results = await importTokens(tokens, { ...ctx, dryRun: true });
-  expect(calls).toBe(2);
+  expect(asked).toEqual([undefined, 'cursor-2', 'cursor-2']);
   expect(results.every((r) => r.outcome === 'ALREADY_PRESENT')).toBe(true);
 });

@@ -63,3 +63,31 @@ describe('URLs built from input', () => {
     expect(reached).toBeGreaterThan(2500);
   });
 });
+
+describe('collection pages whose next link names another host (a gateway, a custom domain)', () => {
+  const pages = (next: string) => {
+    const sent: string[] = [];
+    const transport = async (request: { url: string }) => {
+      sent.push(request.url);
+      if (request.url.includes('oauth') || request.url.includes('/as/token')) return { status: 200, body: { access_token: 't', expires_in: 3600, token_type: 'Bearer' } };
+      const first = !request.url.includes('cursor=');
+      return { status: 200, body: { _embedded: { oathTokens: [{ id: first ? 'a' : 'b', serialNumber: first ? 'A1' : 'B1' }] }, count: 2, ...(first ? { _links: { next: { href: next } } } : {}) } };
+    };
+    const c = new PingOneClient({ connection, transport: transport as never, tokens: { token: async () => 't', replacement: async () => ({ token: 't', fresh: true }) } as never, gate: OPEN_GATE, stats: newRequestStats(), timeoutMs: 1 });
+    return { c, sent };
+  };
+
+  test('the same collection on another host: its cursor is followed on our own host, never there', async () => {
+    const { c, sent } = pages('https://gateway.example.com/v1/environments/5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d/oathTokens?limit=1000&expand=devices&cursor=2');
+    const first = await c.oathTokensPage(undefined);
+    expect(first.next).toBe('https://api.pingone.com/v1/environments/5d1e0000-0b1c-4b1a-9a11-5a0d5a0d5a0d/oathTokens?limit=1000&expand=devices&cursor=2');
+    const second = await c.oathTokensPage(first.next);
+    expect(second.entries.map((e) => e.serialNumber)).toEqual(['B1']);
+    expect(sent.every((u) => u.startsWith('https://api.pingone.com/'))).toBe(true);
+  });
+
+  test('a link to anything else ends the listing with an error, never a short listing taken for the whole', async () => {
+    const { c } = pages('https://elsewhere.example.com/steal?cursor=2');
+    await expect(c.oathTokensPage(undefined)).rejects.toThrow(/next page/);
+  });
+});

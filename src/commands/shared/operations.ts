@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { resolveOpsOptions, type OpsOptions, type RawOptions } from '../../config.js';
 import { isLoopbackHost } from '../../pingone/regions.js';
@@ -97,7 +97,7 @@ function escapeLabel(value: string): string {
  * its samples; every metric a gauge of the last run. Labels: the command and the input's file
  * name, plus the outcome or error code.
  */
-export function prometheusText(runs: readonly RunFacts[], at = new Date()): string {
+export function prometheusText(runs: readonly RunFacts[], at = new Date(), previous = ''): string {
   const metrics: Array<{ name: string; help: string; samples: Array<[Record<string, string>, number]> }> = [
     { name: 'oath_bulk_rows', help: 'Rows of the last run, per outcome.', samples: [] },
     { name: 'oath_bulk_errors', help: 'Rows of the last run, per error code.', samples: [] },
@@ -112,22 +112,29 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
     { name: 'oath_bulk_tokens_read_timestamp_seconds', help: 'When the last complete inventory reading ended, in Unix seconds (alert when it is old: the counts are stale).', samples: [] },
   ];
   const by = new Map(metrics.map((m) => [m.name, m.samples]));
+  const carried: string[] = [];
   for (const run of runs) {
-    const base = { command: run.command, input: basename(run.input) };
-    for (const [outcome, n] of Object.entries(run.outcomes ?? {})) by.get('oath_bulk_rows')!.push([{ ...base, outcome }, n]);
-    for (const [code, n] of Object.entries(run.errorCodes ?? {})) by.get('oath_bulk_errors')!.push([{ ...base, code }, n]);
+    const inventory = run.command === 'inventory';
+    // An inventory reads the environment, not an input: its series carry the command alone, and
+    // its tokens per state are oath_bulk_tokens (not rows, which a stopped reading would undercount).
+    const base: Record<string, string> = inventory ? { command: run.command } : { command: run.command, input: basename(run.input) };
+    if (!inventory) {
+      for (const [outcome, n] of Object.entries(run.outcomes ?? {})) by.get('oath_bulk_rows')!.push([{ ...base, outcome }, n]);
+      for (const [code, n] of Object.entries(run.errorCodes ?? {})) by.get('oath_bulk_errors')!.push([{ ...base, code }, n]);
+    }
     by.get('oath_bulk_requests')!.push([base, run.requests?.total ?? 0]);
     by.get('oath_bulk_rate_limited')!.push([base, run.requests?.rateLimited ?? 0]);
     by.get('oath_bulk_retries')!.push([base, run.requests?.retries ?? 0]);
     by.get('oath_bulk_duration_seconds')!.push([base, (run.durationMs ?? 0) / 1000]);
     by.get('oath_bulk_exit_code')!.push([base, run.exitCode]);
-    if (run.command === 'inventory') {
-      // A reading that stopped counts nothing: a partial count would look like stock running out.
+    if (inventory) {
+      // A reading that stopped counts nothing (a partial count would look like stock running
+      // out): the last complete reading's counts and time stay, so that an alert on their age fires.
       if (run.tokens) {
         for (const [state, n] of Object.entries(run.tokens)) by.get('oath_bulk_tokens')!.push([{ state }, n]);
         const ended = run.finishedAt ? Date.parse(run.finishedAt) : at.getTime();
         by.get('oath_bulk_tokens_read_timestamp_seconds')!.push([{}, Math.floor((Number.isNaN(ended) ? at.getTime() : ended) / 1000)]);
-      }
+      } else carried.push(...previous.split('\n').filter((l) => /^oath_bulk_tokens(\{|_read_timestamp_seconds )/.test(l)));
     } else for (const [action, n] of Object.entries(addThisRun([run]))) by.get('oath_bulk_run_actions')!.push([{ ...base, action }, n]);
     // An input a stopped folder run never reached has no last run to date.
     if (run.notRun) continue;
@@ -136,8 +143,9 @@ export function prometheusText(runs: readonly RunFacts[], at = new Date()): stri
   }
   const lines: string[] = [];
   for (const m of metrics) {
-    if (m.samples.length === 0) continue;
-    lines.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} gauge`);
+    const kept = m.samples.length === 0 ? carried.filter((l) => l.startsWith(`${m.name}{`) || l.startsWith(`${m.name} `)) : [];
+    if (m.samples.length === 0 && kept.length === 0) continue;
+    lines.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} gauge`, ...kept);
     for (const [labels, value] of m.samples) {
       const text = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
       lines.push(`${m.name}${text ? `{${text}}` : ''} ${Number.isFinite(value) ? value : 0}`);
@@ -252,7 +260,8 @@ async function monitored(command: string, input: string, deps: CommandDeps, ops:
     // One input: its exit code is the command's (a summary written before a later fault says less).
     const facts = runs.length === 1 ? [{ ...runs[0]!, exitCode: code }] : runs.length > 0 ? runs : [{ command, input, exitCode: code }];
     try {
-      await writeAtomically(ops.metricsFile, prometheusText(facts));
+      const previous = command === 'inventory' ? await readFile(ops.metricsFile, 'utf8').catch(() => '') : '';
+      await writeAtomically(ops.metricsFile, prometheusText(facts, new Date(), previous));
     } catch (error) {
       warn(`cannot write the metrics file ${ops.metricsFile} (${(error as NodeJS.ErrnoException).code ?? 'error'}); the run's outcome is unaffected`);
     }
