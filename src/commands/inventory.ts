@@ -19,7 +19,7 @@ import { journalDevices } from '../engine/journal.js';
 import { Ledger, LedgerDamagedError } from '../engine/ledger.js';
 import { prepareOutDir } from '../report/files.js';
 import { commandLine, followUp } from '../report/command-line.js';
-import { renderInventoryReport, LIST_MAX, type ListedToken, type StockGroup } from '../report/inventory-report.js';
+import { renderInventoryReport, LIST_MAX, UrgentList, type ListedToken, type StockGroup } from '../report/inventory-report.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
@@ -145,9 +145,7 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   const tally = new Tally<TokenState>(TOKEN_STATES, []);
   const byModel = new Map<string, { total: number; states: Record<string, number> }>();
   const byShipment = new Map<string, { total: number; states: Record<string, number> }>();
-  // Capped per state, so that the most urgent come first however the tokens arrive.
-  const problemBuckets = new Map<TokenState, ListedToken[]>();
-  let problemCount = 0;
+  const problems = new UrgentList(PROBLEM_STATES);
   const expiring: ListedToken[] = [];
   let moreExpiring = 0;
   let selectedRows = 0;
@@ -199,10 +197,7 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
           else countInto(byShipment, 'not known (imported outside oath-bulk, or before its ledger)', row.state);
           const listed: ListedToken = { serialNumber: row.serialNumber, state: row.state, problem: row.problem, userID: row.userID, username: row.username, validUntil: row.validUntil, message: row.message };
           if (PROBLEM_STATES.includes(row.state) && row.state !== 'HOLDER_DISABLED' && row.state !== 'EXPIRING') {
-            problemCount++;
-            const bucket = problemBuckets.get(row.state) ?? [];
-            if (bucket.length < LIST_MAX) bucket.push(listed);
-            problemBuckets.set(row.state, bucket);
+            problems.add(listed);
           }
           if (row.validUntil && Date.parse(row.validUntil) - now <= expiringMs) {
             if (expiring.length < LIST_MAX) expiring.push(listed);
@@ -271,14 +266,13 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   else if (counts.ORPHANED + counts.UNACCOUNTED + counts.REVOKED_PRESENT > 0) next = `tokens to reclaim: list them with ${followUp(args, 'inventory', '', ['--state', (['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT'] as const).filter((k) => counts[k] > 0).join(',').toLowerCase()]).replace(/ '' /, ' ')} (the report says what to do with each)`;
   else next = `nothing to reclaim; ${counts.FREE} token${counts.FREE === 1 ? '' : 's'} free`;
   const human = humanSummary({ title: `oath-bulk inventory of environment ${env}`, dryRun: false, durationMs, tally, requests: session.stats, stopped, reports: paths, notes, next }).replace(/\n {2}rows (\d+): /, '\n  tokens $1: ');
-  const shownProblems = PROBLEM_STATES.flatMap((state) => problemBuckets.get(state) ?? []).slice(0, LIST_MAX);
   const page = {
     states: TOKEN_STATES,
     counts,
     byModel,
     byShipment,
-    problems: shownProblems,
-    moreProblems: problemCount - shownProblems.length,
+    problems: problems.shown,
+    moreProblems: problems.more,
     expiring,
     moreExpiring,
     expiringWithinDays: days,

@@ -11,6 +11,38 @@ import type { ChangeRecord } from './change-record.js';
 /** Rows of one list shown in the page at most; the CSV has them all. */
 export const LIST_MAX = 500;
 
+/**
+ * The tokens a report lists, most urgent state first however they arrive (free tokens come page
+ * by page before the paired ones): at most `max` per state are kept, then the first `max` of
+ * them in `order`; `more` counts the rest.
+ */
+export class UrgentList {
+  private readonly buckets = new Map<string, ListedToken[]>();
+  private total = 0;
+
+  constructor(
+    private readonly order: readonly string[],
+    private readonly max = LIST_MAX,
+  ) {}
+
+  add(token: ListedToken): void {
+    this.total++;
+    const bucket = this.buckets.get(token.state) ?? [];
+    if (bucket.length < this.max) bucket.push(token);
+    this.buckets.set(token.state, bucket);
+  }
+
+  get shown(): ListedToken[] {
+    const known = this.order.flatMap((state) => this.buckets.get(state) ?? []);
+    const others = [...this.buckets].filter(([state]) => !this.order.includes(state)).flatMap(([, b]) => b);
+    return [...known, ...others].slice(0, this.max);
+  }
+
+  get more(): number {
+    return this.total - this.shown.length;
+  }
+}
+
 export interface StockGroup {
   readonly total: number;
   readonly states: Readonly<Record<string, number>>;

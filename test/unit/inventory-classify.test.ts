@@ -57,3 +57,13 @@ test('--state takes every state, as the help lists them', () => {
   const names = /const TOKEN_STATE_NAMES = '([^']+)'/.exec(cli)![1]!.split('|');
   expect(names).toEqual(TOKEN_STATES.map((s) => s.toLowerCase()));
 });
+
+test('the report lists the most urgent tokens first, however they arrive: 600 EXPIRED free tokens first, then 3 ORPHANED', async () => {
+  const { UrgentList } = await import('../../src/report/inventory-report.js');
+  const list = new UrgentList(['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT', 'EXPIRED', 'UNKNOWN'], 500);
+  for (let i = 0; i < 600; i++) list.add({ serialNumber: `E${i}`, state: 'EXPIRED' });
+  for (let i = 0; i < 3; i++) list.add({ serialNumber: `O${i}`, state: 'ORPHANED' });
+  expect(list.shown.slice(0, 3).map((t) => t.serialNumber)).toEqual(['O0', 'O1', 'O2']);
+  expect(list.shown).toHaveLength(500);
+  expect(list.more).toBe(103);
+});
