@@ -132,6 +132,33 @@ export const EXIT_MEANING: Record<number, string> = {
   3: 'stopped before the end',
 };
 
+/** The page's head: one self-contained file, nothing fetched (the policy forbids it). */
+export function pageHead(title: string, css = ''): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${REPORT_CSS}${css}</style>
+</head>`;
+}
+
+/** The change record at the top of a page: where, by whom, when, how it ended, the command. */
+export function recordTable(summary: Pick<ReportSummary, 'runId' | 'startedAt' | 'finishedAt' | 'durationMs' | 'exitCode'> & Partial<ChangeRecord>, state: string, who: string, input?: string): string {
+  const e = escapeHtml;
+  return `<table class="record">
+<tr><th>Environment</th><td data-field="environment">${summary.environment ? `${e(summary.environment.id)} · API host ${e(summary.environment.apiHost)}${summary.environment.region ? ` (region ${e(summary.environment.region)})` : ''}` : ''}</td></tr>
+<tr><th>${e(who)}</th><td data-field="operator">${e(summary.operator ?? '')}</td></tr>
+<tr><th>When</th><td data-field="when">${e(summary.startedLocal ?? summary.startedAt)} to ${e(summary.finishedLocal ?? summary.finishedAt)} (${duration(summary.durationMs)})</td></tr>
+<tr><th>Status</th><td><span data-field="state">${e(state)}</span>: exit code <span data-field="exitCode">${summary.exitCode}</span>, ${e(EXIT_MEANING[summary.exitCode] ?? 'see the summary')}</td></tr>
+<tr><th>Command</th><td><code class="command" data-field="commandLine">${copyable(summary.commandLine ?? '')}</code></td></tr>
+<tr><th>Tool</th><td data-field="version">oath-bulk ${e(summary.version ?? '')}</td></tr>
+${input === undefined ? '' : `<tr><th>Input</th><td class="path">${e(input)}</td></tr>\n`}<tr><th>Run id</th><td>${e(summary.runId)}</td></tr>
+</table>`;
+}
+
 export function escapeHtml(text: unknown): string {
   return String(text ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
@@ -169,29 +196,12 @@ export function renderReport(summary: ReportSummary, recorder: ReportRecorder, o
     : `<table class="rows"><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>${
       recorder.more > 0 ? `<p class="more" data-more="${recorder.more}">and ${recorder.more} more rows that need attention: see ${e(basename(summary.reports.results))}</p>` : ''
     }`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>oath-bulk ${e(summary.command)} ${e(basename(summary.input))} ${e(summary.runId)}</title>
-<style>${REPORT_CSS}</style>
-</head>
+  return `${pageHead(`oath-bulk ${summary.command} ${basename(summary.input)} ${summary.runId}`)}
 <body>
 <header>
 <h1>oath-bulk ${e(summary.command)}${summary.dryRun ? ' (dry run: a plan, nothing changed)' : ''}: ${e(basename(summary.input))}</h1>
 <p class="outcome ${outcomeClass}" data-field="outcome">${e(summary.outcomeSentence ?? state)}</p>
-<table class="record">
-<tr><th>Environment</th><td data-field="environment">${summary.environment ? `${e(summary.environment.id)} · API host ${e(summary.environment.apiHost)}${summary.environment.region ? ` (region ${e(summary.environment.region)})` : ''}` : ''}</td></tr>
-<tr><th>Run by</th><td data-field="operator">${e(summary.operator ?? '')}</td></tr>
-<tr><th>When</th><td data-field="when">${e(summary.startedLocal ?? summary.startedAt)} to ${e(summary.finishedLocal ?? summary.finishedAt)} (${duration(summary.durationMs)})</td></tr>
-<tr><th>Status</th><td><span data-field="state">${e(state)}</span>: exit code <span data-field="exitCode">${summary.exitCode}</span>, ${e(EXIT_MEANING[summary.exitCode] ?? 'see the summary')}</td></tr>
-<tr><th>Command</th><td><code class="command" data-field="commandLine">${copyable(summary.commandLine ?? '')}</code></td></tr>
-<tr><th>Tool</th><td data-field="version">oath-bulk ${e(summary.version ?? '')}</td></tr>
-<tr><th>Input</th><td class="path">${e(summary.input)}</td></tr>
-<tr><th>Run id</th><td>${e(summary.runId)}</td></tr>
-</table>
+${recordTable(summary, state, 'Run by', summary.input)}
 </header>
 ${options.next ? `<section class="next"><h2>Next</h2><pre data-field="next">${copyable(options.next)}</pre></section>` : ''}
 ${summary.dryRun && summary.plan ? planSection(summary.plan) : ''}

@@ -5,7 +5,7 @@
  * count carries a data attribute, so that a test reads the page as a browser shows it.
  */
 import { basename } from 'node:path';
-import { copyable, duration, escapeHtml as e, EXIT_MEANING, REPORT_CSS } from './html-report.js';
+import { copyable, escapeHtml as e, pageHead, recordTable } from './html-report.js';
 import type { ChangeRecord } from './change-record.js';
 
 /** Rows of one list shown in the page at most; the CSV has them all. */
@@ -115,30 +115,12 @@ export function renderInventoryReport(summary: InventorySummaryView, page: Inven
     .filter((s) => (page.counts[s] ?? 0) > 0 && page.advice[s])
     .map((s) => `<tr data-advice="${s}"><td class="code">${s}</td><td class="num">${page.counts[s]}</td><td><pre class="advice">${copyable(page.advice[s]!).replace(/\n/g, '<br>')}</pre></td></tr>`)
     .join('');
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>oath-bulk inventory ${e(summary.environment?.id ?? '')} ${e(summary.runId)}</title>
-<style>${REPORT_CSS}
-.count.watch{border-left:4px solid #bf8700}h3{font-size:14px;margin:16px 0 6px}pre.advice{white-space:pre-wrap;margin:0;font:12px/1.5 ui-monospace,monospace}
-</style>
-</head>
+  return `${pageHead(`oath-bulk inventory ${summary.environment?.id ?? ''} ${summary.runId}`, '\n.count.watch{border-left:4px solid #bf8700}h3{font-size:14px;margin:16px 0 6px}pre.advice{white-space:pre-wrap;margin:0;font:12px/1.5 ui-monospace,monospace}\n')}
 <body>
 <header>
 <h1>oath-bulk inventory: every OATH token of the environment</h1>
 <p class="outcome ${summary.stopped || summary.exitCode !== 0 ? 'bad' : 'good'}" data-field="outcome">${e(summary.outcomeSentence ?? state)}</p>
-<table class="record">
-<tr><th>Environment</th><td data-field="environment">${summary.environment ? `${e(summary.environment.id)} · API host ${e(summary.environment.apiHost)}${summary.environment.region ? ` (region ${e(summary.environment.region)})` : ''}` : ''}</td></tr>
-<tr><th>Read by</th><td data-field="operator">${e(summary.operator ?? '')}</td></tr>
-<tr><th>When</th><td data-field="when">${e(summary.startedLocal ?? summary.startedAt)} to ${e(summary.finishedLocal ?? summary.finishedAt)} (${duration(summary.durationMs)})</td></tr>
-<tr><th>Status</th><td><span data-field="state">${e(state)}</span>: exit code <span data-field="exitCode">${summary.exitCode}</span>, ${e(EXIT_MEANING[summary.exitCode] ?? 'see the summary')}</td></tr>
-<tr><th>Command</th><td><code class="command" data-field="commandLine">${copyable(summary.commandLine ?? '')}</code></td></tr>
-<tr><th>Tool</th><td data-field="version">oath-bulk ${e(summary.version ?? '')}</td></tr>
-<tr><th>Run id</th><td>${e(summary.runId)}</td></tr>
-</table>
+${recordTable(summary, state, 'Read by')}
 </header>
 ${page.next ? `<section class="next"><h2>Next</h2><pre data-field="next">${copyable(page.next)}</pre></section>` : ''}
 <section>
