@@ -8,7 +8,8 @@
  * requests and already holds one of the tokens, so the demo shows retries, reconciliation and
  * an EXISTING row; it still ends with every row in place and every device ACTIVE. Last, a
  * month on: one of the users has left (deleted, their token still paired to them), and
- * `inventory` shows every token of the environment, that one ORPHANED, with what to do about it.
+ * `inventory` shows every token of the environment — the 2,000 of earlier boxes the sandbox
+ * starts with too — that one ORPHANED, with what to do about it.
  */
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,12 +29,15 @@ async function demo(): Promise<number> {
   await sandbox.start();
   // One token is already on its user (and active), as after an earlier hand-made assignment.
   sandbox.seedDevice('3f2b8c1e-6a4d-4e8b-9c2a-1d5e7f9a0b3c', '00412345678901').status = 'ACTIVE';
+  // An environment lived in before this shipment: 2,000 tokens of earlier boxes, most on users,
+  // some of those users disabled or gone since (what the closing inventory shows besides the demo's own).
+  const earlier = sandbox.populate({ tokens: 2000, prefix: 'OLD' });
   // The sandbox starts empty each time: a journal from an earlier demo would not match it.
   await rm(join(OUT_DIR, 'shipment-sample.journal.jsonl'), { force: true });
   // Nor would its ledger: the demo's is its own, under its reports, never the operator's.
   await rm(join(OUT_DIR, 'state'), { recursive: true, force: true });
   await Ledger.open(join(OUT_DIR, 'state'), sandbox.environmentId);
-  process.stdout.write(`demo: PingOne sandbox listening on ${sandbox.url}\n`);
+  process.stdout.write(`demo: PingOne sandbox listening on ${sandbox.url}; it already holds ${earlier.free.length + earlier.assigned.length + earlier.pending.length + earlier.disabled.length + earlier.deleted.length} tokens of earlier boxes (OLD000001…)\n`);
   const settings = {
     'environment-id': sandbox.environmentId,
     'client-id': sandbox.clientId,
@@ -54,9 +58,10 @@ async function demo(): Promise<number> {
     const results = await newestResults();
     process.stdout.write(`\ndemo: oath-bulk verify ${results} --out-dir ${OUT_DIR}\n\n`);
     const verified = await verifyCommand(results, settings, deps(new RunControl()));
-    const devices = sandbox.allDevices();
+    // The shipment's own devices (not those of the earlier boxes).
+    const devices = sandbox.allDevices().filter((d) => !d.serialNumber.startsWith('OLD'));
     process.stdout.write(
-      `\ndemo: the sandbox saw ${sandbox.stats.requests} requests; its inventory holds ${sandbox.inventory.all().length} tokens and its users ${devices.length} devices, ${devices.filter((d) => d.status === 'ACTIVE').length} of them ACTIVE; exit code ${verified}\n`,
+      `\ndemo: the sandbox saw ${sandbox.stats.requests} requests; the shipment's ${devices.length} devices are on their users, ${devices.filter((d) => d.status === 'ACTIVE').length} of them ACTIVE; exit code ${verified}\n`,
     );
     if (verified !== 0) return verified;
     // A month on, one of the users has left: PingOne keeps their token paired to a user who is gone.

@@ -256,7 +256,7 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
     notes.push(`read ${reading.tokens} token${reading.tokens === 1 ? '' : 's'} in ${reading.pages} page${reading.pages === 1 ? '' : 's'}${complete ? '' : ' (INCOMPLETE: the reading stopped; run inventory again)'}; users ${u.distinct}: ${u.directoryPages} directory page${u.directoryPages === 1 ? '' : 's'} + ${u.reads} read${u.reads === 1 ? '' : 's'}${u.reused ? `, ${u.reused} reused from the stopped reading` : ''}`);
     if (complete && reading.count !== undefined && reading.count !== reading.tokens) notes.push(`PingOne's first page counted ${reading.count} tokens, ${reading.tokens} were read: tokens imported or revoked during the reading? Run inventory again for a still picture`);
     const d = reading.devices;
-    if (d.unknown > 0) notes.push(`device status not known for ${d.unknown} assigned token${d.unknown === 1 ? '' : 's'} (no journal here has them${readDevices ? '' : '; --device-status reads them: one request per user'})`);
+    if (d.unknown > 0) notes.push(`device status not known for ${d.unknown} paired token${d.unknown === 1 ? '' : 's'} (no journal here has them${readDevices ? '' : '; --device-status reads them: one request per user'})`);
     if (d.reads > 0) notes.push(`device status read for ${d.reads} user${d.reads === 1 ? '' : 's'}${d.failed ? ` (${d.failed} failed)` : ''}`);
   }
   if (selected) notes.push(`${wanted.join(', ')}: ${selectedRows} token${selectedRows === 1 ? '' : 's'} in ${stateFile(wanted.join('_'))}${complete ? '' : ' (INCOMPLETE: only the tokens read before the stop)'}`);
