@@ -19,7 +19,7 @@ import { journalDevices } from '../engine/journal.js';
 import { Ledger, LedgerDamagedError } from '../engine/ledger.js';
 import { prepareOutDir } from '../report/files.js';
 import { commandLine, followUp } from '../report/command-line.js';
-import { renderInventoryReport, LIST_MAX, UrgentList, type ListedToken, type StockGroup } from '../report/inventory-report.js';
+import { renderInventoryReport, UrgentList, type ListedToken, type StockGroup } from '../report/inventory-report.js';
 import { ResultsWriter } from '../report/results-writer.js';
 import { buildSummary, humanSummary, stopAdvice } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
@@ -125,7 +125,8 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
       const devices = await journalDevices(path, env);
       if (!devices) continue;
       journals.push(path);
-      for (const [id, status] of devices) journal.set(id, status);
+      // Journals are read in name order, not time order: ACTIVE, once seen, stands (a device never goes back to waiting for its code).
+      for (const [id, status] of devices) if (journal.get(id) !== 'ACTIVE') journal.set(id, status);
     } catch (error) {
       warn(`journal ${path} not read (${(error as Error).message.slice(0, 200)}): the device statuses it holds are not known here`);
     }
@@ -146,8 +147,7 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   const byModel = new Map<string, { total: number; states: Record<string, number> }>();
   const byShipment = new Map<string, { total: number; states: Record<string, number> }>();
   const problems = new UrgentList(PROBLEM_STATES);
-  const expiring: ListedToken[] = [];
-  let moreExpiring = 0;
+  const expiring = new UrgentList(['EXPIRED', 'ORPHANED', 'UNACCOUNTED', 'EXPIRING', 'ASSIGNED', 'ACTIVATION_PENDING', 'HOLDER_DISABLED', 'FREE']);
   let selectedRows = 0;
   const expiringMs = days * 86_400_000;
   const t0 = performance.now();
@@ -199,10 +199,7 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
           if (PROBLEM_STATES.includes(row.state) && row.state !== 'HOLDER_DISABLED' && row.state !== 'EXPIRING') {
             problems.add(listed);
           }
-          if (row.validUntil && Date.parse(row.validUntil) - now <= expiringMs) {
-            if (expiring.length < LIST_MAX) expiring.push(listed);
-            else moreExpiring++;
-          }
+          if (row.validUntil && Date.parse(row.validUntil) - now <= expiringMs) expiring.add(listed);
         },
       });
       if (reading.stopped) control.stop(reading.stopped);
@@ -238,7 +235,8 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   const stock = (m: Map<string, StockGroup>): Record<string, StockGroup> => Object.fromEntries([...m].sort((a, b) => b[1].total - a[1].total));
   Object.assign(summary, {
     input: env,
-    tokens: complete ? counts : null,
+    // Without the ledger it should have, UNACCOUNTED and REVOKED_PRESENT tokens would count as FREE: no counts for the metrics.
+    tokens: complete && !ledgerDamaged ? counts : null,
     tokensRead: counts,
     reading: reading ? { complete, pages: reading.pages, inventoryCount: reading.count ?? null, users: reading.users, devices: reading.devices } : { complete: false },
     expiringWithinDays: days,
@@ -273,10 +271,11 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
     byShipment,
     problems: problems.shown,
     moreProblems: problems.more,
-    expiring,
-    moreExpiring,
+    expiring: expiring.shown,
+    moreExpiring: expiring.more,
     expiringWithinDays: days,
-    advice: adviceFor(args, (state) => (selected && complete && wanted.includes(state) ? stateFile(wanted.join('_')) : undefined)),
+    // Only a file of that state alone: a combined one (orphaned,assigned) would revoke healthy tokens too.
+    advice: adviceFor(args, (state) => (selected && complete && wanted.length === 1 && wanted[0] === state ? stateFile(state) : undefined)),
     notes,
     next,
   };

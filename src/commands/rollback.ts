@@ -138,8 +138,9 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
     try {
       ledger = await Ledger.open(config.stateDir, environmentId, { create: false, keep: 'revocations' });
     } catch (error) {
-      if (!(error instanceof LedgerDamagedError)) throw error;
-      warnOf(deps)(`${error.message}; this rollback goes on, and the tokens it frees are not recorded as returned there`);
+      // Whatever keeps the ledger from being read (damage, another account's folder): said; the rollback goes on.
+      const why = error instanceof LedgerDamagedError ? error.message : `the ledger in ${config.stateDir} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`;
+      warnOf(deps)(`${why}; this rollback goes on, and the tokens it frees are not recorded as returned there`);
     }
   }
   const returns = ledger && existsSync(ledger.path) ? new LedgerNotes(ledger, warnOf(deps)) : undefined;
@@ -163,7 +164,9 @@ export async function rollbackCommand(resultsPath: string, raw: RawOptions, deps
         ctx.recorder.attention({ row: t.row, userID: t.userID, serialNumber: t.serialNumber, outcome: r.outcome, errorCode: r.errorCode, message: r.message, extras: t.extras });
       }
       if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE' || r.outcome === 'WOULD_DELETE')) createdDone++;
-      if (r.outcome === 'DELETED') returns?.note({ e: 'returned', sn: t.serialNumber, user: t.userID, device: t.deviceId, by: `rollback ${paths.runId}` });
+      // ALREADY_GONE too: the device a killed rollback deleted before its note was written comes
+      // back so on the rerun; either way the hand-out this run made is undone.
+      if (t.runOutcome === 'CREATED' && (r.outcome === 'DELETED' || r.outcome === 'ALREADY_GONE')) returns?.note({ e: 'returned', sn: t.serialNumber, user: t.userID, device: t.deviceId, by: `rollback ${paths.runId}` });
       logger[r.outcome === 'FAILED' || r.outcome === 'CHANGED' ? 'warn' : 'info']({ event: 'row', row: t.row, userID: t.userID, serialNumber: t.serialNumber, deviceId: t.deviceId, outcome: r.outcome, httpStatus: r.httpStatus, errorCode: r.errorCode, attempts: r.attempts });
       await results.writeCells([t.row, t.userID, t.serialNumber, r.outcome, t.deviceId, undefined, r.httpStatus, r.errorCode, r.errorDetail, r.message, r.attempts, undefined, t.runOutcome, ...t.extras]);
     });

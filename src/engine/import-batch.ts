@@ -39,7 +39,7 @@ export interface InventoryApi {
   getOathJob(id: string, options?: CallOptions): Promise<OathJob>;
   oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
   /** One page of the whole inventory: `url` undefined for the first, else the `next` of the one before. */
-  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string }>;
+  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string; refused?: StopError }>;
 }
 
 export interface ImportContext extends Omit<AssignContext, 'api'> {
@@ -254,6 +254,8 @@ export async function inInventory(serials: readonly string[], ctx: Pick<ImportCo
   do {
     const page = await withRetries(ctx, 0, () => ctx.inventory.oathTokensPage(url, opts));
     for (const e of page.entries) if (wanted.has(e.serialNumber)) found.set(e.serialNumber, e);
+    // A listing that ends early is never taken for the whole: a token not found there may be present.
+    if (page.refused) throw page.refused;
     url = page.next;
   } while (url !== undefined);
   return found;

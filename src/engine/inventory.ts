@@ -127,8 +127,8 @@ export function classify(entry: InventoryEntry, j: Judgement): InventoryRow {
 
 /** What reading the inventory needs of PingOne. */
 export interface InventoryApi {
-  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string; count?: number }>;
-  usersPage(url: string | undefined, options?: CallOptions): Promise<{ users: User[]; next?: string; count?: number }>;
+  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string; count?: number; refused?: StopError }>;
+  usersPage(url: string | undefined, options?: CallOptions): Promise<{ users: User[]; next?: string; count?: number; refused?: StopError }>;
   getUser(userId: string, options?: CallOptions): Promise<User | undefined>;
   listDevices(userId: string, options?: CallOptions): Promise<Device[]>;
 }
@@ -208,6 +208,10 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
         else await ctx.emit(judge(entry));
       }
       ctx.onPage?.(tokens, count);
+      if (page.refused) {
+        failure = page.refused;
+        break;
+      }
       url = page.next;
       complete = url === undefined;
     } while (url !== undefined);
@@ -255,6 +259,9 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
           const id = u.id.toLowerCase();
           if (needed.has(id)) settle(id, { exists: true, enabled: u.enabled, username: u.username });
         }
+        // A directory that names a next page this client does not follow is only a shortcut
+        // lost: the users still needed are read one by one.
+        if (page.refused) break;
         if (!page.next) {
           // The whole directory: the users still needed are not in it (a read confirms each).
           for (const id of needed) ctx.onUnlisted?.(id);
@@ -336,6 +343,13 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
     })));
     if (stop instanceof StopError) failure = stop;
     else if (stop !== undefined && !ctx.stopping.aborted) throw stop;
+  }
+  // Devices the reading stopped before: not read, so their tokens' state is not claimed.
+  for (const ids of toRead.values()) {
+    for (const id of ids) {
+      const d = devices.get(id);
+      if (!d || ('status' in d && d.from === 'journal')) devices.set(id, { failed: 'not read: the reading stopped first' });
+    }
   }
 
   let unknownStatus = 0;

@@ -339,7 +339,14 @@ async function exists(path: string): Promise<boolean> {
 async function tighten(path: string, mode: number, notice: ((message: string) => void) | undefined, what: string): Promise<void> {
   const now = (await stat(path)).mode & 0o777;
   if ((now & ~mode) === 0) return;
-  await chmod(path, now & mode);
+  try {
+    await chmod(path, now & mode);
+  } catch (error) {
+    // Another account's folder (a shared state directory): said, not fatal; its owner can fix it.
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    notice?.(`${what} ${path} is readable by others (mode ${now.toString(8)}) and belongs to another account: ask its owner to run chmod ${mode.toString(8)} ${path}`);
+    return;
+  }
   notice?.(`${what} ${path} was readable by others (mode ${now.toString(8)}): set to ${(now & mode).toString(8)}`);
 }
 

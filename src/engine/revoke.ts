@@ -40,7 +40,7 @@ export interface RevokeApi {
   createRevokeJob(tokenIds: readonly string[], options?: CallOptions): Promise<string>;
   getOathJob(id: string, options?: CallOptions): Promise<OathJob>;
   oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
-  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string }>;
+  oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string; refused?: StopError }>;
 }
 
 export interface RevokeContext extends Pick<AssignContext, 'maxAttempts' | 'backoff' | 'sleep' | 'stopping' | 'hard' | 'onRetry' | 'onSystemic'> {

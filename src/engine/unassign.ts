@@ -72,8 +72,10 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
     reads++;
     // A user who no longer exists (404) holds no device we could delete; what the inventory
     // says of the token then decides the row (below).
+    // Only a user the ledger says held this token: any other 404 is a user who never existed (a typo).
+    const held = [ctx.ledger.life(serialNumber)?.handedOut?.user, ctx.ledger.life(serialNumber)?.returned?.user].some((u) => u?.toLowerCase() === userID.toLowerCase());
     const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userID, opts)).catch((error: unknown) => {
-      if (error instanceof ApiError && error.verdict.kind === 'refused' && error.status === 404) return undefined;
+      if (held && error instanceof ApiError && error.verdict.kind === 'refused' && error.status === 404) return undefined;
       throw error;
     });
     const device = devices?.find((d) => d.serialNumber === serialNumber);

@@ -232,6 +232,7 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     const query = options.serial === undefined ? 'limit=1000&expand=devices' : `filter=${encodeURIComponent(`serialNumber eq ${scimString(options.serial)}`)}&expand=devices`;
     for await (const page of this.pages('inventory', `${this.envBase}/oathTokens?${query}`, 'oathTokens', options)) {
       yield page.items.map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined);
+      if (page.refused) throw page.refused;
     }
   }
 
@@ -239,18 +240,18 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
    * One page of the inventory at a time, as `oathTokens` but one request per call: a caller that
    * retries a page asks for that page again (`next`, the cursor PingOne gave), never from the start.
    */
-  async oathTokensPage(url: string | undefined, options: CallOptions = {}): Promise<{ entries: InventoryEntry[]; next?: string; count?: number }> {
+  async oathTokensPage(url: string | undefined, options: CallOptions = {}): Promise<{ entries: InventoryEntry[]; next?: string; count?: number; refused?: StopError }> {
     const page = await this.page('inventory', url ?? `${this.envBase}/oathTokens?limit=1000&expand=devices`, 'oathTokens', options);
-    return { entries: page.items.map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined), next: page.next, count: page.count };
+    return { entries: page.items.map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined), next: page.next, count: page.count, refused: page.refused };
   }
 
   /** One page of the directory (GET …/users?limit=1000; PINGONE.md "Users"), as oathTokensPage. */
-  async usersPage(url: string | undefined, options: CallOptions = {}): Promise<{ users: User[]; next?: string; count?: number }> {
+  async usersPage(url: string | undefined, options: CallOptions = {}): Promise<{ users: User[]; next?: string; count?: number; refused?: StopError }> {
     const page = await this.page('lookup', url ?? `${this.envBase}/users?limit=1000`, 'users', options);
-    return { users: page.items.map(toUser).filter((u): u is User => u !== undefined), next: page.next, count: page.count };
+    return { users: page.items.map(toUser).filter((u): u is User => u !== undefined), next: page.next, count: page.count, refused: page.refused };
   }
 
-  private async *pages(kind: CallKind, first: string, name: string, options: CallOptions): AsyncGenerator<{ items: unknown[] }> {
+  private async *pages(kind: CallKind, first: string, name: string, options: CallOptions): AsyncGenerator<{ items: unknown[]; refused?: StopError }> {
     let url: string | undefined = first;
     while (url) {
       const page = await this.page(kind, url, name, options);
@@ -259,8 +260,13 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     }
   }
 
-  /** A collection's page: its items, the next page's URL (only ever on the same API host), and `count` when PingOne gives it. */
-  private async page(kind: CallKind, url: string, name: string, options: CallOptions): Promise<{ items: unknown[]; next?: string; count?: number }> {
+  /**
+   * A collection's page: its items, the next page's URL (only ever on the same API host), and
+   * `count` when PingOne gives it. `refused`: the page names a next page this client does not
+   * follow (nextPage) — the items are good, the listing ends there, and the caller must not take
+   * it for the whole.
+   */
+  private async page(kind: CallKind, url: string, name: string, options: CallOptions): Promise<{ items: unknown[]; next?: string; count?: number; refused?: StopError }> {
     const origin = new URL(this.envBase).origin;
     if (new URL(url, origin).origin !== origin) throw new TypeError('a page link leaves the API host');
     const answer = await this.call(kind, 'GET', new URL(url, origin).toString(), options);
@@ -268,7 +274,8 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
     const b = answer.body as { _embedded?: Record<string, unknown>; _links?: { next?: { href?: unknown } }; count?: unknown } | undefined;
     const items = b?._embedded?.[name];
     const href = b?._links?.next?.href;
-    return { items: Array.isArray(items) ? items : [], next: typeof href === 'string' ? this.nextPage(href, url) : undefined, count: typeof b?.count === 'number' ? b.count : undefined };
+    const next = typeof href === 'string' ? this.nextPage(href, url) : undefined;
+    return { items: Array.isArray(items) ? items : [], next: typeof next === 'string' ? next : undefined, refused: next instanceof StopError ? next : undefined, count: typeof b?.count === 'number' ? b.count : undefined };
   }
 
   /**
@@ -277,12 +284,12 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
    * of PingOne) is followed on ours, cursor and all; any other link ends the listing with an
    * error — never silently, which would pass a short listing off as the whole.
    */
-  private nextPage(href: string, asked: string): string {
+  private nextPage(href: string, asked: string): string | StopError {
     const origin = new URL(this.envBase).origin;
     const next = new URL(href, origin);
     if (next.origin === origin) return next.toString();
     if (next.pathname === new URL(asked, origin).pathname) return new URL(`${next.pathname}${next.search}`, origin).toString();
-    throw new StopError('PAGE_LINK_REFUSED', `PingOne's link to the next page of ${new URL(asked, origin).pathname.split('/').pop()} is on ${next.host}, not the API host ${new URL(origin).host}: not followed (the access token goes to the API host only), so the listing is incomplete; check --api-url (a gateway in front of PingOne must pass its links through unchanged)`);
+    return new StopError('PAGE_LINK_REFUSED', `PingOne's link to the next page of ${new URL(asked, origin).pathname.split('/').pop()} is on ${next.host}, not the API host ${new URL(origin).host}: not followed (the access token goes to the API host only), so the listing is incomplete; check --api-url (a gateway in front of PingOne must pass its links through unchanged)`);
   }
 
   private failure(answer: HttpAnswer): Error {

@@ -81,6 +81,11 @@ export class OathInventory {
   private readonly jobs = new Map<string, Job>();
   /** Tokens created, one by one or in jobs (for assertions). */
   created = 0;
+  /**
+   * Serials taken out of the inventory (revoked, deleted) and not imported since: the open
+   * inventory, which stands in a token for any serial, no longer does for these.
+   */
+  private readonly removed = new Set<string>();
   /** Serials named in revoke jobs, and how many jobs named each (for assertions: nothing revoked twice). */
   readonly revokesSent = new Map<string, number>();
 
@@ -126,6 +131,7 @@ export class OathInventory {
           if (token.device) this.onUnpair(token.device);
           this.byId.delete(id);
           this.bySerial.delete(token.serialNumber);
+          this.removed.add(token.serialNumber);
           job.revoked++;
         }
         job.status = 'DONE';
@@ -218,7 +224,13 @@ export class OathInventory {
     };
   }
 
+  /** The serial was taken out of the inventory and not imported since. */
+  wasRemoved(serial: string): boolean {
+    return this.removed.has(serial);
+  }
+
   private add(token: InventoryToken): void {
+    this.removed.delete(token.serialNumber);
     token.device ??= this.deviceOf(token.serialNumber);
     this.bySerial.set(token.serialNumber, token);
     this.byId.set(token.id, token);
@@ -362,7 +374,7 @@ export class OathInventory {
       if (!m) return invalid(`unsupported filter ${filter}`, 'filter', 'INVALID_FILTER');
       const serial = m[1]!.replace(/\\(.)/g, '$1');
       tokens = tokens.filter((t) => t.serialNumber === serial);
-      if (tokens.length === 0 && open?.known(serial)) {
+      if (tokens.length === 0 && open?.known(serial) && !this.removed.has(serial)) {
         const d = [...open.paired()].find((p) => p.serialNumber === serial);
         tokens = [stand(serial, d ? { id: d.id, userId: d.userId } : undefined)];
       }
@@ -390,6 +402,7 @@ export class OathInventory {
     if (!token) return [404, pingError('NOT_FOUND', 'Unable to find OATH token.')];
     this.byId.delete(id);
     this.bySerial.delete(token.serialNumber);
+    this.removed.add(token.serialNumber);
     return [204, undefined];
   }
 

@@ -295,7 +295,7 @@ export class PingOneSandbox {
   /** What the device handlers need of the rest of the sandbox, as it is set now. */
   private deviceRules(): DeviceRules {
     return {
-      known: (serial) => (this.options.inventory === 'imported' ? this.inventory.has(serial) : !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX)),
+      known: (serial) => (this.options.inventory === 'imported' ? this.inventory.has(serial) : !serial.toUpperCase().startsWith(UNKNOWN_SERIAL_PREFIX) && !this.inventory.wasRemoved(serial)),
       maxDevicesPerUser: this.options.maxDevicesPerUser ?? 5,
       activationRequired: this.options.activationRequired === true,
       clockSkewMs: this.options.clockSkewMs ?? 0,

@@ -159,17 +159,28 @@ test('every token of a lived-in environment is in its state; the CSV, the summar
 
   // A run rolled back gives its tokens back to the pool (FREE, not UNACCOUNTED); the UNACCOUNTED
   // ones that came back are unassigned from their file — the deleted holder's too — and are FREE.
-  writeFileSync(join(dir, 'mistake.csv'), `userID,serialNumber\n${userId(40)},EXT0003\n`);
+  // (One of its devices is gone before the rollback comes: deleted by a rollback killed before
+  // it wrote its note, or in the console. The hand-out is undone either way.)
+  sandbox.inventory.createOne({ serialNumber: 'EXT0004', secret: randomBytes(20).toString('hex'), type: 'TOTP' });
+  writeFileSync(join(dir, 'mistake.csv'), `userID,serialNumber\n${userId(40)},EXT0003\n${userId(41)},EXT0004\n`);
   const mistake = await runCli(['run', join(dir, 'mistake.csv'), '--out-dir', out, ...FAST], env);
   expect(mistake.code).toBe(0);
-  expect((await runCli(['rollback', /\n {2}results {2}(\S+)/.exec(mistake.stdout)![1]!, '--yes', '--out-dir', out, ...FAST], env)).code).toBe(0);
+  sandbox.removeDevice(userId(41), sandbox.devicesOf(userId(41))[0]!.id);
+  const rolled = await runCli(['rollback', /\n {2}results {2}(\S+)/.exec(mistake.stdout)![1]!, '--yes', '--out-dir', out, ...FAST], env);
+  expect(rolled.code).toBe(0);
+  expect(csv(/\n {2}results {2}(\S+)/.exec(rolled.stdout)![1]!).map((r) => r['outcome'])).toEqual(['DELETED', 'ALREADY_GONE']);
   const second = summaryOf((await runCli(['inventory', '--state', 'unaccounted', '--out-dir', out, ...FAST], env)).stdout);
-  expect(csv(second.reports.results).find((r) => r['serialNumber'] === 'EXT0003')).toMatchObject({ state: 'FREE' });
+  expect(csv(second.reports.results).filter((r) => r['serialNumber']!.startsWith('EXT000') && r['serialNumber'] !== 'EXT0001' && r['serialNumber'] !== 'EXT0002').map((r) => [r['serialNumber'], r['state']]).sort()).toEqual([['EXT0003', 'FREE'], ['EXT0004', 'FREE']]);
   const unaccounted = csv(second.stateFile.path);
   expect(unaccounted.map((r) => [r['serialNumber'], r['userID']]).sort()).toEqual([['T0003', userId(3)], ['T0004', userId(4)]]);
   const back = await runCli(['unassign', second.stateFile.path, '--yes', '--out-dir', out, ...FAST], env);
   expect(back.code).toBe(0);
   expect(csv(/\n {2}results {2}(\S+)/.exec(back.stdout)![1]!).map((r) => r['outcome'])).toEqual(['NOT_ASSIGNED', 'NOT_ASSIGNED']);
+  // A user id that never existed is a typo, not a user who left: refused as before.
+  writeFileSync(join(dir, 'typo.csv'), `userID,serialNumber\n00000000-0000-4000-8000-000000000099,T0008\n`);
+  const typo = await runCli(['unassign', join(dir, 'typo.csv'), '--yes', '--out-dir', out, ...FAST], env);
+  expect(typo.code).toBe(1);
+  expect(csv(/\n {2}results {2}(\S+)/.exec(typo.stdout)![1]!)[0]).toMatchObject({ outcome: 'FAILED', errorCode: 'USER_NOT_FOUND' });
   const third = summaryOf((await runCli(['inventory', '--out-dir', out, ...FAST], env)).stdout);
   expect(csv(third.reports.results).filter((r) => ['T0003', 'T0004'].includes(r['serialNumber']!)).map((r) => r['state'])).toEqual(['FREE', 'FREE']);
   expect(third.tokens.UNACCOUNTED).toBe(0);
@@ -260,5 +271,7 @@ test('a user that cannot be read after the retries leaves the token UNKNOWN (nev
   expect(damaged.code).toBe(1);
   expect(damaged.stderr).toMatch(/ledger\.jsonl: line 2: .*goes on without it/);
   expect(damaged.stdout).toContain('LEDGER DAMAGED');
+  // Its counts are not the environment's (a revoked or unaccounted token would pass for FREE): none for the metrics.
+  expect(summaryOf(damaged.stdout).tokens).toBeNull();
   expect(csv(summaryOf(damaged.stdout).reports.results)).toHaveLength(1);
 }, 60_000);

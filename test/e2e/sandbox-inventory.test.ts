@@ -183,3 +183,19 @@ test('people leave and go on leave: a disabled user says enabled false; a delete
   }
   expect(seen).toEqual([{ id: user(1), enabled: false }, { id: user(4), enabled: true }, { id: user(5), enabled: true }]);
 });
+
+test('the open inventory stands in a token for any serial, but not for one revoked and not imported again; --populate makes a lived-in environment', async () => {
+  const made = box.sandbox.populate({ tokens: 40, prefix: 'OPN', assigned: 0.5 });
+  const serial = made.free[0]!;
+  const found = await api('GET', `/oathTokens?filter=${encodeURIComponent(`serialNumber eq "${serial}"`)}`);
+  expect(found.body._embedded.oathTokens).toHaveLength(1);
+  const revoke = await api('POST', '/oathJobs', { type: 'REVOKE_OATH_TOKENS', async: true, forceUnpair: true, tokenIds: [found.body._embedded.oathTokens[0].id] }, 'application/vnd.pingidentity.job.oathtokens.revoke+json');
+  expect(revoke.status).toBe(202);
+  await sleep(250);
+  expect((await api('GET', `/oathTokens?filter=${encodeURIComponent(`serialNumber eq "${serial}"`)}`)).body._embedded.oathTokens).toEqual([]);
+  expect((await api('POST', `/users/a0b1c2d3-0000-4000-8000-000000000077/devices`, { type: 'OATH_TOKEN', serialNumber: serial })).status).toBe(400);
+  // Imported again: there once more.
+  expect((await api('POST', '/oathTokens', token(serial))).status).toBe(201);
+  expect((await api('GET', `/oathTokens?filter=${encodeURIComponent(`serialNumber eq "${serial}"`)}`)).body._embedded.oathTokens).toHaveLength(1);
+  expect(made.free.length + made.assigned.length + made.pending.length + made.disabled.length + made.deleted.length).toBe(40);
+});

@@ -86,8 +86,15 @@ describe('collection pages whose next link names another host (a gateway, a cust
     expect(sent.every((u) => u.startsWith('https://api.pingone.com/'))).toBe(true);
   });
 
-  test('a link to anything else ends the listing with an error, never a short listing taken for the whole', async () => {
-    const { c } = pages('https://elsewhere.example.com/steal?cursor=2');
-    await expect(c.oathTokensPage(undefined)).rejects.toThrow(/next page/);
+  test('a link to anything else ends the listing with an error, never a short listing taken for the whole; the page itself is kept', async () => {
+    const { c, sent } = pages('https://elsewhere.example.com/steal?cursor=2');
+    const page = await c.oathTokensPage(undefined);
+    expect(page.entries.map((e) => e.serialNumber)).toEqual(['A1']);
+    expect(page.next).toBeUndefined();
+    expect(page.refused?.message).toMatch(/next page/);
+    await expect((async () => {
+      for await (const _ of c.oathTokens()) void _;
+    })()).rejects.toThrow(/next page/);
+    expect(sent.some((u) => u.includes('elsewhere'))).toBe(false);
   });
 });

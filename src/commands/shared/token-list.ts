@@ -7,7 +7,7 @@
  */
 import { basename } from 'node:path';
 import { InputError } from '../../input/input-error.js';
-import { normaliseHeader, openCsv, readCsvRecords, type CsvFile } from '../../input/reader.js';
+import { normaliseHeader, openCsv, readCsvRecords, RESULT_COLUMNS, type CsvFile } from '../../input/reader.js';
 import { checkSerial } from '../../input/validate.js';
 import { UUID_RE } from '../../ids.js';
 import { readSeedSerials } from '../../seeds/serials.js';
@@ -91,7 +91,10 @@ export async function readTokenList(path: string, what: string, options: { reado
     rows.push(checked(base, seen, options.users === true || (userAt >= 0 && isResults)));
   }
   if (rows.length === 0) throw new InputError(path, undefined, `has a header but no rows: expected ${expected}`);
-  return { kind: isResults ? 'results' : 'serials', path, rows, extraNames: extras.map((e) => e.name), file };
+  // A list's own column named as one of the results' (an inventory file's deviceId, message …) is
+  // carried as input.<name>, as run does: the results never have a column twice.
+  const extraNames = extras.map((e) => ((RESULT_COLUMNS as readonly string[]).includes(e.name) ? `input.${e.name}` : e.name));
+  return { kind: isResults ? 'results' : 'serials', path, rows, extraNames, file };
 }
 
 async function seedList(path: string): Promise<TokenList> {
