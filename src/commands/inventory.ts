@@ -9,14 +9,14 @@
  * read again): a stop in the middle of 100,000 tokens costs the pages again, not the users.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import { appendFile, readdir, unlink } from 'node:fs/promises';
+import { appendFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
-import { INVENTORY_COLUMNS, INVENTORY_EXTRA_COLUMNS, PROBLEM_STATES, readInventory, TOKEN_STATES, type Holder, type InventoryRow, type TokenState } from '../engine/inventory.js';
-import { journalDevices } from '../engine/journal.js';
-import { Ledger, LedgerDamagedError } from '../engine/ledger.js';
+import { ACT_STATES, INVENTORY_COLUMNS, INVENTORY_EXTRA_COLUMNS, LISTED_STATES, readInventory, WATCH_STATES, TOKEN_STATES, type Holder, type InventoryRow, type TokenState } from '../engine/inventory.js';
+import { devicesInJournals } from '../engine/journal.js';
+import { Ledger, LedgerDamagedError, ledgerPath } from '../engine/ledger.js';
 import { prepareOutDir } from '../report/files.js';
 import { commandLine, followUp } from '../report/command-line.js';
 import { renderInventoryReport, UrgentList, type ListedToken, type StockGroup } from '../report/inventory-report.js';
@@ -104,7 +104,8 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   const env = connection.environmentId;
   const warn = warnOf(deps);
   // Read only: a missing ledger is not created, and the reading says what it cannot tell.
-  const ledgerThere = existsSync(join(config.stateDir, `${env}.ledger.jsonl`));
+  const ledgerFile = ledgerPath(config.stateDir, env);
+  const ledgerThere = existsSync(ledgerFile);
   // A damaged ledger stops what imports or assigns; this reading goes on without it, says so, and exits 1.
   let ledger: Ledger | undefined;
   let ledgerDamaged: string | undefined;
@@ -115,22 +116,8 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
     ledgerDamaged = error.message;
     warn(`${error.message}; this inventory goes on without it: UNACCOUNTED, REVOKED_PRESENT and the shipments cannot be told`);
   }
-  const ledgerFile = join(config.stateDir, `${env}.ledger.jsonl`);
   await prepareOutDir(config.report.outDir);
-  const journals: string[] = [];
-  const journal = new Map<string, string | undefined>();
-  for (const name of (await readdir(config.report.outDir)).filter((n) => n.endsWith('.journal.jsonl')).sort()) {
-    const path = join(config.report.outDir, name);
-    try {
-      const devices = await journalDevices(path, env);
-      if (!devices) continue;
-      journals.push(path);
-      // Journals are read in name order, not time order: ACTIVE, once seen, stands (a device never goes back to waiting for its code).
-      for (const [id, status] of devices) if (journal.get(id) !== 'ACTIVE') journal.set(id, status);
-    } catch (error) {
-      warn(`journal ${path} not read (${(error as Error).message.slice(0, 200)}): the device statuses it holds are not known here`);
-    }
-  }
+  const { journals, devices: journal } = await devicesInJournals(config.report.outDir, env, warn);
   const ctx = await openCommand('inventory', env, config, deps);
   const { paths, logger, session, startedAt } = ctx;
   const control = deps.control;
@@ -146,13 +133,18 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   const tally = new Tally<TokenState>(TOKEN_STATES, []);
   const byModel = new Map<string, { total: number; states: Record<string, number> }>();
   const byShipment = new Map<string, { total: number; states: Record<string, number> }>();
-  const problems = new UrgentList(PROBLEM_STATES);
+  const problems = new UrgentList(LISTED_STATES);
   const expiring = new UrgentList(['EXPIRED', 'ORPHANED', 'UNACCOUNTED', 'EXPIRING', 'ASSIGNED', 'ACTIVATION_PENDING', 'HOLDER_DISABLED', 'FREE']);
   let selectedRows = 0;
   const expiringMs = days * 86_400_000;
   const t0 = performance.now();
   logger.info({ event: 'inventory.start', environmentId: env, ledger: ledgerThere ? ledgerFile : null, journals: journals.length, deviceStatus: readDevices, expiringWithinDays: days, reusedUsers: reused.size });
   const userLines: string[] = [];
+  /** A user read (or a user a complete directory did not name), kept for a rerun in batches. */
+  const remember = (record: object): void => {
+    userLines.push(JSON.stringify({ ...record, at: Date.now() }) + '\n');
+    if (userLines.length >= 500) void flushUsers();
+  };
   const flushUsers = async (): Promise<void> => {
     if (userLines.length === 0) return;
     const text = userLines.splice(0).join('');
@@ -173,20 +165,15 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
         readDevices,
         reused,
         unlisted,
-        onUnlisted: (id) => {
-          userLines.push(JSON.stringify({ id, at: Date.now(), unlisted: true }) + '\n');
-          if (userLines.length >= 500) void flushUsers();
-        },
+        onUnlisted: (id) => remember({ id, unlisted: true }),
         now,
         expiringMs,
-        onUser: (id, holder) => {
-          userLines.push(JSON.stringify({ id, at: Date.now(), ...holder }) + '\n');
-          if (userLines.length >= 500) void flushUsers();
-        },
+        onUser: (id, holder) => remember({ id, ...holder }),
         onPage: (tokens, count) => logger.debug({ event: 'inventory.page', tokens, count }),
         emit: async (row: InventoryRow) => {
           tally.add({ outcome: row.state, errorCode: row.problem });
-          const cells = [row.serialNumber, row.type, row.otpLength, row.state, row.problem, row.userID, row.username, row.deviceId, row.deviceStatus, row.shipment, row.importedAt, row.validUntil, row.manufacturer, row.model, row.message];
+          // The row's fields are named as the columns.
+          const cells = columns.map((c) => row[c]);
           await results.writeCells(cells);
           if (selected && wanted.includes(row.state)) {
             selectedRows++;
@@ -196,9 +183,7 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
           if (row.shipment) countInto(byShipment, row.shipment, row.state);
           else countInto(byShipment, 'not known (imported outside oath-bulk, or before its ledger)', row.state);
           const listed: ListedToken = { serialNumber: row.serialNumber, state: row.state, problem: row.problem, userID: row.userID, username: row.username, validUntil: row.validUntil, message: row.message };
-          if (PROBLEM_STATES.includes(row.state) && row.state !== 'HOLDER_DISABLED' && row.state !== 'EXPIRING') {
-            problems.add(listed);
-          }
+          if (LISTED_STATES.includes(row.state)) problems.add(listed);
           if (row.validUntil && Date.parse(row.validUntil) - now <= expiringMs) expiring.add(listed);
         },
       });
@@ -266,6 +251,8 @@ export async function inventoryCommand(raw: RawOptions, deps: CommandDeps): Prom
   const human = humanSummary({ title: `oath-bulk inventory of environment ${env}`, dryRun: false, durationMs, tally, requests: session.stats, stopped, reports: paths, notes, next }).replace(/\n {2}rows (\d+): /, '\n  tokens $1: ');
   const page = {
     states: TOKEN_STATES,
+    act: ACT_STATES,
+    watch: WATCH_STATES,
     counts,
     byModel,
     byShipment,

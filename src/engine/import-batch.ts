@@ -37,7 +37,7 @@ export interface InventoryApi {
   createOathToken(token: OathTokenBody, options?: CallOptions): Promise<InventoryEntry>;
   createOathJob(tokens: readonly OathTokenBody[], options?: CallOptions): Promise<string>;
   getOathJob(id: string, options?: CallOptions): Promise<OathJob>;
-  oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
+  oathToken(serial: string, options?: CallOptions): Promise<InventoryEntry | undefined>;
   /** One page of the whole inventory: `url` undefined for the first, else the `next` of the one before. */
   oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string; refused?: StopError }>;
 }
@@ -233,18 +233,14 @@ function notDone(t: SeedToken, sent: boolean, why: string): ImportResult {
  * read per serial for a few, else the whole inventory paged (1,000 a page) — at most 100
  * requests for a full environment.
  */
-export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'> & { readonly inventory: Pick<InventoryApi, 'oathTokens' | 'oathTokensPage'> }): Promise<Map<string, InventoryEntry>> {
+export async function inInventory(serials: readonly string[], ctx: Pick<ImportContext, 'hard' | 'stopping' | 'maxAttempts' | 'backoff' | 'sleep' | 'onRetry'> & { readonly inventory: Pick<InventoryApi, 'oathToken' | 'oathTokensPage'> }): Promise<Map<string, InventoryEntry>> {
   const found = new Map<string, InventoryEntry>();
   const wanted = new Set(serials);
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };
   if (serials.length <= LOOKUP_ONE_BY_ONE) {
     for (const serial of serials) {
-      const pages = await withRetries(ctx, 0, async () => {
-        const all: InventoryEntry[] = [];
-        for await (const page of ctx.inventory.oathTokens({ ...opts, serial })) all.push(...page);
-        return all;
-      });
-      for (const e of pages) if (e.serialNumber === serial) found.set(serial, e);
+      const entry = await withRetries(ctx, 0, () => ctx.inventory.oathToken(serial, opts));
+      if (entry) found.set(serial, entry);
     }
     return found;
   }

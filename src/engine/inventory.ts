@@ -26,8 +26,12 @@ import type { TokenLife } from './ledger.js';
 export const TOKEN_STATES = ['FREE', 'ASSIGNED', 'ACTIVATION_PENDING', 'HOLDER_DISABLED', 'ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT', 'EXPIRED', 'EXPIRING', 'UNKNOWN'] as const;
 export type TokenState = (typeof TOKEN_STATES)[number];
 
-/** States that ask for someone to act, first in every report. */
-export const PROBLEM_STATES: readonly TokenState[] = ['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT', 'EXPIRED', 'UNKNOWN', 'ACTIVATION_PENDING', 'EXPIRING', 'HOLDER_DISABLED'];
+/** States that ask for someone to act, first in every report, most urgent first. */
+export const ACT_STATES: readonly TokenState[] = ['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT', 'EXPIRED', 'UNKNOWN'];
+/** States to keep an eye on: after those, before the rest. */
+export const WATCH_STATES: readonly TokenState[] = ['ACTIVATION_PENDING', 'HOLDER_DISABLED', 'EXPIRING'];
+/** The tokens a report lists one by one (those waiting for a first code too; expiring ones have a list of their own). */
+export const LISTED_STATES: readonly TokenState[] = [...ACT_STATES, 'ACTIVATION_PENDING'];
 
 export const INVENTORY_COLUMNS = ['serialNumber', 'type', 'otpLength', 'state', 'problem', 'userID', 'username', 'deviceId', 'deviceStatus', 'shipment', 'importedAt', 'validUntil'] as const;
 /** Columns after SPEC's: what the report groups by, and why in words. */
@@ -164,7 +168,7 @@ export interface InventoryReading {
   readonly pages: number;
   /** The listing reached its last page. */
   readonly complete: boolean;
-  readonly users: { readonly distinct: number; readonly reused: number; readonly directoryPages: number; readonly reads: number; readonly failed: number; readonly via: 'none' | 'reads' | 'directory' | 'directory+reads' };
+  readonly users: { readonly distinct: number; readonly reused: number; readonly directoryPages: number; readonly reads: number; readonly failed: number };
   readonly devices: { readonly fromJournal: number; readonly reads: number; readonly failed: number; readonly unknown: number };
   /** Why the reading ended early (a systemic refusal, a page unreadable after its retries). */
   readonly stopped?: StopError;
@@ -187,16 +191,44 @@ function problemOf(error: unknown): string {
  * (`stopped`): every token read so far is still emitted, the paired ones not joined UNKNOWN.
  */
 export async function readInventory(ctx: InventoryReadContext): Promise<InventoryReading> {
+  const judge = (entry: InventoryEntry, holder?: Holder, device?: DeviceFact): InventoryRow => classify(entry, { life: ctx.life(entry.serialNumber), holder, device, now: ctx.now, expiringMs: ctx.expiringMs });
+  const listing = await readPages(ctx, (entry) => ctx.emit(judge(entry)));
+  let failure = listing.failure;
+  const users = await readHolders(listing.paired, ctx, failure === undefined);
+  failure ??= users.failure;
+  const devices = await readDeviceStatuses(listing.paired, users.holders, ctx, failure === undefined, judge);
+  failure ??= devices.failure;
+  let unknown = 0;
+  for (const p of listing.paired) {
+    const device = devices.facts.get(p.entry.device!.id);
+    if (!device) unknown++;
+    await ctx.emit(judge(p.entry, p.userKey ? users.holders.get(p.userKey) : undefined, device));
+  }
+  return {
+    tokens: listing.tokens,
+    count: listing.count,
+    pages: listing.pages,
+    complete: listing.complete,
+    users: users.counts,
+    devices: { ...devices.counts, unknown },
+    stopped: failure,
+  };
+}
+
+interface Phase {
+  /** Why the reading must end here (undefined: it goes on). */
+  readonly failure?: StopError;
+}
+
+/** The inventory's pages, each retried on its own cursor: free tokens handed on as they come, paired ones kept for the join. */
+async function readPages(ctx: InventoryReadContext, free: (entry: InventoryEntry) => Promise<void>): Promise<Phase & { paired: Paired[]; tokens: number; pages: number; count?: number; complete: boolean }> {
   const opts = { signal: ctx.hard, notAfter: ctx.stopping };
   const paired: Paired[] = [];
   let tokens = 0;
   let pages = 0;
   let count: number | undefined;
-  let complete = false;
-  let failure: unknown;
-  const judge = (entry: InventoryEntry, holder?: Holder, device?: DeviceFact): InventoryRow => classify(entry, { life: ctx.life(entry.serialNumber), holder, device, now: ctx.now, expiringMs: ctx.expiringMs });
+  let url: string | undefined;
   try {
-    let url: string | undefined;
     do {
       if (ctx.stopping.aborted) break;
       const page = await withRetries(ctx, 0, () => ctx.api.oathTokensPage(url, opts));
@@ -205,23 +237,31 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
       for (const entry of page.entries) {
         tokens++;
         if (entry.device) paired.push({ entry, userKey: entry.device.userId?.toLowerCase() });
-        else await ctx.emit(judge(entry));
+        else await free(entry);
       }
       ctx.onPage?.(tokens, count);
-      if (page.refused) {
-        failure = page.refused;
-        break;
-      }
+      if (page.refused) return { failure: page.refused, paired, tokens, pages, count, complete: false };
       url = page.next;
-      complete = url === undefined;
+      if (url === undefined) return { paired, tokens, pages, count, complete: true };
     } while (url !== undefined);
   } catch (error) {
-    if (error instanceof StopError || ctx.stopping.aborted) failure = error instanceof StopError ? error : undefined;
-    else if (error instanceof ApiError) failure = new StopError('INVENTORY_UNREADABLE', `a page of the OATH token inventory could not be read after ${ctx.maxAttempts} attempts (${problemOf(error)}): the reading is incomplete; run inventory again (it starts over: cursors expire)`);
-    else throw error;
+    if (error instanceof StopError) return { failure: error, paired, tokens, pages, count, complete: false };
+    if (error instanceof ApiError && !ctx.stopping.aborted) {
+      const failure = new StopError('INVENTORY_UNREADABLE', `a page of the OATH token inventory could not be read after ${ctx.maxAttempts} attempts (${problemOf(error)}): the reading is incomplete; run inventory again (it starts over: cursors expire)`);
+      return { failure, paired, tokens, pages, count, complete: false };
+    }
+    if (!ctx.stopping.aborted) throw error;
   }
+  return { paired, tokens, pages, count, complete: false };
+}
 
-  // The users the paired tokens name.
+/**
+ * The users the paired tokens name: those a stopped reading read (reused), then the directory
+ * while its pages are fewer than the reads they spare, then one read for each user still
+ * needed — which also confirms, by a 404, every user the directory did not list.
+ */
+async function readHolders(paired: readonly Paired[], ctx: InventoryReadContext, go: boolean): Promise<Phase & { holders: Map<string, Holder>; counts: InventoryReading['users'] }> {
+  const opts = { signal: ctx.hard, notAfter: ctx.stopping };
   const holders = new Map<string, Holder>();
   const needed = new Set<string>();
   let reused = 0;
@@ -236,22 +276,21 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
   const distinct = reused + needed.size;
   let directoryPages = 0;
   let reads = 0;
-  let failedUsers = 0;
+  let failed = 0;
   const settle = (id: string, holder: Holder): void => {
     holders.set(id, holder);
     needed.delete(id);
     if (!('failed' in holder)) ctx.onUser?.(id, holder);
   };
-  try {
-    // One read per user costs as much as a directory page: for a single user, or only users an
-    // earlier complete listing did not name, the directory spares nothing.
-    if (failure === undefined && needed.size >= 2 && ![...needed].every((id) => ctx.unlisted.has(id))) {
-      // The directory while its pages are fewer than the reads they spare: after each page, the
-      // pages left (from its count; unknown: as many as read so far) against the users still needed.
+  const counts = (): InventoryReading['users'] => ({ distinct, reused, directoryPages, reads, failed });
+  if (!go) return { holders, counts: counts() };
+  // One read per user costs as much as a directory page: for a single user, or only users an
+  // earlier complete listing did not name, the directory spares nothing.
+  if (needed.size >= 2 && ![...needed].every((id) => ctx.unlisted.has(id))) {
+    try {
       let url: string | undefined;
       let listed = 0;
-      for (;;) {
-        if (ctx.stopping.aborted) break;
+      while (!ctx.stopping.aborted) {
         const page = await withRetries(ctx, 0, () => ctx.api.usersPage(url, opts));
         directoryPages++;
         listed += page.users.length;
@@ -267,112 +306,95 @@ export async function readInventory(ctx: InventoryReadContext): Promise<Inventor
           for (const id of needed) ctx.onUnlisted?.(id);
           break;
         }
-        if (needed.size === 0) break;
-        const perPage = Math.max(1, page.users.length);
-        const left = page.count !== undefined ? Math.ceil(Math.max(0, page.count - listed) / perPage) : directoryPages;
-        if (left >= needed.size) break;
+        // After each page, the pages left (from its count; unknown: as many as read so far) against the users still needed.
+        const left = page.count !== undefined ? Math.ceil(Math.max(0, page.count - listed) / Math.max(1, page.users.length)) : directoryPages;
+        if (needed.size === 0 || left >= needed.size) break;
         url = page.next;
       }
-    }
-  } catch (error) {
-    if (error instanceof StopError) failure ??= error;
-    else if (!(error instanceof ApiError) && !ctx.stopping.aborted) throw error;
-    // A directory page that fails: the users it would have listed are read one by one (a stop: none is).
-  }
-  if (failure === undefined) {
-    const limit = pLimit(Math.max(1, ctx.concurrency));
-    const stop = await settleAll([...needed].map((id) => limit(async () => {
-      if (ctx.stopping.aborted) return;
-      try {
-        const user = await withRetries(ctx, 0, () => ctx.api.getUser(id, opts));
-        reads++;
-        settle(id, user ? { exists: true, enabled: user.enabled, username: user.username } : { exists: false });
-      } catch (error) {
-        if (error instanceof StopError || ctx.stopping.aborted) throw error;
-        if (!(error instanceof ApiError)) throw error;
-        reads++;
-        failedUsers++;
-        holders.set(id, { failed: problemOf(error) });
-      }
-    })));
-    if (stop instanceof StopError) failure = stop;
-    else if (stop !== undefined && !ctx.stopping.aborted) throw stop;
-  }
-
-  // The devices' statuses: the journals', then (--device-status) one read per user for the rest.
-  const devices = new Map<string, DeviceFact>();
-  let fromJournal = 0;
-  let deviceReads = 0;
-  let failedDevices = 0;
-  for (const p of paired) {
-    const status = ctx.journal.get(p.entry.device!.id);
-    if (status !== undefined) {
-      devices.set(p.entry.device!.id, { status, from: 'journal' });
-      fromJournal++;
+    } catch (error) {
+      if (error instanceof StopError) return { failure: error, holders, counts: counts() };
+      // A directory page that fails: the users it would have listed are read one by one (a stop: none is).
+      if (!(error instanceof ApiError) && !ctx.stopping.aborted) throw error;
     }
   }
-  // --device-status: a read for each user holding a device whose status could change the
-  // token's state — one no journal knows, or one a journal last saw waiting for its code (the
-  // user may have signed in since; an ACTIVE device does not go back to waiting). Not for a
-  // disabled or deleted user's, a revoked or an expired token's: their state stands either way.
-  const toRead = new Map<string, string[]>();
-  for (const p of paired) {
-    if (!ctx.readDevices || !p.userKey) continue;
-    const known = devices.get(p.entry.device!.id);
-    if (known && 'status' in known && known.status === 'ACTIVE') continue;
-    const without = judge(p.entry, holders.get(p.userKey)).state;
-    if (without !== 'ASSIGNED' && without !== 'EXPIRING') continue;
-    toRead.set(p.userKey, [...(toRead.get(p.userKey) ?? []), p.entry.device!.id]);
-  }
-  if (failure === undefined && toRead.size > 0) {
-    const limit = pLimit(Math.max(1, ctx.concurrency));
-    const stop = await settleAll([...toRead].map(([user, ids]) => limit(async () => {
-      if (ctx.stopping.aborted) return;
-      try {
-        const list = await withRetries(ctx, 0, () => ctx.api.listDevices(user, opts));
-        deviceReads++;
-        for (const d of list) if (ids.includes(d.id)) devices.set(d.id, { status: d.status, from: 'read' });
-        // A device the user no longer has (deleted since the inventory was read): its status is not known.
-        for (const id of ids) if (!list.some((d) => d.id === id)) devices.set(id, { failed: 'the device is gone since the inventory was read' });
-      } catch (error) {
-        if (error instanceof StopError || ctx.stopping.aborted || !(error instanceof ApiError)) throw error;
-        deviceReads++;
-        failedDevices += ids.length;
-        for (const id of ids) devices.set(id, { failed: problemOf(error) });
-      }
-    })));
-    if (stop instanceof StopError) failure = stop;
-    else if (stop !== undefined && !ctx.stopping.aborted) throw stop;
-  }
-  // Devices the reading stopped before: not read, so their tokens' state is not claimed.
-  for (const ids of toRead.values()) {
-    for (const id of ids) {
-      const d = devices.get(id);
-      if (!d || ('status' in d && d.from === 'journal')) devices.set(id, { failed: 'not read: the reading stopped first' });
+  const failure = await eachLimited([...needed], ctx, async (id) => {
+    try {
+      const user = await withRetries(ctx, 0, () => ctx.api.getUser(id, opts));
+      reads++;
+      settle(id, user ? { exists: true, enabled: user.enabled, username: user.username } : { exists: false });
+    } catch (error) {
+      if (!(error instanceof ApiError) || ctx.stopping.aborted) throw error;
+      reads++;
+      failed++;
+      holders.set(id, { failed: problemOf(error) });
     }
-  }
-
-  let unknownStatus = 0;
-  for (const p of paired) {
-    const device = devices.get(p.entry.device!.id);
-    if (!device) unknownStatus++;
-    await ctx.emit(judge(p.entry, p.userKey ? holders.get(p.userKey) : undefined, device));
-  }
-  const via = directoryPages > 0 ? (reads > 0 ? 'directory+reads' : 'directory') : reads > 0 ? 'reads' : 'none';
-  return {
-    tokens,
-    count,
-    pages,
-    complete,
-    users: { distinct, reused, directoryPages, reads, failed: failedUsers, via },
-    devices: { fromJournal, reads: deviceReads, failed: failedDevices, unknown: unknownStatus },
-    stopped: failure instanceof StopError ? failure : undefined,
-  };
+  });
+  return { failure, holders, counts: counts() };
 }
 
-/** Waits for every task; resolves with the first failure (a stop), if any. */
-async function settleAll(tasks: Array<Promise<void>>): Promise<unknown> {
-  const results = await Promise.allSettled(tasks);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  return failed?.reason;
+/**
+ * The devices' statuses: the journals', then (--device-status) a read for each user holding a
+ * device whose status could change the token's state — one no journal knows, or one a journal
+ * last saw waiting for its code (the user may have signed in since; an ACTIVE device does not go
+ * back to waiting). Not a disabled or deleted user's, a revoked or an expired token's: their
+ * state stands either way. A device the reading stopped before is not claimed either way.
+ */
+async function readDeviceStatuses(paired: readonly Paired[], holders: ReadonlyMap<string, Holder>, ctx: InventoryReadContext, go: boolean, judge: (entry: InventoryEntry, holder?: Holder) => InventoryRow): Promise<Phase & { facts: Map<string, DeviceFact>; counts: Omit<InventoryReading['devices'], 'unknown'> }> {
+  const opts = { signal: ctx.hard, notAfter: ctx.stopping };
+  const facts = new Map<string, DeviceFact>();
+  const toRead = new Map<string, string[]>();
+  let fromJournal = 0;
+  let reads = 0;
+  let failed = 0;
+  for (const p of paired) {
+    const id = p.entry.device!.id;
+    const status = ctx.journal.get(id);
+    if (status !== undefined) {
+      facts.set(id, { status, from: 'journal' });
+      fromJournal++;
+    }
+    if (!ctx.readDevices || !p.userKey || status === 'ACTIVE') continue;
+    const without = judge(p.entry, holders.get(p.userKey)).state;
+    if (without === 'ASSIGNED' || without === 'EXPIRING') toRead.set(p.userKey, [...(toRead.get(p.userKey) ?? []), id]);
+  }
+  const failure = go
+    ? await eachLimited([...toRead], ctx, async ([user, ids]) => {
+        try {
+          const list = await withRetries(ctx, 0, () => ctx.api.listDevices(user, opts));
+          reads++;
+          // A device the user no longer has (deleted since the inventory was read): its status is not known.
+          for (const id of ids) {
+            const d = list.find((x) => x.id === id);
+            facts.set(id, d ? { status: d.status, from: 'read' } : { failed: 'the device is gone since the inventory was read' });
+          }
+        } catch (error) {
+          if (!(error instanceof ApiError) || ctx.stopping.aborted) throw error;
+          reads++;
+          failed += ids.length;
+          for (const id of ids) facts.set(id, { failed: problemOf(error) });
+        }
+      })
+    : undefined;
+  for (const ids of toRead.values()) {
+    for (const id of ids) {
+      const d = facts.get(id);
+      if (!d || ('status' in d && d.from === 'journal')) facts.set(id, { failed: 'not read: the reading stopped first' });
+    }
+  }
+  return { failure, facts, counts: { fromJournal, reads, failed } };
+}
+
+/**
+ * `work` over `items`, --concurrency at a time, none started after a stop. Resolves with the
+ * StopError that ended it, if any; a stop by signal is no failure of its own (the control has it).
+ */
+async function eachLimited<T>(items: readonly T[], ctx: Pick<InventoryReadContext, 'concurrency' | 'stopping'>, work: (item: T) => Promise<void>): Promise<StopError | undefined> {
+  const limit = pLimit(Math.max(1, ctx.concurrency));
+  const results = await Promise.allSettled(items.map((item) => limit(async () => {
+    if (!ctx.stopping.aborted) await work(item);
+  })));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason as unknown;
+  if (failed === undefined || failed instanceof StopError) return failed;
+  if (ctx.stopping.aborted) return undefined;
+  throw failed;
 }

@@ -14,8 +14,8 @@
  *   user's devices.
  */
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { open, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from '../errors.js';
 import { describeWriteError, writeFault, writeFully } from '../report/files.js';
@@ -585,7 +585,7 @@ export async function readOnlyJournal(path: string, environmentId: string): Prom
  * the job last saw (ACTIVATION_REQUIRED, ACTIVE): what `inventory` knows of devices without
  * reading them. A journal of another environment holds none of this one's: undefined.
  */
-export async function journalDevices(path: string, environmentId: string): Promise<Map<string, string | undefined> | undefined> {
+async function journalDevices(path: string, environmentId: string): Promise<Map<string, string | undefined> | undefined> {
   const state = new JournalState();
   try {
     await readJournal(path, environmentId, state);
@@ -596,6 +596,28 @@ export async function journalDevices(path: string, environmentId: string): Promi
   const devices = new Map<string, string | undefined>();
   for (const d of state.devices()) devices.set(d.deviceId, d.deviceStatus);
   return devices;
+}
+
+/**
+ * What every journal of `environmentId` in `dir` says of its devices: the journals read, and
+ * each device's status. Journals go by name, not time: ACTIVE, once seen, stands (a device never
+ * goes back to waiting for its code). One that cannot be read is said (`warn`) and left out.
+ */
+export async function devicesInJournals(dir: string, environmentId: string, warn: (message: string) => void): Promise<{ journals: string[]; devices: Map<string, string | undefined> }> {
+  const journals: string[] = [];
+  const devices = new Map<string, string | undefined>();
+  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.journal.jsonl')).sort()) {
+    const path = join(dir, name);
+    try {
+      const found = await journalDevices(path, environmentId);
+      if (!found) continue;
+      journals.push(path);
+      for (const [id, status] of found) if (devices.get(id) !== 'ACTIVE') devices.set(id, status);
+    } catch (error) {
+      warn(`journal ${path} not read (${(error as Error).message.slice(0, 200)}): the device statuses it holds are not known here`);
+    }
+  }
+  return { journals, devices };
 }
 
 /** Answers lookups from what earlier runs recorded; records nothing (a NullJournal's writes). */

@@ -26,7 +26,7 @@ export interface ResyncResult {
 }
 
 export interface ResyncApi {
-  oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
+  oathToken(serial: string, options?: CallOptions): Promise<InventoryEntry | undefined>;
   resyncToken(tokenId: string, otps: readonly [string, string], options?: CallOptions): Promise<void>;
 }
 
@@ -49,10 +49,7 @@ export function checkCodes(otp1: string, otp2: string, otpLength?: number): stri
 
 /** The token for `serial` in the inventory (one filtered read), or why not. */
 export async function findToken(row: number, serial: string, ctx: ResyncContext): Promise<InventoryEntry | undefined> {
-  return withRetries(ctx, row, async () => {
-    for await (const page of ctx.api.oathTokens({ serial, signal: ctx.hard, notAfter: ctx.stopping })) for (const e of page) if (e.serialNumber === serial) return e;
-    return undefined;
-  });
+  return withRetries(ctx, row, () => ctx.api.oathToken(serial, { signal: ctx.hard, notAfter: ctx.stopping }));
 }
 
 /**

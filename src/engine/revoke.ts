@@ -39,7 +39,7 @@ export interface RevokeResult {
 export interface RevokeApi {
   createRevokeJob(tokenIds: readonly string[], options?: CallOptions): Promise<string>;
   getOathJob(id: string, options?: CallOptions): Promise<OathJob>;
-  oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
+  oathToken(serial: string, options?: CallOptions): Promise<InventoryEntry | undefined>;
   oathTokensPage(url: string | undefined, options?: CallOptions): Promise<{ entries: InventoryEntry[]; next?: string; refused?: StopError }>;
 }
 

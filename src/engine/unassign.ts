@@ -44,7 +44,7 @@ export interface UnassignPlan {
 export interface UnassignApi {
   listDevices(userId: string, options?: CallOptions): Promise<Device[]>;
   deleteDevice(userId: string, deviceId: string, options?: CallOptions): Promise<void>;
-  oathTokens(options?: CallOptions & { serial?: string }): AsyncGenerator<InventoryEntry[]>;
+  oathToken(serial: string, options?: CallOptions): Promise<InventoryEntry | undefined>;
 }
 
 export interface UnassignContext extends Pick<AssignContext, 'maxAttempts' | 'backoff' | 'sleep' | 'stopping' | 'hard' | 'onRetry' | 'onSystemic'> {
@@ -81,10 +81,7 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
     const device = devices?.find((d) => d.serialNumber === serialNumber);
     if (device) return plan({ device, others: devices!.length - 1 });
     reads++;
-    const entry = await withRetries(ctx, row, async () => {
-      for await (const page of ctx.api.oathTokens({ ...opts, serial: serialNumber })) for (const e of page) if (e.serialNumber === serialNumber) return e;
-      return undefined;
-    });
+    const entry = await withRetries(ctx, row, () => ctx.api.oathToken(serialNumber, opts));
     const holder = entry?.device?.userId;
     if (holder && holder.toLowerCase() !== userID.toLowerCase()) {
       return plan({ settled: { outcome: 'FAILED', errorCode: 'SERIAL_ASSIGNED_ELSEWHERE', deviceId: entry.device?.id, message: `${serialNumber} is on another user (${holder}), not on ${userID}: refused, nothing deleted; check the file (the other user keeps it)`, attempts: reads } });

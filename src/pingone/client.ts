@@ -225,19 +225,23 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
   }
 
   /**
-   * The inventory, page by page, following `_links.next` (a cursor). `serial`: only that
-   * token. With the device each token is paired to.
+   * The inventory's token of that serial, with the device it is paired to (one filtered read,
+   * following `next` should PingOne page it); undefined when the inventory does not hold it.
    */
-  async *oathTokens(options: CallOptions & { serial?: string } = {}): AsyncGenerator<InventoryEntry[]> {
-    const query = options.serial === undefined ? 'limit=1000&expand=devices' : `filter=${encodeURIComponent(`serialNumber eq ${scimString(options.serial)}`)}&expand=devices`;
-    for await (const page of this.pages('inventory', `${this.envBase}/oathTokens?${query}`, 'oathTokens', options)) {
-      yield page.items.map(toInventoryEntry).filter((e): e is InventoryEntry => e !== undefined);
+  async oathToken(serial: string, options: CallOptions = {}): Promise<InventoryEntry | undefined> {
+    let url: string | undefined = `${this.envBase}/oathTokens?filter=${encodeURIComponent(`serialNumber eq ${scimString(serial)}`)}&expand=devices`;
+    while (url) {
+      const page = await this.page('inventory', url, 'oathTokens', options);
+      const found = page.items.map(toInventoryEntry).find((e) => e?.serialNumber === serial);
+      if (found) return found;
       if (page.refused) throw page.refused;
+      url = page.next;
     }
+    return undefined;
   }
 
   /**
-   * One page of the inventory at a time, as `oathTokens` but one request per call: a caller that
+   * One page of the inventory at a time, one request per call: a caller that
    * retries a page asks for that page again (`next`, the cursor PingOne gave), never from the start.
    */
   async oathTokensPage(url: string | undefined, options: CallOptions = {}): Promise<{ entries: InventoryEntry[]; next?: string; count?: number; refused?: StopError }> {
@@ -249,15 +253,6 @@ export class PingOneClient implements DeviceApi, UserDeviceApi {
   async usersPage(url: string | undefined, options: CallOptions = {}): Promise<{ users: User[]; next?: string; count?: number; refused?: StopError }> {
     const page = await this.page('lookup', url ?? `${this.envBase}/users?limit=1000`, 'users', options);
     return { users: page.items.map(toUser).filter((u): u is User => u !== undefined), next: page.next, count: page.count, refused: page.refused };
-  }
-
-  private async *pages(kind: CallKind, first: string, name: string, options: CallOptions): AsyncGenerator<{ items: unknown[]; refused?: StopError }> {
-    let url: string | undefined = first;
-    while (url) {
-      const page = await this.page(kind, url, name, options);
-      yield page;
-      url = page.next;
-    }
   }
 
   /**

@@ -60,6 +60,9 @@ export interface ListedToken {
 
 export interface InventoryPage {
   readonly states: readonly string[];
+  /** States that ask for someone to act, and states to keep an eye on, in that order, first. */
+  readonly act: readonly string[];
+  readonly watch: readonly string[];
   readonly counts: Readonly<Record<string, number>>;
   readonly byModel: ReadonlyMap<string, StockGroup>;
   readonly byShipment: ReadonlyMap<string, StockGroup>;
@@ -86,8 +89,6 @@ export interface InventorySummaryView extends Partial<ChangeRecord> {
   readonly reports: { readonly results: string; readonly workbook?: string | null };
 }
 
-const PROBLEM = new Set(['ORPHANED', 'UNACCOUNTED', 'REVOKED_PRESENT', 'EXPIRED', 'UNKNOWN']);
-const WATCH = new Set(['ACTIVATION_PENDING', 'EXPIRING', 'HOLDER_DISABLED']);
 
 function group(title: string, field: string, groups: ReadonlyMap<string, StockGroup>, states: readonly string[]): string {
   if (groups.size === 0) return `<h3>${e(title)}</h3><p class="none">Nothing known (no shipment facts in the ledger).</p>`;
@@ -108,8 +109,8 @@ function list(tokens: readonly ListedToken[], more: number, what: string, result
 
 export function renderInventoryReport(summary: InventorySummaryView, page: InventoryPage): string {
   const state = summary.stopped ? `stopped (${summary.stopped.code})` : 'finished';
-  const cls = (s: string): string => (PROBLEM.has(s) ? 'bad' : WATCH.has(s) ? 'watch' : 'good');
-  const ordered = [...page.states].sort((a, b) => Number(!PROBLEM.has(a)) - Number(!PROBLEM.has(b)) || Number(!WATCH.has(a)) - Number(!WATCH.has(b)));
+  const cls = (s: string): string => (page.act.includes(s) ? 'bad' : page.watch.includes(s) ? 'watch' : 'good');
+  const ordered = [...page.act, ...page.watch, ...page.states.filter((s) => !page.act.includes(s) && !page.watch.includes(s))];
   const counts = ordered.map((s) => `<div class="count ${cls(s)}" data-state="${s}"><span class="n">${page.counts[s] ?? 0}</span><span class="label">${s}</span></div>`).join('');
   const advice = ordered
     .filter((s) => (page.counts[s] ?? 0) > 0 && page.advice[s])

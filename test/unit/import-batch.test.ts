@@ -36,10 +36,7 @@ function inventory(overrides: Partial<InventoryApi>): InventoryApi {
     createOathToken: async () => ({ id: 'x', serialNumber: 'x' }),
     createOathJob: async () => 'job-1',
     getOathJob: async () => ({ status: 'DONE', duplicates: [] }),
-    // eslint-disable-next-line require-yield
-    oathTokens: async function* () {
-      return;
-    },
+    oathToken: async () => undefined,
     oathTokensPage: async () => ({ entries: [] }),
     ...overrides,
   };
@@ -52,9 +49,9 @@ test('429s until attempts run out: FAILED RETRIES_EXHAUSTED, the claims cleared,
       createOathJob: async () => {
         throw limited();
       },
-      oathTokens: async function* () {
+      oathToken: async () => {
         reads++;
-        yield [];
+        return undefined;
       },
       oathTokensPage: async () => {
         reads++;
@@ -80,7 +77,7 @@ test('a rerun whose inventory cannot be read still reports every token, and cras
   disk.kill();
   const ctx = context(
     inventory({
-      oathTokens: async function* () {
+      oathToken: async () => {
         throw down();
       },
       oathTokensPage: async () => {
