@@ -7,6 +7,7 @@ import { environmentFrom, type RawOptions } from '../config.js';
 import { UsageError } from '../errors.js';
 import { UUID_RE } from '../ids.js';
 import { Ledger } from '../engine/ledger.js';
+import { runIdFor } from '../report/files.js';
 import { checkSerial } from '../input/validate.js';
 import { resolveStateDir } from './shared/command-config.js';
 import type { CommandDeps } from './shared/deps.js';
@@ -24,7 +25,7 @@ export async function reinstateCommand(serials: readonly string[], raw: RawOptio
     throw new UsageError(`reinstate lets ${serials.length === 1 ? 'a revoked token' : `${serials.length} revoked tokens`} be imported and assigned again: if ${serials.length === 1 ? 'it was' : 'they were'} revoked by mistake, pass --yes to confirm`);
   }
   const ledger = await Ledger.open(resolveStateDir(raw, deps), environmentId, { create: false, notice: deps.warn });
-  const by = `reinstate ${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')}`;
+  const by = `reinstate ${runIdFor(new Date())}`;
   const reinstated: string[] = [];
   for (const serial of [...new Set(serials)]) {
     const revoked = ledger.revoked(serial);

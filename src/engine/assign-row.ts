@@ -99,6 +99,28 @@ export function unanswered(error: unknown): boolean {
   return (error instanceof ApiError && error.maybeSent && error.verdict.kind === 'retry' && !error.verdict.rateLimited) || (error instanceof RequestAborted && error.sent);
 }
 
+/** A request that may have reached PingOne and whose answer never came: ends its retries (withRetriesOnce). */
+export class Unanswered extends Error {
+  constructor(readonly original: unknown) {
+    super(original instanceof Error ? original.message : String(original));
+  }
+}
+
+/**
+ * withRetries for a request PingOne must get at most once (a job that may be running, codes that
+ * may be spent): it is retried only while PingOne cannot have acted on it (429, a refused
+ * connection); an attempt whose answer was lost ends the retries with Unanswered.
+ */
+export function withRetriesOnce<T>(ctx: Parameters<typeof withRetries>[0], row: number, attempt: () => Promise<T>): Promise<T> {
+  return withRetries(ctx, row, async () => {
+    try {
+      return await attempt();
+    } catch (error) {
+      throw unanswered(error) ? new Unanswered(error) : error;
+    }
+  });
+}
+
 /** Whether `error` is the stop cutting the work short (not a refusal, not a systemic stop). */
 export function isAbortOf(error: unknown, stopping: AbortSignal): boolean {
   if (error instanceof RequestAborted) return true;

@@ -12,7 +12,7 @@ import { assignRow, earlierEntry, fromJournal, journalEntry, notAttempted, type 
 import type { RunControl } from './control.js';
 import { orderedPool } from './ordered-pool.js';
 import { UserResolver } from './user-resolver.js';
-import { revokedMessage, type TokenLife } from './ledger.js';
+import { revokedMessage, revokedWhy, type TokenLife } from './ledger.js';
 
 export interface BatchOptions {
   readonly concurrency: number;
@@ -48,7 +48,7 @@ function revokedSince(result: RowResult, revoked: NonNullable<TokenLife['revoked
   return {
     ...rest,
     revokedSince: revoked.at,
-    message: `finished by an earlier run; revoked since ${day} (${revoked.reason ? `${revoked.reason}, ` : ''}${revoked.by ?? 'oath-bulk revoke'}): the token is out of service and its device gone; nothing sent`,
+    message: `finished by an earlier run; revoked since ${day} (${revokedWhy(revoked)}): the token is out of service and its device gone; nothing sent`,
   };
 }
 

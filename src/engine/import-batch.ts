@@ -17,7 +17,7 @@ import { RequestAborted } from '../pingone/http.js';
 import type { CallOptions, InventoryEntry, OathJob, OathTokenBody } from '../pingone/client.js';
 import { revokedMessage, type TokenLife } from './ledger.js';
 import type { SeedToken } from '../seeds/token.js';
-import { unanswered, withRetries, type AssignContext } from './assign-row.js';
+import { unanswered, Unanswered, withRetries, withRetriesOnce, type AssignContext } from './assign-row.js';
 
 
 export const IMPORT_OUTCOMES = ['IMPORTED', 'ALREADY_PRESENT', 'FAILED', 'INVALID', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
@@ -75,12 +75,6 @@ interface Run extends ImportContext {
   readonly resends: number;
 }
 
-/** A failure after which the request may have been carried out: never simply sent again. */
-class Unanswered extends Error {
-  constructor(readonly original: unknown) {
-    super(original instanceof Error ? original.message : String(original));
-  }
-}
 
 
 /** Below this many tokens to look up, one filtered read each; above, the whole inventory paged. */
@@ -283,13 +277,7 @@ async function importChunk(chunk: SeedToken[], ctx: Run, settle: (r: ImportResul
   try {
     // Retried only when PingOne cannot have acted on it (429, refused connection): a job whose
     // answer was lost may be running, and sending it again would make its tokens duplicates.
-    jobId = await withRetries(ctx, chunk[0]!.index, async () => {
-      try {
-        return await ctx.inventory.createOathJob(chunk.map(body), opts);
-      } catch (error) {
-        throw unanswered(error) ? new Unanswered(error) : error;
-      }
-    });
+    jobId = await withRetriesOnce(ctx, chunk[0]!.index, () => ctx.inventory.createOathJob(chunk.map(body), opts));
   } catch (error) {
     // PingOne refused the job itself (too large, a token it will not take): nothing was created.
     if (error instanceof ApiError && error.verdict.kind === 'refused') return halves(error.message);

@@ -123,9 +123,10 @@ export class Ledger {
    */
   static async open(stateDir: string, environmentId: string, options: { readonly create?: boolean; readonly notice?: (message: string) => void; readonly keep?: 'all' | 'revocations' } = {}): Promise<Ledger> {
     const ledger = new Ledger(ledgerPath(stateDir, environmentId), environmentId, options.keep ?? 'all');
-    if (options.create === false && !(await exists(ledger.path))) return ledger;
+    const there = await exists(ledger.path);
+    if (options.create === false && !there) return ledger;
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    if (!(await exists(ledger.path))) {
+    if (!there) {
       const lock = await acquireLockWithin(`${ledger.path}.lock`, LOCK_WAIT_MS, 20);
       try {
         const handle = await open(ledger.path, 'a+', 0o600);
@@ -359,10 +360,15 @@ async function writeSynced(handle: FileHandle, text: string): Promise<void> {
   await handle.sync();
 }
 
+/** Why and by what a token was revoked: `lost, revoke 20261202T150000Z`. */
+export function revokedWhy(revoked: NonNullable<TokenLife['revoked']>): string {
+  return `${revoked.reason ? `${revoked.reason}, ` : ''}${revoked.by ?? 'oath-bulk revoke'}`;
+}
+
 /** How a revoked serial is named in a row: when, why, by what, and how to undo a mistake. */
 export function revokedMessage(serial: string, revoked: NonNullable<TokenLife['revoked']>): string {
   const day = revoked.at.slice(0, 10);
-  const why = `${revoked.reason ? `${revoked.reason}, ` : ''}${revoked.by ?? 'oath-bulk revoke'}`;
+  const why = revokedWhy(revoked);
   const state = revoked.state === 'revoking' ? `is being revoked since ${day} (${why})` : `was revoked on ${day} (${why})`;
   return `token ${JSON.stringify(serial)} ${state}: a revoked token is never imported or assigned again; take it out of the file (if it was revoked by mistake: oath-bulk reinstate ${serial} --yes)`;
 }

@@ -155,7 +155,7 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
         neu = (await read()).find((d) => d.serialNumber === r.newSerial);
         if (!neu) {
           const e = error as ApiError;
-          const code = e instanceof ApiError && e.verdict.kind === 'refused' ? e.verdict.code : 'RETRIES_EXHAUSTED';
+          const code = e instanceof ApiError ? e.rowCode : 'RETRIES_EXHAUSTED';
           return fail(code, `the new device could not be created (${e instanceof Error ? e.message : String(e)}); the old device stays${block ? ' (blocked)' : ''}`, { oldDeviceId: o.id, httpStatus: e instanceof ApiError ? e.status : undefined });
         }
       }
@@ -197,7 +197,7 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
       return { outcome: 'FAILED', step, errorCode: error.code, message: error.message, attempts, ...fields };
     }
     if (error instanceof ApiError) {
-      const code = error.verdict.kind === 'refused' ? error.verdict.code : 'RETRIES_EXHAUSTED';
+      const code = error.rowCode;
       return { outcome: 'FAILED', step, httpStatus: error.status, errorCode: code, attempts, ...fields, message: `step ${step}: ${error.message}${step === 'delete' ? '; the new device is in place and the old one is still there: run the same command again to delete it' : '; the old device stays'}` };
     }
     throw error;

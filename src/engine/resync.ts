@@ -10,7 +10,7 @@ import { scrypt } from 'node:crypto';
 import { StopError } from '../errors.js';
 import type { CallOptions, InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
-import { isAbortOf, unanswered, withRetries, type AssignContext } from './assign-row.js';
+import { isAbortOf, Unanswered, withRetries, withRetriesOnce, type AssignContext } from './assign-row.js';
 import type { Ledger } from './ledger.js';
 
 export const RESYNC_OUTCOMES = ['RESYNCED', 'WOULD_RESYNC', 'FAILED', 'INVALID', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
@@ -47,10 +47,6 @@ export function checkCodes(otp1: string, otp2: string, otpLength?: number): stri
   return undefined;
 }
 
-/** The token for `serial` in the inventory (one filtered read), or why not. */
-export async function findToken(row: number, serial: string, ctx: ResyncContext): Promise<InventoryEntry | undefined> {
-  return withRetries(ctx, row, () => ctx.api.oathToken(serial, { signal: ctx.hard, notAfter: ctx.stopping }));
-}
 
 /**
  * What a rerun recognises a pair of codes by: a salted scrypt hash of them (N=4096, ~10 ms), so
@@ -71,10 +67,9 @@ export async function resyncToken(row: number, serial: string, otps: readonly [s
     return { outcome, errorCode: outcome === 'FAILED' ? 'INVALID_OTP' : outcome === 'UNCONFIRMED' ? 'UNCONFIRMED' : undefined, finishedEarlier: true, attempts: 0, message: `these codes were sent by an earlier run (${earlier.by ?? 'resync'}, ${earlier.at.slice(0, 19)}Z) and are spent${earlier.state === 'resyncing' ? ' (its answer was never heard)' : ''}: nothing sent; to try again, read two new codes off the token` };
   }
   let attempts = 0;
-  let sent = false;
   try {
     attempts++;
-    const token = await findToken(row, serial, ctx);
+    const token = await withRetries(ctx, row, () => ctx.api.oathToken(serial, { signal: ctx.hard, notAfter: ctx.stopping }));
     if (!token) return { outcome: 'FAILED', errorCode: 'SERIAL_NOT_FOUND', attempts, message: `${serial} is not in the OATH token inventory: nothing to resync (check the serial)` };
     if (expect && token.type && token.type !== expect) {
       return expect === 'HOTP'
@@ -86,24 +81,16 @@ export async function resyncToken(row: number, serial: string, otps: readonly [s
     if (ctx.dryRun) return { outcome: 'WOULD_RESYNC', attempts, message: 'dry run: the token is in the inventory and the codes are well formed; nothing sent (the codes stay unspent)' };
     if (ctx.stopping.aborted) return { outcome: 'NOT_ATTEMPTED', attempts, message: 'the command stopped before this row; run it again to finish' };
     await ctx.ledger.append([{ e: 'resyncing', sn: serial, input, by: ctx.by }]);
-    await withRetries(ctx, row, async () => {
+    // Sent and unheard: the codes may be spent. Never sent again.
+    await withRetriesOnce(ctx, row, async () => {
       attempts++;
-      try {
-        await ctx.api.resyncToken(token.id, otps, { signal: ctx.hard, notAfter: ctx.stopping });
-      } catch (error) {
-        // Sent and unheard: the codes may be spent. Never sent again.
-        if (unanswered(error)) {
-          sent = true;
-          throw new StopRetry(error);
-        }
-        throw error;
-      }
+      await ctx.api.resyncToken(token.id, otps, { signal: ctx.hard, notAfter: ctx.stopping });
     });
     await ctx.ledger.append([{ e: 'resynced', sn: serial, input, by: ctx.by, outcome: 'RESYNCED' }]);
     return { outcome: 'RESYNCED', httpStatus: 200, attempts, message: 'resynced: PingOne found the two codes and moved the token on past them' };
   } catch (error) {
-    const cause = error instanceof StopRetry ? error.original : error;
-    if (sent || error instanceof StopRetry) {
+    const cause = error instanceof Unanswered ? error.original : error;
+    if (error instanceof Unanswered) {
       return { outcome: 'UNCONFIRMED', errorCode: 'UNCONFIRMED', attempts, message: `the codes were sent and the answer never came (${cause instanceof Error ? cause.message : String(cause)}): they are spent and are not sent again; check the token (sign in with it), or read two new codes and run again` };
     }
     if (cause instanceof ApiError && cause.verdict.kind === 'refused' && cause.status === 400) {
@@ -115,14 +102,7 @@ export async function resyncToken(row: number, serial: string, otps: readonly [s
       ctx.onSystemic(cause);
       return { outcome: 'FAILED', errorCode: cause.code, attempts, message: cause.message };
     }
-    if (cause instanceof ApiError) return { outcome: 'FAILED', httpStatus: cause.status, errorCode: cause.verdict.kind === 'refused' ? cause.verdict.code : 'RETRIES_EXHAUSTED', attempts, message: cause.message };
+    if (cause instanceof ApiError) return { outcome: 'FAILED', httpStatus: cause.status, errorCode: cause.rowCode, attempts, message: cause.message };
     throw cause;
-  }
-}
-
-/** Ends p-retry's attempts: a resync that may have reached PingOne is never sent again. */
-class StopRetry extends Error {
-  constructor(readonly original: unknown) {
-    super(original instanceof Error ? original.message : String(original));
   }
 }

@@ -14,7 +14,7 @@ import { StopError } from '../errors.js';
 import type { CallOptions, InventoryEntry, OathJob } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import { RequestAborted } from '../pingone/http.js';
-import { unanswered, withRetries, type AssignContext } from './assign-row.js';
+import { Unanswered, withRetriesOnce, type AssignContext } from './assign-row.js';
 import { inInventory, pollJob } from './import-batch.js';
 import type { Ledger, LedgerFact, RevokeReason } from './ledger.js';
 
@@ -62,8 +62,6 @@ export interface RevokeContext extends Pick<AssignContext, 'maxAttempts' | 'back
 /** Rounds of jobs: a token still in the inventory after its job is sent in one more. */
 const ROUNDS = 2;
 
-/** A failure after which the job may have been created: never simply sent again. */
-class Unanswered extends Error {}
 
 /**
  * Revokes `serials` (valid and distinct), given the inventory as read for them just before
@@ -172,15 +170,10 @@ async function sendJob(chunk: readonly InventoryEntry[], ctx: RevokeContext, sen
   };
   let jobId: string;
   try {
-    jobId = await withRetries(ctx, 0, async () => {
+    // A job whose answer was lost may be running: the read-back decides, never a resend.
+    jobId = await withRetriesOnce(ctx, 0, async () => {
       if (ctx.stopping.aborted) throw new AbortError('stopped');
-      try {
-        return await ctx.api.createRevokeJob(chunk.map((e) => e.id), { signal: ctx.hard, notAfter: ctx.stopping });
-      } catch (error) {
-        // A job whose answer was lost may be running: the read-back decides, never a resend.
-        if (unanswered(error)) throw new Unanswered(error instanceof Error ? error.message : String(error));
-        throw error;
-      }
+      return ctx.api.createRevokeJob(chunk.map((e) => e.id), { signal: ctx.hard, notAfter: ctx.stopping });
     });
   } catch (error) {
     if (error instanceof Unanswered) {
@@ -192,7 +185,7 @@ async function sendJob(chunk: readonly InventoryEntry[], ctx: RevokeContext, sen
       return;
     }
     if (error instanceof StopError) throw error;
-    if (error instanceof ApiError) return note(error.verdict.kind === 'refused' ? error.verdict.code : 'RETRIES_EXHAUSTED', `PingOne refused the revoke job: ${error.message}`, error.status);
+    if (error instanceof ApiError) return note(error.rowCode, `PingOne refused the revoke job: ${error.message}`, error.status);
     // Stopped before it was written.
     return;
   }

@@ -104,7 +104,7 @@ export async function undoRow(t: RollbackTarget, ctx: RollbackContext): Promise<
         if (deleteUnanswered) return { outcome: 'DELETED', httpStatus: 404, message: 'deleted: the answer to the delete was lost, and the device is gone', attempts };
         return { outcome: 'ALREADY_GONE', httpStatus: 404, message: 'the user or device no longer exists', attempts };
       }
-      return { outcome: 'FAILED', httpStatus: error.status, errorCode: error.verdict.kind === 'refused' ? error.verdict.code : 'RETRIES_EXHAUSTED', errorDetail: error.detail || undefined, message: error.message, attempts };
+      return { outcome: 'FAILED', httpStatus: error.status, errorCode: error.rowCode, errorDetail: error.detail || undefined, message: error.message, attempts };
     }
     if (ctx.stopping.aborted) {
       return deleteUnanswered

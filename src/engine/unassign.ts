@@ -58,7 +58,7 @@ export interface UnassignContext extends Pick<AssignContext, 'maxAttempts' | 'ba
 }
 
 const failed = (error: unknown, reads: number): UnassignResult => {
-  if (error instanceof ApiError) return { outcome: 'FAILED', httpStatus: error.status, errorCode: error.verdict.kind === 'refused' ? error.verdict.code : 'RETRIES_EXHAUSTED', message: error.message, attempts: reads };
+  if (error instanceof ApiError) return { outcome: 'FAILED', httpStatus: error.status, errorCode: error.rowCode, message: error.message, attempts: reads };
   if (error instanceof StopError) return { outcome: 'FAILED', errorCode: error.code, message: error.message, attempts: reads };
   throw error;
 };
@@ -73,7 +73,8 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
     // A user who no longer exists (404) holds no device we could delete; what the inventory
     // says of the token then decides the row (below).
     // Only a user the ledger says held this token: any other 404 is a user who never existed (a typo).
-    const held = [ctx.ledger.life(serialNumber)?.handedOut?.user, ctx.ledger.life(serialNumber)?.returned?.user].some((u) => u?.toLowerCase() === userID.toLowerCase());
+    const life = ctx.ledger.life(serialNumber);
+    const held = [life?.handedOut?.user, life?.returned?.user].some((u) => u?.toLowerCase() === userID.toLowerCase());
     const devices = await withRetries(ctx, row, () => ctx.api.listDevices(userID, opts)).catch((error: unknown) => {
       if (held && error instanceof ApiError && error.verdict.kind === 'refused' && error.status === 404) return undefined;
       throw error;
@@ -89,7 +90,6 @@ export async function planUnassign(row: number, userID: string, serialNumber: st
     if (!devices && holder) {
       return plan({ settled: { outcome: 'FAILED', errorCode: 'USER_NOT_FOUND', httpStatus: 404, deviceId: entry.device?.id, message: `${userID} no longer exists, and PingOne keeps ${serialNumber} paired to them: a deleted user's devices cannot be reached, so unassign cannot free it; revoke it (--reason retired), then reinstate it and import it again from its seed file to hand it out`, attempts: reads } });
     }
-    const life = ctx.ledger.life(serialNumber);
     if (life?.returned?.user?.toLowerCase() === userID.toLowerCase()) {
       return plan({ settled: { outcome: 'UNASSIGNED', finishedEarlier: true, message: `returned by an earlier run (${life.returned.by ?? 'unassign'}, ${life.returned.at.slice(0, 10)}); ${entry ? 'free in the inventory' : 'not in the inventory'}: nothing sent`, attempts: 0 } });
     }

@@ -120,6 +120,11 @@ export class ApiError extends Error implements FailureInfo {
     this.verdict = classify(info);
   }
 
+  /** The code a row that failed on this is reported with: PingOne's refusal, or the retries run out. */
+  get rowCode(): string {
+    return this.verdict.kind === 'refused' ? this.verdict.code : 'RETRIES_EXHAUSTED';
+  }
+
   /** `code/detailCode` as it goes into the results' errorDetail column. */
   get detail(): string {
     return [this.pingCode ?? this.network, this.detailCode].filter(Boolean).join('/');

@@ -34,7 +34,7 @@ export function overMaxUsers(c: Consequences, limit: number | undefined): string
   return `${c.command} would take devices from ${c.users} users, more than --max-users ${limit}: nothing was sent. Check the file (a dry run lists every user); raise --max-users if this is meant`;
 }
 
-export function question(c: Consequences): string {
+function question(c: Consequences): string {
   const none = c.leftWithNone ?? [];
   const shown = none.slice(0, 50).join(', ');
   const left = none.length > 0 ? `\n${none.length} of them would be left with NO MFA device at all: ${shown}${none.length > 50 ? ` … and ${none.length - 50} more (the dry run lists all)` : ''}` : '';

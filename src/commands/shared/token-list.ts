@@ -5,7 +5,6 @@
  * that may be someone else's); or a seed file, read for its serials only. Every row is kept,
  * with why it is not acted on when it is not.
  */
-import { basename } from 'node:path';
 import { InputError } from '../../input/input-error.js';
 import { normaliseHeader, openCsv, readCsvRecords, RESULT_COLUMNS, type CsvFile } from '../../input/reader.js';
 import { checkSerial } from '../../input/validate.js';
@@ -75,7 +74,7 @@ export async function readTokenList(path: string, what: string, options: { reado
   const outcomeAt = isResults ? file.header.indexOf('outcome') : -1;
   const own = new Set([serialAt, userAt, outcomeAt]);
   // A results file's own columns are not carried (the command writes its own); a list's other columns are.
-  const resultOwn = new Set(['row', 'userID', 'serialNumber', 'outcome', 'deviceId', 'deviceStatus', 'httpStatus', 'errorCode', 'errorDetail', 'message', 'attempts', 'durationMs', 'activation', 'runOutcome']);
+  const resultOwn = new Set<string>([...RESULT_COLUMNS, 'activation', 'runOutcome']);
   const extras = file.header.map((name, index) => ({ name, index })).filter((e) => !own.has(e.index) && !(isResults && (resultOwn.has(e.name) || e.name.startsWith('input.'))) && e.name !== '');
   const rows: TokenRow[] = [];
   const seen = new Map<string, number>();
@@ -112,5 +111,3 @@ function checked(row: TokenRow, seen: Map<string, number>, needUser: boolean): T
   seen.set(row.serialNumber, row.row);
   return row;
 }
-
-export const listName = (list: TokenList): string => basename(list.path);
