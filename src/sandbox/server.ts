@@ -461,7 +461,8 @@ export class PingOneSandbox {
   deleteUser(userId: string): void {
     const id = userId.toLowerCase();
     this.deletedUsers.add(id);
-    if ((this.options.onUserDeleted ?? 'orphan') === 'free') for (const d of this.devices.of(id)) this.removeDevice(id, d.id);
+    // A copy: removeDevice takes each out of the list being walked.
+    if ((this.options.onUserDeleted ?? 'orphan') === 'free') for (const d of [...this.devices.of(id)]) this.removeDevice(id, d.id);
   }
 
   /** A user on leave: `enabled: false`; their devices stay. */

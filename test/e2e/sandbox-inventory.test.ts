@@ -199,3 +199,15 @@ test('the open inventory stands in a token for any serial, but not for one revok
   expect((await api('GET', `/oathTokens?filter=${encodeURIComponent(`serialNumber eq "${serial}"`)}`)).body._embedded.oathTokens).toHaveLength(1);
   expect(made.free.length + made.assigned.length + made.pending.length + made.disabled.length + made.deleted.length).toBe(40);
 });
+
+test('a deleted user with several tokens, where PingOne frees them: every one is free, none left on the vanished user', () => {
+  box.sandbox.configure({ onUserDeleted: 'free' });
+  const user = 'a0b1c2d3-0000-4000-8000-000000000088';
+  for (const serial of ['MANY1', 'MANY2', 'MANY3']) {
+    box.sandbox.inventory.createOne(token(serial));
+    box.sandbox.seedDevice(user, serial);
+  }
+  box.sandbox.deleteUser(user);
+  expect(box.sandbox.devicesOf(user)).toEqual([]);
+  expect(['MANY1', 'MANY2', 'MANY3'].map((s) => box.sandbox.inventory.get(s)?.device)).toEqual([undefined, undefined, undefined]);
+});
