@@ -116,15 +116,15 @@ interface Finished {
  * them), read without a request and without writing anything. With --activate, a device still
  * ACTIVATION_REQUIRED is not final.
  */
-async function finishedAlready(path: string, scan: Scan, raw: RawOptions, deps: CommandDeps, activate: boolean): Promise<Finished | undefined> {
+async function finishedAlready(path: string, scan: Scan, raw: RawOptions, deps: CommandDeps, activate: boolean, ledgerNow: () => Promise<Ledger>): Promise<Finished | undefined> {
   // Without a journal nothing can be known finished.
   if (raw['journal'] === false) return undefined;
-  const { connection, report, stateDir } = resolveCommandConfig(raw, deps);
+  const { connection, report } = resolveCommandConfig(raw, deps);
   const journalPath = join(report.outDir, `${stem(path)}.journal.jsonl`);
   if (!existsSync(journalPath)) return undefined;
   const journal = await readOnlyJournal(journalPath, connection.environmentId);
   // The ledger as a run would read it: a damaged one stops the file here (exit 2).
-  const ledger = await Ledger.open(stateDir, connection.environmentId, { create: false, keep: 'revocations' });
+  const ledger = await ledgerNow();
   const revokedSince: string[] = [];
   const outcomes: Record<string, number> = {};
   let rows = 0;
@@ -186,6 +186,18 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
   let nothing = 0;
   let notRun = 0;
   const now = (): string => new Date().toISOString();
+  // The ledger, read once for the whole folder and brought up to date before each file (what
+  // was appended since: a revoke typed while the folder runs is seen by the next file).
+  let ledger: Ledger | undefined;
+  const ledgerNow = async (): Promise<Ledger> => {
+    if (ledger && existsSync(ledger.path)) {
+      await ledger.refresh();
+      return ledger;
+    }
+    const { connection, stateDir } = resolveCommandConfig(raw, deps);
+    ledger = await Ledger.open(stateDir, connection.environmentId, { create: false, notice: warn, keep: 'revocations' });
+    return ledger;
+  };
   for (const file of files) {
     const path = join(folder, file);
     const add = (outcomes: Record<string, number>): void => {
@@ -212,7 +224,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
       // --activate, and the seed-file flags, apply to the shipments that have seeds.
       const fileRaw: Record<string, unknown> = { ...raw, seeds, activate: activate && seeded };
       if (!seeded) for (const flag of SEED_FLAGS) delete fileRaw[flag];
-      const done = await finishedAlready(path, scan, fileRaw, { ...deps, warn }, activate && seeded);
+      const done = await finishedAlready(path, scan, fileRaw, { ...deps, warn }, activate && seeded, ledgerNow);
       if (done) {
         code = decideExit({ rows: done.rows, outcomes: done.outcomes, errorCodes: {} }, { good: runGood(false) });
         nothing++;
@@ -240,7 +252,7 @@ export async function runFolder(folder: string, raw: RawOptions, deps: CommandDe
         };
         // Loaded only when a file has work: a morning of finished files loads no client, no log.
         const { runShipment } = await import('./shipment.js');
-        code = await runShipment(path, fileRaw, fileDeps, scan);
+        code = await runShipment(path, fileRaw, fileDeps, scan, ledger ? await ledgerNow() : undefined);
       } finally {
         control.dispose();
       }

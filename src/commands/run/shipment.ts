@@ -2,6 +2,7 @@
  * `oath-bulk run <input.csv>`: validate the whole file, take the journal's lock, prove the
  * credentials, then assign every row and write the results, log and summary.
  */
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Ledger, LedgerCheck, LedgerNotes, newLedgerNotice } from '../../engine/ledger.js';
 import type { RawOptions } from '../../config.js';
@@ -36,7 +37,8 @@ import { SEED_FLAGS } from '../shared/flags.js';
 import { closeJournal, openCommand, proveCredentials, resolveCommandConfig, type CommandConfig, type CommandContext } from '../shared/context.js';
 
 /** One shipment file: what `run <file>` does, and what a folder run does for each of its files. */
-export async function runShipment(input: string, raw: RawOptions, deps: CommandDeps, scanned?: Scan): Promise<number> {
+/** `ledger`: the folder run's, read up to date just before (a file of a folder reads it no second time). */
+export async function runShipment(input: string, raw: RawOptions, deps: CommandDeps, scanned?: Scan, ledgerRead?: Ledger): Promise<number> {
   const dryRun = raw['dry-run'] === true;
   const activate = raw['activate'] === true;
   const preflightOn = dryRun && raw['preflight'] !== false;
@@ -73,7 +75,8 @@ export async function runShipment(input: string, raw: RawOptions, deps: CommandD
   }
   // The ledger: a damaged one stops the run here (exit 2), before anything is read or sent.
   const warn = warnOf(deps);
-  const ledger = await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn, keep: 'revocations' });
+  // One the folder read is taken as it is, once its file exists (a missing one is started here).
+  const ledger = ledgerRead && existsSync(ledgerRead.path) ? ledgerRead : await Ledger.open(config.stateDir, config.connection.environmentId, { create: !dryRun, notice: warn, keep: 'revocations' });
   if (ledger.started) warn(newLedgerNotice(ledger));
   // The serials of the valid rows (conflicts included): what the seeds must cover, and what a
   // preflight looks up. One more read of the file, only when they are needed.
