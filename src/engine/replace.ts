@@ -88,11 +88,9 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
   const fail = (errorCode: string, message: string, fields: Partial<ReplaceResult> = {}): ReplaceResult => ({ outcome: 'FAILED', step, errorCode, message: `step ${step}: ${message}`, attempts, ...fields });
   let old: Device | undefined;
   let neu: Device | undefined;
-  let noted = false;
-  /** The ledger: the new token is with this user (once; a rerun after a kill adds what was lost). */
+  /** The ledger: the new token is with this user (called on one path of the row only; a rerun after a kill adds what was lost). */
   const handedOut = (device: Device): void => {
-    if (noted || ctx.ledger.life(r.newSerial)?.handedOut?.user?.toLowerCase() === r.userID.toLowerCase()) return;
-    noted = true;
+    if (ctx.ledger.life(r.newSerial)?.handedOut?.user?.toLowerCase() === r.userID.toLowerCase()) return;
     ctx.note({ e: 'handed-out', sn: r.newSerial, user: r.userID, by: ctx.by, device: device.id });
   };
   try {

@@ -168,6 +168,12 @@ async function sendJob(chunk: readonly InventoryEntry[], ctx: RevokeContext, sen
   const note = (code: string, message: string, status?: number): void => {
     for (const e of chunk) why.set(e.serialNumber, { code, message, status });
   };
+  const markSent = (): void => {
+    for (const e of chunk) {
+      sent.add(e.serialNumber);
+      attempts.set(e.serialNumber, (attempts.get(e.serialNumber) ?? 0) + 1);
+    }
+  };
   let jobId: string;
   try {
     // A job whose answer was lost may be running: the read-back decides, never a resend.
@@ -177,10 +183,7 @@ async function sendJob(chunk: readonly InventoryEntry[], ctx: RevokeContext, sen
     });
   } catch (error) {
     if (error instanceof Unanswered) {
-      for (const e of chunk) {
-        sent.add(e.serialNumber);
-        attempts.set(e.serialNumber, (attempts.get(e.serialNumber) ?? 0) + 1);
-      }
+      markSent();
       note('UNCONFIRMED', `the revoke job was sent and its answer never came (${error.message})`);
       return;
     }
@@ -189,10 +192,7 @@ async function sendJob(chunk: readonly InventoryEntry[], ctx: RevokeContext, sen
     // Stopped before it was written.
     return;
   }
-  for (const e of chunk) {
-    sent.add(e.serialNumber);
-    attempts.set(e.serialNumber, (attempts.get(e.serialNumber) ?? 0) + 1);
-  }
+  markSent();
   // Recorded at once: a rerun after a kill follows this job to its end before it reads the inventory.
   await ledger.append(chunk.map((e) => ({ e: 'revoking', sn: e.serialNumber, reason: ctx.reason, by: ctx.by, user: e.device?.userId, device: e.device?.id, job: jobId })));
   try {
