@@ -121,6 +121,21 @@ export function withRetriesOnce<T>(ctx: Parameters<typeof withRetries>[0], row: 
   });
 }
 
+/**
+ * withRetries that calls `unheard` for each attempt whose answer was lost (PingOne may have
+ * carried it out): a delete that later meets a 404 was then this command's own.
+ */
+export function withRetriesNoting<T>(ctx: Parameters<typeof withRetries>[0], row: number, attempt: () => Promise<T>, unheard: () => void): Promise<T> {
+  return withRetries(ctx, row, async () => {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (unanswered(error)) unheard();
+      throw error;
+    }
+  });
+}
+
 /** Whether `error` is the stop cutting the work short (not a refusal, not a systemic stop). */
 export function isAbortOf(error: unknown, stopping: AbortSignal): boolean {
   if (error instanceof RequestAborted) return true;

@@ -14,7 +14,7 @@ import type { CallOptions, Device, InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import type { SeedToken } from '../seeds/token.js';
 import { activateDevice } from './activate.js';
-import { isAbortOf, unanswered, withRetries, type AssignContext } from './assign-row.js';
+import { isAbortOf, withRetries, withRetriesNoting, type AssignContext } from './assign-row.js';
 import { revokedMessage, type Ledger, type LedgerFact, type RevokeReason } from './ledger.js';
 
 export const REPLACE_OUTCOMES = ['REPLACED', 'WOULD_REPLACE', 'FAILED', 'INVALID', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
@@ -138,15 +138,10 @@ export async function replaceRow(r: ReplaceRow, ctx: ReplaceContext): Promise<Re
     if (!neu) {
       step = 'create';
       try {
-        neu = await withRetries(ctx, r.row, async () => {
+        neu = await withRetriesNoting(ctx, r.row, () => {
           attempts++;
-          try {
-            return await ctx.api.createOathDevice(r.userID, r.newSerial, opts);
-          } catch (error) {
-            if (unanswered(error)) created = true;
-            throw error;
-          }
-        });
+          return ctx.api.createOathDevice(r.userID, r.newSerial, opts);
+        }, () => (created = true));
       } catch (error) {
         if (isAbortOf(error, ctx.stopping) || error instanceof StopError) throw error;
         // A create whose answer was lost, or a refusal: the user's devices say what is there.

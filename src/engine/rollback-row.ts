@@ -6,7 +6,7 @@
  */
 import { StopError } from '../errors.js';
 import { ApiError } from '../pingone/errors.js';
-import { unanswered, withRetries, type AssignContext } from './assign-row.js';
+import { withRetries, withRetriesNoting, type AssignContext } from './assign-row.js';
 import { pairKey, type PairJournal } from './journal.js';
 
 export const ROLLBACK_OUTCOMES = ['DELETED', 'WOULD_DELETE', 'ALREADY_GONE', 'CHANGED', 'SKIPPED', 'FAILED', 'NOT_ATTEMPTED'] as const;
@@ -81,15 +81,10 @@ export async function undoRow(t: RollbackTarget, ctx: RollbackContext): Promise<
       };
     }
     if (ctx.dryRun) return { outcome: 'WOULD_DELETE', message: 'dry run: would delete this device', attempts };
-    await withRetries(ctx, t.row, async () => {
+    await withRetriesNoting(ctx, t.row, () => {
       attempts++;
-      try {
-        await ctx.api.deleteDevice(t.userID, t.deviceId, opts);
-      } catch (error) {
-        if (unanswered(error)) deleteUnanswered = true;
-        throw error;
-      }
-    });
+      return ctx.api.deleteDevice(t.userID, t.deviceId, opts);
+    }, () => (deleteUnanswered = true));
     await forget();
     return { outcome: 'DELETED', httpStatus: 204, attempts };
   } catch (error) {

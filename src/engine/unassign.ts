@@ -13,7 +13,7 @@ import { StopError } from '../errors.js';
 import type { Device, InventoryEntry } from '../pingone/client.js';
 import { ApiError } from '../pingone/errors.js';
 import type { CallOptions } from '../pingone/client.js';
-import { isAbortOf, unanswered, withRetries, type AssignContext } from './assign-row.js';
+import { isAbortOf, withRetries, withRetriesNoting, type AssignContext } from './assign-row.js';
 import type { Ledger, LedgerFact } from './ledger.js';
 
 export const UNASSIGN_OUTCOMES = ['UNASSIGNED', 'NOT_ASSIGNED', 'WOULD_UNASSIGN', 'FAILED', 'INVALID', 'SKIPPED', 'UNCONFIRMED', 'NOT_ATTEMPTED'] as const;
@@ -126,15 +126,10 @@ export async function unassign(row: number, p: UnassignPlan, ctx: UnassignContex
     return { ...base, outcome: 'UNASSIGNED', httpStatus, message: `${message}; the token is free in the inventory${last}`, attempts };
   };
   try {
-    await withRetries(ctx, row, async () => {
+    await withRetriesNoting(ctx, row, () => {
       attempts++;
-      try {
-        await ctx.api.deleteDevice(p.userID, device.id, opts);
-      } catch (error) {
-        if (unanswered(error)) sentUnanswered = true;
-        throw error;
-      }
-    });
+      return ctx.api.deleteDevice(p.userID, device.id, opts);
+    }, () => (sentUnanswered = true));
     return done('device deleted', 204);
   } catch (error) {
     if (error instanceof ApiError && error.verdict.kind === 'refused' && error.status === 404) {
